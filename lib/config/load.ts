@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { ConfigError, type SourcePosition } from './errors.js';
+import { configSchema, type ConfigDocument } from './schema.js';
+import { ShapeError, type Path } from './shape.js';
+import { formatAddress } from './values.js';
+import type { BackendConfig, ConnectionTimeouts, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
+
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
+  clientHelloTimeout: 10_000,
+  connectTimeout: 5_000,
+  idleTimeout: 0,
+  drainTimeout: 30_000,
+};
+
+/** A loaded config with the text it came from (for hashing and for `check`). */
+export interface LoadedConfig {
+  file: string;
+  text: string;
+  config: ProxyConfig;
+}
+
+/** Reads and validates a config file; throws `ConfigError`. */
+export async function loadConfigFile(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new ConfigError(file, null, `cannot read config: ${reason}`);
+  }
+  return { file, text, config: parseConfig(text, file) };
+}
+
+/** Parses and validates config text; every error names the line and column of the offending YAML node. */
+export function parseConfig(text: string, file: string): ProxyConfig {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
+  const syntaxError = document.errors[0];
+  if (syntaxError) {
+    throw new ConfigError(file, at(syntaxError.pos[0]), syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
+  }
+  if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
+
+  const fail = (path: Path, message: string, onKey = false): never => {
+    throw new ConfigError(file, at(locate(document, path, onKey)), message);
+  };
+  let parsed: ConfigDocument;
+  try {
+    parsed = configSchema.read(document.toJS({ maxAliasCount: 100 }), []);
+  } catch (error) {
+    if (error instanceof ShapeError) fail(error.path, error.message, error.onKey);
+    throw error;
+  }
+  return resolveConfig(parsed, fail);
+}
+
+type Fail = (path: Path, message: string) => never;
+
+function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
+  const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
+  const names = new Map<string, number>();
+  const addresses: Array<{ host: string | null; port: number }> = [];
+
+  const listeners = parsed.listeners.map((entry, index): ListenerConfig => {
+    const path = ['listeners', index];
+    const listen = entry.listen;
+    const name = entry.name ?? formatAddress(listen.host, listen.port);
+    if (names.has(name)) fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
+    names.set(name, index);
+    if (listen.port !== 0) {
+      const clash = addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || other.host === null || listen.host === null));
+      if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
+    }
+    addresses.push(listen);
+
+    const seen = new Set<string>();
+    const routes = (entry.routes ?? []).map((route, routeIndex): RouteConfig => {
+      route.hostnames.forEach((hostname, hostnameIndex) => {
+        if (seen.has(hostname)) fail([...path, 'routes', routeIndex, 'hostnames', hostnameIndex], `hostname "${hostname}" appears more than once in this listener`);
+        seen.add(hostname);
+      });
+      return { hostnames: route.hostnames, backends: route.backends.map(toBackend) };
+    });
+    if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
+
+    const { clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout } = entry;
+    return {
+      name,
+      listen,
+      ...defaults,
+      ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
+      routes,
+      defaultRoute: entry.default ? { hostnames: [], backends: entry.default.backends.map(toBackend) } : null,
+    };
+  });
+  return { listeners };
+}
+
+function toBackend(entry: { address: { host: string; port: number }; weight: number | undefined }): BackendConfig {
+  const { host, port } = entry.address;
+  return { address: formatAddress(host, port), host, port, weight: entry.weight ?? 1 };
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>;
+}
+
+/** The source offset of the node at `path` (or of its key), else of its nearest existing ancestor. */
+function locate(document: Document, path: Path, onKey: boolean): number {
+  if (onKey && path.length > 0) {
+    const parent = document.getIn(path.slice(0, -1), true);
+    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && item.key.value === path[path.length - 1]) : undefined;
+    if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
+  }
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = document.getIn(path.slice(0, depth), true) as Node | undefined;
+    if (node?.range) return node.range[0];
+  }
+  return 0;
+}

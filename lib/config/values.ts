@@ -1,0 +1,123 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { domainToASCII } from 'node:url';
+import type { ListenAddress } from './types.js';
+
+/**
+ * Parsers for the scalar values of the config. Each takes what the user wrote
+ * and returns the value or throws a `ValueError` whose message can be shown
+ * as is after `FILE:LINE:COL:`.
+ */
+export class ValueError extends Error {}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+
+/** "250ms", "10s", "1m30s", "1h", "0" or a number of milliseconds → milliseconds. */
+export function parseDuration(input: unknown): number {
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input) || input < 0) throw new ValueError(`invalid duration ${input}: must be a non-negative number of milliseconds`);
+    return Math.round(input);
+  }
+  if (typeof input !== 'string') throw new ValueError('a duration must be a string like "10s" or a number of milliseconds');
+  const text = input.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  let total = 0;
+  durationPart.lastIndex = 0;
+  while (durationPart.lastIndex < text.length) {
+    const start = durationPart.lastIndex;
+    const match = durationPart.exec(text);
+    if (!match || match.index !== start) {
+      throw new ValueError(`invalid duration "${input}": use a number with a unit (ms, s, m, h), e.g. "250ms", "10s", "5m"`);
+    }
+    total += Number(match[1]) * durationUnits[match[2]!]!;
+  }
+  if (text.length === 0) throw new ValueError('invalid duration "": use e.g. "10s"');
+  return Math.round(total);
+}
+
+/** "1h", "10s", "250ms", or "0": the shortest exact spelling, for `check` output and logs. */
+export function formatDuration(milliseconds: number): string {
+  if (milliseconds === 0) return '0';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (milliseconds % size === 0) return `${milliseconds / size}${unit}`;
+  }
+  return `${milliseconds}ms`;
+}
+
+function parsePort(text: string, input: string, allowZero: boolean): number {
+  if (!/^\d{1,5}$/.test(text)) throw new ValueError(`invalid port in "${input}"`);
+  const port = Number(text);
+  if (port > 65535 || (port === 0 && !allowZero)) throw new ValueError(`port ${port} in "${input}" is out of range (${allowZero ? 0 : 1}-65535)`);
+  return port;
+}
+
+/** Splits "host:port" / "[v6]:port" / ":port"; returns host '' when absent. */
+function splitHostPort(input: string): { host: string; portText: string } {
+  if (input.startsWith('[')) {
+    const close = input.indexOf(']');
+    if (close < 0 || input[close + 1] !== ':') throw new ValueError(`invalid address "${input}": expected "[IPv6]:port"`);
+    const host = input.slice(1, close);
+    if (!isIPv6(host)) throw new ValueError(`invalid IPv6 address "${host}" in "${input}"`);
+    return { host, portText: input.slice(close + 2) };
+  }
+  const colon = input.lastIndexOf(':');
+  if (colon < 0) throw new ValueError(`invalid address "${input}": expected "host:port"`);
+  const host = input.slice(0, colon);
+  if (host.includes(':')) throw new ValueError(`invalid address "${input}": write IPv6 addresses in brackets, e.g. "[::1]:8443"`);
+  return { host, portText: input.slice(colon + 1) };
+}
+
+const hostnameLabel = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+function isDnsName(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => hostnameLabel.test(label));
+}
+
+/** A listen address: "host:port", "[::1]:8443", ":8443", "*:8443" or a bare port (number or string). Port 0 picks a free port. */
+export function parseListenAddress(input: unknown): ListenAddress {
+  if (typeof input === 'number') {
+    if (!Number.isInteger(input)) throw new ValueError(`invalid port ${input}`);
+    return { host: null, port: parsePort(String(input), String(input), true) };
+  }
+  if (typeof input !== 'string') throw new ValueError('a listen address must be a string like "127.0.0.1:8443" or a port number');
+  if (/^\d+$/.test(input)) return { host: null, port: parsePort(input, input, true) };
+  const { host, portText } = splitHostPort(input);
+  const port = parsePort(portText, input, true);
+  if (host === '' || host === '*') return { host: null, port };
+  const lower = host.toLowerCase();
+  if (!isIPv4(lower) && !isIPv6(lower) && !isDnsName(lower)) throw new ValueError(`invalid host "${host}" in "${input}"`);
+  return { host: lower, port };
+}
+
+/** "host:port" for an address; IPv6 in brackets, all interfaces as ":port". */
+export function formatAddress(host: string | null, port: number): string {
+  if (host === null) return `:${port}`;
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A backend address: "host:port" where host is an IPv4 address, an IPv6 address in brackets or a DNS name. */
+export function parseBackendAddress(input: unknown): { host: string; port: number } {
+  if (typeof input !== 'string') throw new ValueError('a backend address must be a string "host:port"');
+  const { host, portText } = splitHostPort(input);
+  const port = parsePort(portText, input, false);
+  const lower = host.toLowerCase();
+  if (!isIPv4(lower) && !isIPv6(lower) && !isDnsName(lower)) throw new ValueError(`invalid backend host "${host}" in "${input}"`);
+  return { host: lower, port };
+}
+
+/**
+ * A hostname pattern from a route: an exact name or `*.suffix`. Lower-cased,
+ * one trailing dot removed, Unicode converted to its punycode (ASCII) form so
+ * it compares equal to what clients put in the SNI.
+ */
+export function normalizeHostnamePattern(input: unknown): string {
+  if (typeof input !== 'string') throw new ValueError('a hostname must be a string');
+  const trimmed = input.trim().replace(/\.$/, '');
+  if (trimmed === '*') throw new ValueError('"*" is not a hostname: put a catch-all backend under the listener\'s "default"');
+  const wildcard = trimmed.startsWith('*.');
+  const name = wildcard ? trimmed.slice(2) : trimmed;
+  if (name.includes('*')) throw new ValueError(`invalid hostname "${input}": "*" is only allowed as the whole first label, as in "*.example.com"`);
+  const ascii = /^[\x21-\x7e]*$/.test(name) ? name.toLowerCase() : domainToASCII(name);
+  if (!isDnsName(ascii)) throw new ValueError(`invalid hostname "${input}"`);
+  return wildcard ? `*.${ascii}` : ascii;
+}
