@@ -1,0 +1,79 @@
+import { createRequire } from 'node:module';
+import { Command, Option } from 'commander';
+import { ConfigError } from './config/errors.js';
+import { describeConfig } from './config/describe.js';
+import { loadConfigFile } from './config/load.js';
+import { createLogger, type LogFormat } from './observe/logger.js';
+import { ListenError } from './proxy/listener.js';
+import { runProxy } from './runtime/run.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+/** A bind failure as one line an operator can act on. */
+export function explainListenError(error: ListenError): string {
+  const hints: Record<string, string> = {
+    EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
+    EACCES:
+      'permission denied: ports below 1024 need privileges: run under systemd (socket activation or AmbientCapabilities=CAP_NET_BIND_SERVICE) or grant node the capability with `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`',
+    EADDRNOTAVAIL: 'address not available: no local interface has that address',
+  };
+  return `cannot listen on ${error.address} (listener "${error.listener}"): ${hints[error.code] ?? (error.cause as Error).message}`;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`sni-passthrough: ${message}\n`);
+  process.exit(1);
+}
+
+async function check(configFile: string): Promise<void> {
+  try {
+    const { config } = await loadConfigFile(configFile);
+    process.stdout.write(`${configFile}: ok, ${config.listeners.length} listener${config.listeners.length === 1 ? '' : 's'}\n${describeConfig(config)}\n`);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+async function run(options: { config: string; logLevel: string; logFormat?: LogFormat }): Promise<void> {
+  const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const { logger, flush } = createLogger({ level: options.logLevel, format });
+  const exit = (code: number): never => {
+    flush();
+    process.exit(code);
+  };
+  try {
+    await runProxy({ configFile: options.config, logger, exit });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      flush();
+      fail(error.message);
+    }
+    if (error instanceof ListenError) {
+      flush();
+      fail(explainListenError(error));
+    }
+    throw error;
+  }
+}
+
+export function main(argv: readonly string[]): Promise<unknown> {
+  const program = new Command()
+    .name('sni-passthrough')
+    .description('TLS SNI passthrough proxy: routes encrypted connections by the ClientHello server name, never decrypts')
+    .version(version, '-v, --version')
+    .enablePositionalOptions()
+    .requiredOption('-c, --config <file>', 'YAML config file')
+    .addOption(new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
+    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
+    .action(run);
+  program
+    .command('check')
+    .description('validate a config file and print the listeners and routes it would run')
+    .requiredOption('-c, --config <file>', 'YAML config file')
+    .action((options: { config: string }) => check(options.config));
+  return program.parseAsync(argv);
+}

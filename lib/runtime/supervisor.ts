@@ -1,0 +1,117 @@
+import type { ListenerConfig, ProxyConfig } from '../config/types.js';
+import { formatAddress } from '../config/values.js';
+import { Listener } from '../proxy/listener.js';
+import type { ConnectionObserver } from '../proxy/connection.js';
+
+/** What one `apply` changed, by listener name. */
+export interface ApplySummary {
+  generation: number;
+  added: string[];
+  removed: string[];
+  kept: string[];
+  /** Kept listeners whose routes, backends or timeouts differ. */
+  changed: string[];
+  /** Bound address of every added listener, by name (the real port when the config asked for port 0). */
+  bound: Record<string, string>;
+}
+
+/**
+ * A listener keeps its socket across configs while its address stays the
+ * same; a port-0 listener (any free port) is identified by name as well,
+ * since its address says nothing.
+ */
+function listenerKey(config: ListenerConfig): string {
+  const address = formatAddress(config.listen.host, config.listen.port);
+  return config.listen.port === 0 ? `${config.name}@${address}` : address;
+}
+
+/**
+ * Owns the listeners: binds, swaps and retires them as configs are applied,
+ * and drains them at shutdown. All listener lifecycle lives here.
+ */
+export class Supervisor {
+  generation = 0;
+  config: ProxyConfig | null = null;
+  private readonly active = new Map<string, Listener>();
+  /** Removed listeners whose connections have not all ended yet. */
+  private readonly retired = new Set<Listener>();
+  private readonly observer: ConnectionObserver;
+
+  constructor(observer: ConnectionObserver) {
+    this.observer = observer;
+  }
+
+  /**
+   * Makes `config` the running one, all or nothing: new addresses are bound
+   * first, and if any fails those just bound are closed and nothing changes
+   * (the `ListenError` is rethrown). Kept listeners never close their socket.
+   */
+  async apply(config: ProxyConfig): Promise<ApplySummary> {
+    const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
+    const added: Listener[] = [];
+    try {
+      for (const [key, listenerConfig] of next) {
+        if (this.active.has(key)) continue;
+        const listener = new Listener(listenerConfig, this.observer);
+        added.push(listener);
+        await listener.listen();
+      }
+    } catch (error) {
+      for (const listener of added) listener.stopAccepting();
+      throw error;
+    }
+
+    const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
+    for (const listener of added) {
+      this.active.set(listenerKey(listener.config), listener);
+      summary.added.push(listener.config.name);
+      summary.bound[listener.config.name] = listener.boundAddress();
+    }
+    for (const [key, listener] of this.active) {
+      const listenerConfig = next.get(key);
+      if (listenerConfig === undefined) {
+        this.active.delete(key);
+        listener.stopAccepting();
+        this.retire(listener);
+        summary.removed.push(listener.config.name);
+      } else if (!added.includes(listener)) {
+        if (JSON.stringify(listener.config) !== JSON.stringify(listenerConfig)) summary.changed.push(listenerConfig.name);
+        listener.update(listenerConfig);
+        summary.kept.push(listenerConfig.name);
+      }
+    }
+    this.config = config;
+    return summary;
+  }
+
+  /** Open connections across active and retired listeners. */
+  openConnections(): number {
+    let count = 0;
+    for (const listener of this.listeners()) count += listener.connections.size;
+    return count;
+  }
+
+  /** Stops accepting everywhere, waits for open connections up to each listener's `drainTimeout`, then ends the rest. */
+  async shutdown(): Promise<void> {
+    const listeners = [...this.listeners()];
+    for (const listener of listeners) listener.stopAccepting();
+    await Promise.all(
+      listeners.map(async (listener) => {
+        const timer = setTimeout(() => listener.terminateAll('shutdown'), listener.config.drainTimeout);
+        await listener.whenIdle();
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private *listeners(): Iterable<Listener> {
+    yield* this.active.values();
+    yield* this.retired;
+  }
+
+  private retire(listener: Listener): void {
+    if (listener.connections.size === 0) return;
+    this.retired.add(listener);
+    void listener.whenIdle().then(() => this.retired.delete(listener));
+  }
+}

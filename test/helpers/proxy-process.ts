@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const cliPath = join(projectRoot, 'bin', 'sni-passthrough.js');
+
+export type LogLine = Record<string, unknown> & { msg: string; level: number };
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  configFile: string;
+  logs: LogLine[];
+  stderr(): string;
+  /** The bound "host:port" of a listener, from its `listening` log line. */
+  address(listener: string): string;
+  port(listener: string): number;
+  /** Resolves with the first log line (past or future) matching `predicate`. */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Connection log lines so far. */
+  connectionLogs(): LogLine[];
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Writes `config` (an object or YAML text) to a fresh temp file and returns its path. */
+export async function writeConfig(config: unknown, directory?: string): Promise<string> {
+  const folder = directory ?? (await mkdtemp(join(tmpdir(), 'sni-passthrough-test-')));
+  const file = join(folder, 'proxy.yaml');
+  await writeFile(file, typeof config === 'string' ? config : stringify(config));
+  return file;
+}
+
+/** Runs the CLI (`node bin/sni-passthrough.js`) with `args`; resolves with exit code and output. */
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Starts the proxy CLI on `config` with JSON logs and resolves once it logs
+ * `ready` (rejects if it exits first). Listeners should use port 0; their
+ * real addresses come from the `listening` lines.
+ */
+export async function startProxy(config: unknown, options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string } = {}): Promise<ProxyProcess> {
+  const configFile = options.configFile ?? (await writeConfig(config));
+  const child = spawn(process.execPath, [cliPath, '--config', configFile, '--log-format', 'json', ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
+  const logs: LogLine[] = [];
+  const waiters: Array<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      line = { msg: text, level: 0 };
+    }
+    logs.push(line);
+    for (const waiter of waiters.slice()) {
+      if (waiter.predicate(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolvePromise) => child.on('exit', (code) => resolvePromise(code)));
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr}; last lines: ${JSON.stringify(logs.slice(-5))}`));
+      }, timeoutMs);
+      const waiter = {
+        predicate,
+        resolve: (line: LogLine) => {
+          clearTimeout(timer);
+          resolvePromise(line);
+        },
+      };
+      waiters.push(waiter);
+    });
+  };
+
+  const proxy: ProxyProcess = {
+    child,
+    configFile,
+    logs,
+    stderr: () => stderr,
+    address(listener) {
+      const line = [...logs].reverse().find((entry) => entry.msg === 'listening' && entry.listener === listener);
+      if (!line) throw new Error(`listener ${listener} is not listening; logs: ${JSON.stringify(logs)}`);
+      return String(line.address);
+    },
+    port(listener) {
+      return Number(proxy.address(listener).split(':').pop());
+    },
+    waitForLog,
+    connectionLogs: () => logs.filter((line) => line.msg === 'connection closed'),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    exited,
+  };
+
+  const ready = waitForLog((line) => line.msg === 'ready', 15_000);
+  const failed = exited.then((code) => {
+    throw new Error(`proxy exited with ${code} before it was ready: ${stderr}`);
+  });
+  await Promise.race([ready, failed]);
+  failed.catch(() => {});
+  return proxy;
+}
