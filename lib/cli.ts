@@ -9,17 +9,6 @@ import { runProxy } from './runtime/run.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-/** A bind failure as one line an operator can act on. */
-export function explainListenError(error: ListenError): string {
-  const hints: Record<string, string> = {
-    EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
-    EACCES:
-      'permission denied: ports below 1024 need privileges: run under systemd (socket activation or AmbientCapabilities=CAP_NET_BIND_SERVICE) or grant node the capability with `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`',
-    EADDRNOTAVAIL: 'address not available: no local interface has that address',
-  };
-  return `cannot listen on ${error.address} (listener "${error.listener}"): ${hints[error.code] ?? (error.cause as Error).message}`;
-}
-
 function fail(message: string): never {
   process.stderr.write(`sni-passthrough: ${message}\n`);
   process.exit(1);
@@ -38,7 +27,7 @@ async function check(configFile: string): Promise<void> {
   }
 }
 
-async function run(options: { config: string; logLevel: string; logFormat?: LogFormat }): Promise<void> {
+async function run(options: { config: string; logLevel: string; logFormat?: LogFormat; watch: boolean }): Promise<void> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const { logger, flush } = createLogger({ level: options.logLevel, format });
   const exit = (code: number): never => {
@@ -46,7 +35,7 @@ async function run(options: { config: string; logLevel: string; logFormat?: LogF
     process.exit(code);
   };
   try {
-    await runProxy({ configFile: options.config, logger, exit });
+    await runProxy({ configFile: options.config, watch: options.watch, logger, exit });
   } catch (error) {
     if (error instanceof ConfigError) {
       flush();
@@ -54,7 +43,7 @@ async function run(options: { config: string; logLevel: string; logFormat?: LogF
     }
     if (error instanceof ListenError) {
       flush();
-      fail(explainListenError(error));
+      fail(error.message);
     }
     throw error;
   }
@@ -69,6 +58,7 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .requiredOption('-c, --config <file>', 'YAML config file')
     .addOption(new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
+    .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
     .action(run);
   program
     .command('check')

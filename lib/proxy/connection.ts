@@ -73,6 +73,7 @@ export class ProxyConnection {
   private readonly observer: ConnectionObserver;
   private readonly startedAt = performance.now();
   private readonly clientAddress: string;
+  private readonly listenerName: string;
   private readonly onClosed: (connection: ProxyConnection) => void;
 
   private phase = Phase.Hello;
@@ -101,7 +102,8 @@ export class ProxyConnection {
     this.onClosed = onClosed;
     this.clientAddress = formatPeer(client.remoteAddress, client.remotePort);
 
-    const { clientHelloTimeout } = settingsSource.settings;
+    const { clientHelloTimeout, listener } = settingsSource.settings;
+    this.listenerName = listener;
     if (clientHelloTimeout > 0) this.helloTimer = setTimeout(this.onHelloTimeout, clientHelloTimeout);
     client.on('data', this.onHelloData);
     client.on('end', this.onHelloEnd);
@@ -246,7 +248,7 @@ export class ProxyConnection {
     this.onClosed(this);
     const { client, hello } = this;
     this.observer.connectionClosed({
-      listener: this.settingsSource.settings.listener,
+      listener: this.listenerName,
       client: this.clientAddress,
       sni: hello?.serverName ?? null,
       alpn: hello?.alpn ?? [],

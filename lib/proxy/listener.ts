@@ -5,7 +5,14 @@ import { buildRouteTable } from '../routing/route-table.js';
 import { BackendPool } from './backend-pool.js';
 import { ProxyConnection, type ActiveRoute, type ConnectionObserver, type ConnectionSettings, type Outcome } from './connection.js';
 
-/** Binding failed: carries what the CLI needs for a one-line explanation. */
+const listenHints: Record<string, string> = {
+  EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
+  EACCES:
+    'permission denied: ports below 1024 need privileges: run under systemd (socket activation or AmbientCapabilities=CAP_NET_BIND_SERVICE) or grant node the capability with `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`',
+  EADDRNOTAVAIL: 'address not available: no local interface has that address',
+};
+
+/** Binding failed; the message is one line an operator can act on. */
 export class ListenError extends Error {
   constructor(
     readonly listener: string,
@@ -13,7 +20,7 @@ export class ListenError extends Error {
     readonly code: string,
     cause: Error,
   ) {
-    super(`cannot listen on ${address} (listener "${listener}"): ${cause.message}`, { cause });
+    super(`cannot listen on ${address} (listener "${listener}"): ${listenHints[code] ?? cause.message}`, { cause });
   }
 }
 

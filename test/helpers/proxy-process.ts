@@ -16,7 +16,7 @@ export interface ProxyProcess {
   configFile: string;
   logs: LogLine[];
   stderr(): string;
-  /** The bound "host:port" of a listener, from its `listening` log line. */
+  /** The bound "host:port" of a listener, from its `listening` log line or the reload that bound it. */
   address(listener: string): string;
   port(listener: string): number;
   /** Resolves with the first log line (past or future) matching `predicate`. */
@@ -105,9 +105,14 @@ export async function startProxy(config: unknown, options: { args?: string[]; en
     logs,
     stderr: () => stderr,
     address(listener) {
-      const line = [...logs].reverse().find((entry) => entry.msg === 'listening' && entry.listener === listener);
-      if (!line) throw new Error(`listener ${listener} is not listening; logs: ${JSON.stringify(logs)}`);
-      return String(line.address);
+      // Bound at start (a `listening` line) or by a reload (its `bound` map); the latest wins.
+      for (let index = logs.length - 1; index >= 0; index--) {
+        const entry = logs[index]!;
+        if (entry.msg === 'listening' && entry.listener === listener) return String(entry.address);
+        const bound = entry.msg === 'config reloaded' ? (entry.bound as Record<string, string>)[listener] : undefined;
+        if (bound) return bound;
+      }
+      throw new Error(`listener ${listener} is not listening; logs: ${JSON.stringify(logs)}`);
     },
     port(listener) {
       return Number(proxy.address(listener).split(':').pop());
