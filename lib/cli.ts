@@ -27,7 +27,14 @@ async function check(configFile: string): Promise<void> {
   }
 }
 
-async function run(options: { config: string; logLevel: string; logFormat?: LogFormat; watch: boolean }): Promise<void> {
+interface RunCommandOptions {
+  config?: string;
+  logLevel: string;
+  logFormat?: LogFormat;
+  watch: boolean;
+}
+
+async function run(options: RunCommandOptions & { config: string }): Promise<void> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const { logger, flush } = createLogger({ level: options.logLevel, format });
   const exit = (code: number): never => {
@@ -50,16 +57,20 @@ async function run(options: { config: string; logLevel: string; logFormat?: LogF
 }
 
 export function main(argv: readonly string[]): Promise<unknown> {
-  const program = new Command()
+  const program: Command = new Command()
     .name('sni-passthrough')
     .description('TLS SNI passthrough proxy: routes encrypted connections by the ClientHello server name, never decrypts')
     .version(version, '-v, --version')
     .enablePositionalOptions()
-    .requiredOption('-c, --config <file>', 'YAML config file')
+    // Not requiredOption: commander would then demand it before dispatching to `check`.
+    .option('-c, --config <file>', 'YAML config file (required)')
     .addOption(new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
-    .action(run);
+    .action((options: RunCommandOptions) => {
+      const config = options.config ?? program.error("error: required option '-c, --config <file>' not specified");
+      return run({ ...options, config });
+    });
   program
     .command('check')
     .description('validate a config file and print the listeners and routes it would run')

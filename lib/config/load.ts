@@ -75,13 +75,22 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
     }
     addresses.push(listen);
 
-    const seen = new Set<string>();
+    // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
+    const seen = new Map<string, Set<string>>();
     const routes = (entry.routes ?? []).map((route, routeIndex): RouteConfig => {
+      const alpn = route.alpn ?? [];
       route.hostnames.forEach((hostname, hostnameIndex) => {
-        if (seen.has(hostname)) fail([...path, 'routes', routeIndex, 'hostnames', hostnameIndex], `hostname "${hostname}" appears more than once in this listener`);
-        seen.add(hostname);
+        const claimed = seen.get(hostname) ?? new Set<string>();
+        const keys = alpn.length === 0 ? [''] : alpn;
+        const clash = keys.find((key) => claimed.has(key));
+        if (clash !== undefined) {
+          const detail = clash === '' ? '' : ` with ALPN "${clash}"`;
+          fail([...path, 'routes', routeIndex, 'hostnames', hostnameIndex], `hostname "${hostname}"${detail} appears more than once in this listener`);
+        }
+        for (const key of keys) claimed.add(key);
+        seen.set(hostname, claimed);
       });
-      return { hostnames: route.hostnames, backends: route.backends.map(toBackend) };
+      return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route) };
     });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
 
@@ -91,16 +100,37 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       listen,
       ...defaults,
       ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
+      acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
+      maxConnections: entry.maxConnections ?? 0,
+      maxConnectionsPerClient: entry.maxConnectionsPerClient ?? 0,
+      allow: entry.allow ?? [],
+      deny: entry.deny ?? [],
       routes,
-      defaultRoute: entry.default ? { hostnames: [], backends: entry.default.backends.map(toBackend) } : null,
+      defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default) } : null,
     };
   });
   return { listeners };
 }
 
-function toBackend(entry: { address: { host: string; port: number }; weight: number | undefined }): BackendConfig {
-  const { host, port } = entry.address;
-  return { address: formatAddress(host, port), host, port, weight: entry.weight ?? 1 };
+type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
+
+function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames' | 'alpn'> {
+  const healthCheck = route.healthCheck;
+  return {
+    backends: route.backends.map((backend): BackendConfig => {
+      const { host, port } = backend.address;
+      return { address: formatAddress(host, port), host, port, weight: backend.weight ?? 1, proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null };
+    }),
+    balance: route.balance ?? 'roundrobin',
+    retries: route.retries ?? null,
+    maxFails: route.maxFails ?? 3,
+    failTimeout: route.failTimeout ?? 10_000,
+    healthCheck: healthCheck
+      ? { interval: healthCheck.interval ?? 5_000, timeout: healthCheck.timeout ?? 2_000, rise: healthCheck.rise ?? 2, fall: healthCheck.fall ?? 3 }
+      : null,
+    allow: route.allow ?? [],
+    deny: route.deny ?? [],
+  };
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {

@@ -1,5 +1,5 @@
-import { list, object, optional, required, scalar, scalarOrObject, integer, string, type Shape } from './shape.js';
-import { normalizeHostnamePattern, parseBackendAddress, parseDuration, parseListenAddress } from './values.js';
+import { boolean, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
+import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress, ValueError } from './values.js';
 
 /** The config file's definition: read by the loader, published as JSON Schema. */
 
@@ -12,6 +12,12 @@ const duration = scalar(
   },
   parseDuration,
 );
+
+const positiveDuration = scalar(duration.jsonSchema(), (value) => {
+  const milliseconds = parseDuration(value);
+  if (milliseconds <= 0) throw new ValueError('must be longer than 0');
+  return milliseconds;
+});
 
 const listenAddress = scalar(
   {
@@ -37,30 +43,67 @@ const timeoutFields = {
   drainTimeout: optional(duration, 'how long shutdown waits for open connections before closing them (default 30s)'),
 };
 
+const proxyProtocol = oneOf(['v1', 'v2'] as const);
+
 const backend = scalarOrObject(
-  scalar(backendAddress.jsonSchema(), (value) => ({ address: parseBackendAddress(value), weight: undefined as number | undefined })),
+  scalar(backendAddress.jsonSchema(), (value) => ({
+    address: parseBackendAddress(value),
+    weight: undefined as number | undefined,
+    proxyProtocol: undefined as 'v1' | 'v2' | undefined,
+  })),
   object({
-    address: required(backendAddress, 'backend "host:port"; host may be a DNS name'),
-    weight: optional(integer(0, 1000), 'share of new connections relative to the other backends (default 1; 0 = none)'),
+    address: required(backendAddress, 'backend "host:port"; host may be a DNS name (resolved at connect time, every address tried)'),
+    weight: optional(integer(0, 1000), 'share of new connections relative to the other backends (default 1; 0 = none, to drain it)'),
+    proxyProtocol: optional(proxyProtocol, "send a PROXY protocol header to this backend (overrides the route's)"),
   }),
 );
 
 const backends = list(backend, { minItems: 1, description: 'connections are spread across these by weight; a backend that refuses or times out is skipped for the next' });
 
+const cidr = scalar({ type: 'string', examples: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', '::1'] }, parseCidr);
+
+const accessFields = {
+  allow: optional(list(cidr), 'only clients in these ranges are served (default: everyone)'),
+  deny: optional(list(cidr), 'clients in these ranges are refused, even when also allowed'),
+};
+
+const healthCheck = object(
+  {
+    interval: optional(positiveDuration, 'time between checks (default 5s)'),
+    timeout: optional(positiveDuration, 'a check fails when the TCP connection is not accepted within this (default 2s)'),
+    rise: optional(integer(1, 100), 'consecutive successes that bring a backend up (default 2)'),
+    fall: optional(integer(1, 100), 'consecutive failures that take it down (default 3)'),
+  },
+  { description: 'active TCP health checks: a backend is used only while healthy' },
+);
+
+const routeOptions = {
+  backends: required(backends, 'where matching connections go'),
+  balance: optional(oneOf(['roundrobin', 'leastconn', 'source'] as const), 'how new connections pick a backend (default roundrobin, weighted)'),
+  retries: optional(integer(0, 100), 'backends to try after the first fails (default: every backend once)'),
+  maxFails: optional(integer(0, 1000), 'consecutive connect failures that take a backend out for failTimeout; 0 = never (default 3)'),
+  failTimeout: optional(duration, 'how long a failed backend is skipped before one connection tries it again (default 10s)'),
+  healthCheck: optional(healthCheck, 'active TCP health checks (default: none)'),
+  proxyProtocol: optional(proxyProtocol, 'send a PROXY protocol v1 or v2 header with the client address before the ClientHello'),
+  ...accessFields,
+};
+
 const route = object({
   hostnames: required(list(hostname, { minItems: 1 }), 'SNI names this route serves: exact names beat wildcards, the longest wildcard wins'),
-  backends: required(backends, 'where matching connections go'),
+  alpn: optional(list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1 }), 'match only clients offering one of these ALPN protocols; beats the same hostname without alpn'),
+  ...routeOptions,
 });
 
-const defaultRoute = object(
-  { backends: required(backends, 'where connections without SNI or without a matching route go') },
-  { description: 'used when the ClientHello has no SNI or no route matches' },
-);
+const defaultRoute = object(routeOptions, { description: 'used when the ClientHello has no SNI or no route matches' });
 
 const listener = object({
   name: optional(string({ minLength: 1 }), 'unique name used in logs and metrics (default: the listen address)'),
   listen: required(listenAddress, 'address to accept TLS connections on: "host:port", "[::1]:port", ":port" or a port'),
   ...timeoutFields,
+  acceptProxyProtocol: optional(boolean(), 'expect a PROXY protocol v1/v2 header from an upstream load balancer; its address becomes the client address (default false)'),
+  maxConnections: optional(integer(0, 10_000_000), 'open connections at which accepting pauses; new clients wait in the kernel backlog (default 0 = no limit)'),
+  maxConnectionsPerClient: optional(integer(0, 10_000_000), 'open connections one client address may have; more are closed (default 0 = no limit)'),
+  ...accessFields,
   routes: optional(list(route), 'hostname rules, matched by precedence, not by order'),
   default: optional(defaultRoute, 'catch-all for no SNI or no matching route; without it those clients get an unrecognized_name alert'),
 });

@@ -10,18 +10,47 @@ export interface ListenAddress {
   port: number;
 }
 
+export type ProxyProtocolVersion = 'v1' | 'v2';
+export type BalanceMode = 'roundrobin' | 'leastconn' | 'source';
+
 export interface BackendConfig {
-  /** `host:port` as written (IPv6 in brackets); also the backend's identity in logs. */
+  /** `host:port` as written (IPv6 in brackets); also the backend's identity in logs and health state. */
   address: string;
   host: string;
   port: number;
   weight: number;
+  /** PROXY protocol header to send before the ClientHello (the backend's own setting, else its route's). */
+  proxyProtocol: ProxyProtocolVersion | null;
 }
 
-export interface RouteConfig {
+export interface HealthCheckConfig {
+  interval: number;
+  timeout: number;
+  /** Consecutive successes that bring a backend up. */
+  rise: number;
+  /** Consecutive failures that take it down. */
+  fall: number;
+}
+
+/** Client address lists: CIDRs in canonical form ("10.0.0.0/8", "::1/128"). */
+export interface AccessLists {
+  allow: string[];
+  deny: string[];
+}
+
+export interface RouteConfig extends AccessLists {
   /** Normalized patterns: lower-case ASCII, no trailing dot; wildcards keep their `*.` prefix. Empty for the default route. */
   hostnames: string[];
+  /** The route matches only clients offering one of these ALPN protocols; empty: any client. */
+  alpn: string[];
   backends: BackendConfig[];
+  balance: BalanceMode;
+  /** Backends tried after the first fails; null: each backend once. */
+  retries: number | null;
+  /** Consecutive connect failures that take a backend out for `failTimeout`; 0 turns passive health off. */
+  maxFails: number;
+  failTimeout: number;
+  healthCheck: HealthCheckConfig | null;
 }
 
 /** Durations in milliseconds; 0 disables the timeout where that makes sense. */
@@ -32,9 +61,15 @@ export interface ConnectionTimeouts {
   drainTimeout: number;
 }
 
-export interface ListenerConfig extends ConnectionTimeouts {
+export interface ListenerConfig extends ConnectionTimeouts, AccessLists {
   name: string;
   listen: ListenAddress;
+  /** Read a PROXY protocol v1/v2 header from the upstream load balancer before the ClientHello. */
+  acceptProxyProtocol: boolean;
+  /** Open connections at which accepting pauses (new clients wait in the kernel backlog); 0: no limit. */
+  maxConnections: number;
+  /** Open connections one client address may have; more are closed at once. 0: no limit. */
+  maxConnectionsPerClient: number;
   routes: RouteConfig[];
   defaultRoute: RouteConfig | null;
 }

@@ -121,3 +121,25 @@ export function normalizeHostnamePattern(input: unknown): string {
   if (!isDnsName(ascii)) throw new ValueError(`invalid hostname "${input}"`);
   return wildcard ? `*.${ascii}` : ascii;
 }
+
+/** A CIDR ("10.0.0.0/8", "2001:db8::/32") or a single address, in canonical form with its prefix length. */
+export function parseCidr(input: unknown): string {
+  if (typeof input !== 'string') throw new ValueError('an address range must be a string like "10.0.0.0/8" or "::1"');
+  const [address = '', prefixText, extra] = input.trim().split('/');
+  if (extra !== undefined) throw new ValueError(`invalid address range "${input}"`);
+  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0;
+  if (family === 0) throw new ValueError(`invalid address range "${input}": "${address}" is not an IPv4 or IPv6 address`);
+  const maxPrefix = family === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) throw new ValueError(`invalid prefix length in "${input}"`);
+  const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
+  if (prefix > maxPrefix) throw new ValueError(`prefix length /${prefix} in "${input}" is too long for IPv${family} (max /${maxPrefix})`);
+  return `${address.toLowerCase()}/${prefix}`;
+}
+
+/** An ALPN protocol name as sent on the wire ("h2", "http/1.1", "acme-tls/1"): 1 to 255 printable ASCII bytes. */
+export function parseAlpnProtocol(input: unknown): string {
+  if (typeof input !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(input)) {
+    throw new ValueError(`invalid ALPN protocol ${JSON.stringify(input)}: expected a name like "h2", "http/1.1" or "acme-tls/1"`);
+  }
+  return input;
+}

@@ -1,34 +1,144 @@
-import type { BackendConfig } from '../config/types.js';
+import { performance } from 'node:perf_hooks';
+import type { BackendConfig, BalanceMode, RouteConfig } from '../config/types.js';
+import type { BackendRegistry, BackendState } from './backend-health.js';
+
+export interface BackendTarget {
+  config: BackendConfig;
+  state: BackendState;
+}
+
+/** 32-bit FNV-1a: a stable, cheap hash for `source` balancing. */
+function hashString(text: string, seed = 0x811c9dc5): number {
+  let hash = seed;
+  for (let index = 0; index < text.length; index++) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** Murmur3's finalizer: spreads the bits of a combined hash. */
+function mix(value: number): number {
+  let hash = value;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
+}
 
 /**
- * Spreads new connections over a route's backends by weight (smooth weighted
- * round robin, as nginx does: weights 1 and 2 give A B B A B B..., interleaved
- * rather than in runs) and gives the order in which to try them when one
- * refuses or times out.
+ * A route's backends and how new connections are spread over them:
+ * - roundrobin: smooth weighted round robin (as nginx: weights 1 and 2 give
+ *   A B B A B B..., interleaved rather than in runs);
+ * - leastconn: fewest open connections relative to weight;
+ * - source: weighted rendezvous hashing of the client address, so a client
+ *   keeps its backend while the set of usable backends stays the same, and
+ *   only the clients of a backend that leaves move.
+ * Backends with weight 0, skipped after failures, or failing health checks
+ * take no new connections.
  */
 export class BackendPool {
-  readonly backends: readonly BackendConfig[];
-  private readonly current: number[];
-  private readonly totalWeight: number;
+  readonly targets: readonly BackendTarget[];
+  private readonly balance: BalanceMode;
+  private readonly retries: number | null;
+  private readonly maxFails: number;
+  private readonly failTimeout: number;
+  private readonly useHealthChecks: boolean;
+  private readonly currentWeights: number[];
+  private readonly addressHashes: number[];
+  private tieBreak = 0;
 
-  constructor(backends: readonly BackendConfig[]) {
-    this.backends = backends.filter((backend) => backend.weight > 0);
-    this.current = this.backends.map(() => 0);
-    this.totalWeight = this.backends.reduce((sum, backend) => sum + backend.weight, 0);
+  constructor(route: RouteConfig, registry: BackendRegistry) {
+    this.targets = route.backends.filter((backend) => backend.weight > 0).map((config) => ({ config, state: registry.get(config.address) }));
+    this.balance = route.balance;
+    this.retries = route.retries;
+    this.maxFails = route.maxFails;
+    this.failTimeout = route.failTimeout;
+    this.useHealthChecks = route.healthCheck !== null;
+    this.currentWeights = this.targets.map(() => 0);
+    this.addressHashes = this.targets.map((target) => hashString(target.config.address));
   }
 
-  /** Backends to try for one connection: the balancer's choice first, then the others in config order. */
-  connectionOrder(): BackendConfig[] {
-    const count = this.backends.length;
-    if (count <= 1) return this.backends.slice();
-    let chosen = 0;
-    for (let index = 0; index < count; index++) {
-      this.current[index]! += this.backends[index]!.weight;
-      if (this.current[index]! > this.current[chosen]!) chosen = index;
+  /**
+   * The backends to try for one connection, in order: the balancer's choice,
+   * then the other usable ones, for at most `retries + 1` attempts (default:
+   * each once). Empty when none is usable.
+   */
+  plan(clientAddress: string): BackendTarget[] {
+    const now = performance.now();
+    const usable: number[] = [];
+    for (let index = 0; index < this.targets.length; index++) {
+      if (this.targets[index]!.state.isAvailable(now, this.useHealthChecks)) usable.push(index);
     }
-    this.current[chosen]! -= this.totalWeight;
-    const order = [this.backends[chosen]!];
-    for (let index = 0; index < count; index++) if (index !== chosen) order.push(this.backends[index]!);
+    if (usable.length === 0) return [];
+    const chosen = this.choose(usable, clientAddress);
+    const attempts = this.retries === null ? usable.length : this.retries + 1;
+    const start = usable.indexOf(chosen);
+    const order: BackendTarget[] = [];
+    for (let attempt = 0; attempt < attempts; attempt++) order.push(this.targets[usable[(start + attempt) % usable.length]!]!);
     return order;
+  }
+
+  connectSucceeded(target: BackendTarget): void {
+    target.state.connectSucceeded();
+  }
+
+  connectFailed(target: BackendTarget): void {
+    target.state.connectFailed(performance.now(), this.maxFails, this.failTimeout);
+  }
+
+  private choose(usable: number[], clientAddress: string): number {
+    if (usable.length === 1) return usable[0]!;
+    if (this.balance === 'source') return this.chooseBySource(usable, clientAddress);
+    if (this.balance === 'leastconn') return this.chooseLeastConnected(usable);
+    return this.chooseRoundRobin(usable);
+  }
+
+  private chooseRoundRobin(usable: number[]): number {
+    let total = 0;
+    let chosen = usable[0]!;
+    for (const index of usable) {
+      const weight = this.targets[index]!.config.weight;
+      total += weight;
+      this.currentWeights[index]! += weight;
+      if (this.currentWeights[index]! > this.currentWeights[chosen]!) chosen = index;
+    }
+    this.currentWeights[chosen]! -= total;
+    return chosen;
+  }
+
+  private chooseLeastConnected(usable: number[]): number {
+    // Rotate the starting point so ties (e.g. all idle) spread instead of all landing on the first backend.
+    const offset = this.tieBreak++ % usable.length;
+    let chosen = usable[offset]!;
+    let best = Number.POSITIVE_INFINITY;
+    for (let step = 0; step < usable.length; step++) {
+      const index = usable[(offset + step) % usable.length]!;
+      const target = this.targets[index]!;
+      const load = target.state.active / target.config.weight;
+      if (load < best) {
+        best = load;
+        chosen = index;
+      }
+    }
+    return chosen;
+  }
+
+  private chooseBySource(usable: number[], clientAddress: string): number {
+    const clientHash = hashString(clientAddress);
+    let chosen = usable[0]!;
+    let best = Number.NEGATIVE_INFINITY;
+    for (const index of usable) {
+      // Weighted rendezvous: score = weight / -ln(u), u uniform in (0, 1) from the pair's hash.
+      const unit = (mix(clientHash ^ this.addressHashes[index]!) + 0.5) / 4294967296;
+      const score = this.targets[index]!.config.weight / -Math.log(unit);
+      if (score > best) {
+        best = score;
+        chosen = index;
+      }
+    }
+    return chosen;
   }
 }

@@ -1,10 +1,13 @@
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { BackendConfig } from '../config/types.js';
+import type { AccessCheck } from '../routing/access-list.js';
 import { matchRoute, type RouteTable } from '../routing/route-table.js';
 import { UNRECOGNIZED_NAME_ALERT } from '../tls/alert.js';
 import { parseClientHello, type ClientHello } from '../tls/client-hello.js';
-import type { BackendPool } from './backend-pool.js';
+import type { BackendPool, BackendTarget } from './backend-pool.js';
+import { dial } from './dial.js';
+import type { ProxyObserver } from './observer.js';
+import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxiedAddresses } from './proxy-protocol.js';
 
 /** How a connection ended; one per connection, in its log line and metrics. */
 export type Outcome =
@@ -12,6 +15,9 @@ export type Outcome =
   | 'no_route'
   | 'bad_hello'
   | 'hello_timeout'
+  | 'bad_proxy_header'
+  | 'denied'
+  | 'client_limit'
   | 'client_closed'
   | 'backend_unreachable'
   | 'idle_timeout'
@@ -22,6 +28,7 @@ export type Outcome =
 /** What is known about a connection when it closes. */
 export interface ConnectionRecord {
   listener: string;
+  /** The client's "address:port": from the PROXY header when the listener accepts one. */
   client: string;
   sni: string | null;
   alpn: string[];
@@ -31,58 +38,83 @@ export interface ConnectionRecord {
   bytesToClient: number;
   durationMs: number;
   outcome: Outcome;
-  /** Why, when the outcome alone does not say: the hello rejection or the socket error code. */
+  /** Why, when the outcome alone does not say: the hello rejection, the socket error code, ... */
   reason: string | null;
 }
 
 export interface ActiveRoute {
   hostnames: readonly string[];
+  alpn: readonly string[];
   pool: BackendPool;
+  access: AccessCheck | null;
 }
 
-/** Everything a connection needs from its listener, independent of where the config came from. */
+/** Everything a connection needs from its listener's config, independent of where the config came from. */
 export interface ConnectionSettings {
   listener: string;
   clientHelloTimeout: number;
   connectTimeout: number;
   idleTimeout: number;
+  acceptProxyProtocol: boolean;
+  access: AccessCheck | null;
   routes: RouteTable<ActiveRoute>;
 }
 
-export interface ConnectionObserver {
-  connectionClosed(record: ConnectionRecord): void;
-  /** The listening socket failed after it was bound (e.g. out of file descriptors on accept). */
-  listenerError(listener: string, error: Error): void;
+/** What a connection asks of the listener that accepted it. */
+export interface ConnectionHost {
+  readonly settings: ConnectionSettings;
+  readonly observer: ProxyObserver;
+  /** Counts a connection for `clientAddress`; false when that client is over its limit. */
+  admitClient(clientAddress: string): boolean;
+  releaseClient(clientAddress: string): void;
+  connectionEnded(connection: ProxyConnection): void;
 }
 
 const enum Phase {
+  ProxyHeader,
   Hello,
   Connecting,
   Spliced,
   Closed,
 }
 
+/** "::ffff:192.0.2.1" → "192.0.2.1": dual-stack listeners see IPv4 clients as mapped addresses. */
+function canonicalAddress(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function formatPeer(address: string, port: number | undefined): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /**
- * One client connection through the pipeline: read the ClientHello, route on
- * its SNI, connect to a backend (trying the next on failure), replay the bytes
- * read so far, then splice both directions until both are done.
+ * One client connection through the pipeline: (PROXY header,) ClientHello,
+ * route on its SNI and ALPN, connect to a backend (the next on failure),
+ * replay the bytes read so far, then splice both directions until both are done.
  */
 export class ProxyConnection {
   private readonly client: net.Socket;
-  private readonly settingsSource: { readonly settings: ConnectionSettings };
-  private readonly observer: ConnectionObserver;
+  private readonly host: ConnectionHost;
+  private settings: ConnectionSettings;
   private readonly startedAt = performance.now();
-  private readonly clientAddress: string;
-  private readonly listenerName: string;
-  private readonly onClosed: (connection: ProxyConnection) => void;
 
-  private phase = Phase.Hello;
+  private phase: Phase;
+  private clientAddress: string;
+  private clientPort: number | undefined;
+  private admitted = false;
+  /** Set from a PROXY header: the addresses the upstream load balancer saw. */
+  private proxied: ProxiedAddresses | null = null;
+  private buffer: Buffer | null = null;
   private chunks: Buffer[] = [];
   private received = 0;
   private need = 1;
+  /** Where the ClientHello starts in the buffer (after a PROXY header). */
+  private helloOffset = 0;
   private helloTimer: NodeJS.Timeout | null = null;
-  private connectTimer: NodeJS.Timeout | null = null;
+  private cancelDial: (() => void) | null = null;
   private backend: net.Socket | null = null;
+  private target: BackendTarget | null = null;
   private backendAddress: string | null = null;
   private hello: ClientHello | null = null;
   private routePattern: string | null = null;
@@ -90,25 +122,27 @@ export class ProxyConnection {
   private reason: string | null = null;
   private openSockets = 1;
 
-  constructor(
-    client: net.Socket,
-    settingsSource: { readonly settings: ConnectionSettings },
-    observer: ConnectionObserver,
-    onClosed: (connection: ProxyConnection) => void,
-  ) {
+  constructor(client: net.Socket, host: ConnectionHost) {
     this.client = client;
-    this.settingsSource = settingsSource;
-    this.observer = observer;
-    this.onClosed = onClosed;
-    this.clientAddress = formatPeer(client.remoteAddress, client.remotePort);
-
-    const { clientHelloTimeout, listener } = settingsSource.settings;
-    this.listenerName = listener;
-    if (clientHelloTimeout > 0) this.helloTimer = setTimeout(this.onHelloTimeout, clientHelloTimeout);
-    client.on('data', this.onHelloData);
-    client.on('end', this.onHelloEnd);
+    this.host = host;
+    this.settings = host.settings;
+    this.clientAddress = canonicalAddress(client.remoteAddress);
+    this.clientPort = client.remotePort;
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
+
+    if (this.settings.acceptProxyProtocol) {
+      this.phase = Phase.ProxyHeader;
+    } else {
+      this.phase = Phase.Hello;
+      // Refused clients are closed before a byte of theirs is read.
+      if (!this.admit()) return;
+    }
+    const { clientHelloTimeout } = this.settings;
+    if (clientHelloTimeout > 0) this.helloTimer = setTimeout(this.onHelloTimeout, clientHelloTimeout);
+    client.on('data', this.onData);
+    client.on('end', this.onEndBeforeHello);
+    client.resume();
   }
 
   /** Ends the connection now (drain timeout at shutdown). */
@@ -116,23 +150,64 @@ export class ProxyConnection {
     this.fail(outcome, null);
   }
 
-  private readonly onHelloData = (chunk: Buffer): void => {
+  private admit(): boolean {
+    if (this.settings.access && !this.settings.access(this.clientAddress)) {
+      this.fail('denied', 'listener_access_list');
+      return false;
+    }
+    if (!this.host.admitClient(this.clientAddress)) {
+      this.fail('client_limit', null);
+      return false;
+    }
+    this.admitted = true;
+    return true;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
     this.chunks.push(chunk);
     this.received += chunk.length;
     if (this.received < this.need) return;
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.received)];
-    const result = parseClientHello(this.chunks[0]!);
+    this.buffer = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.received);
+    this.chunks = [this.buffer];
+    if (this.phase === Phase.ProxyHeader && !this.readProxyHeader(this.buffer)) return;
+    if (this.phase === Phase.Hello) this.readHello(this.buffer);
+  };
+
+  /** True once the header is read and the client admitted, so the hello can follow. */
+  private readProxyHeader(buffer: Buffer): boolean {
+    const result = parseProxyHeader(buffer);
     if (result.status === 'incomplete') {
       this.need = result.need;
+      return false;
+    }
+    if (result.status === 'invalid') {
+      this.fail('bad_proxy_header', result.reason);
+      return false;
+    }
+    this.helloOffset = result.length;
+    this.need = result.length + 1;
+    if (result.addresses) {
+      this.proxied = result.addresses;
+      this.clientAddress = canonicalAddress(result.addresses.source.address);
+      this.clientPort = result.addresses.source.port;
+    }
+    this.phase = Phase.Hello;
+    return this.admit() && buffer.length > this.helloOffset;
+  }
+
+  private readHello(buffer: Buffer): void {
+    const result = parseClientHello(this.helloOffset === 0 ? buffer : buffer.subarray(this.helloOffset));
+    if (result.status === 'incomplete') {
+      this.need = this.helloOffset + result.need;
     } else if (result.status === 'invalid') {
       this.fail('bad_hello', result.reason);
     } else {
       this.hello = result.hello;
       this.route(result.hello);
     }
-  };
+  }
 
-  private readonly onHelloEnd = (): void => {
+  private readonly onEndBeforeHello = (): void => {
     this.fail('client_closed', this.received > 0 ? 'incomplete_hello' : null);
   };
 
@@ -142,9 +217,15 @@ export class ProxyConnection {
   };
 
   private route(hello: ClientHello): void {
-    this.clearHelloState();
-    const settings = this.settingsSource.settings;
-    const match = matchRoute(settings.routes, hello.serverName);
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.client.pause();
+    this.client.off('data', this.onData);
+    this.client.off('end', this.onEndBeforeHello);
+
+    // Route with the listener's current config: a reload applied while this client was still sending its hello counts.
+    this.settings = this.host.settings;
+    const match = matchRoute(this.settings.routes, hello.serverName, hello.alpn);
     if (match === null) {
       this.outcome = 'no_route';
       this.phase = Phase.Closed;
@@ -152,63 +233,91 @@ export class ProxyConnection {
       return;
     }
     this.routePattern = match.pattern;
+    const route = match.route;
+    if (route.access && !route.access(this.clientAddress)) {
+      this.fail('denied', 'route_access_list');
+      return;
+    }
+    const plan = route.pool.plan(this.clientAddress);
+    if (plan.length === 0) {
+      this.fail('backend_unreachable', 'no_backend_available');
+      return;
+    }
     this.phase = Phase.Connecting;
-    this.connect(match.route.pool.connectionOrder(), 0, settings.connectTimeout);
+    this.connect(route.pool, plan, 0);
   }
 
-  private clearHelloState(): void {
-    if (this.helloTimer) clearTimeout(this.helloTimer);
-    this.helloTimer = null;
-    this.client.pause();
-    this.client.off('data', this.onHelloData);
-    this.client.off('end', this.onHelloEnd);
-  }
-
-  private connect(candidates: BackendConfig[], index: number, connectTimeout: number): void {
+  private connect(pool: BackendPool, plan: BackendTarget[], index: number): void {
     if (this.phase !== Phase.Connecting) return;
-    const candidate = candidates[index];
-    if (candidate === undefined) {
+    const target = plan[index];
+    if (target === undefined) {
       this.fail('backend_unreachable', this.reason);
       return;
     }
-    this.backendAddress = candidate.address;
-    const backend = net.connect({ host: candidate.host, port: candidate.port, allowHalfOpen: true, noDelay: true });
-    this.backend = backend;
-    const giveUp = (reason: string): void => {
-      if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.connectTimer = null;
-      backend.removeAllListeners();
-      backend.on('error', ignoreError);
-      backend.destroy();
-      this.backend = null;
-      this.reason = reason;
-      this.connect(candidates, index + 1, connectTimeout);
-    };
-    backend.once('error', (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message));
-    if (connectTimeout > 0) this.connectTimer = setTimeout(() => giveUp('connect_timeout'), connectTimeout);
-    backend.once('connect', () => {
-      if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.connectTimer = null;
-      backend.removeAllListeners('error');
+    // Another connection is already the one retrying this backend after its failTimeout.
+    if (!target.state.startAttempt(performance.now())) {
+      this.connect(pool, plan, index + 1);
+      return;
+    }
+    this.backendAddress = target.config.address;
+    const dialStartedAt = performance.now();
+    this.cancelDial = dial(target.config.host, target.config.port, this.settings.connectTimeout, (error, socket) => {
+      this.cancelDial = null;
+      if (socket === null) {
+        pool.connectFailed(target);
+        this.host.observer.backendConnectFailed(this.settings.listener, target.config.address, error ?? 'unknown');
+        this.reason = error;
+        this.connect(pool, plan, index + 1);
+        return;
+      }
+      pool.connectSucceeded(target);
+      this.host.observer.backendConnected(this.settings.listener, target.config.address, performance.now() - dialStartedAt);
       this.reason = null;
-      this.splice(backend);
+      this.splice(socket, target);
     });
   }
 
-  private splice(backend: net.Socket): void {
+  private splice(backend: net.Socket, target: BackendTarget): void {
     this.phase = Phase.Spliced;
+    this.backend = backend;
+    this.target = target;
+    target.state.active++;
     this.openSockets++;
     const { client } = this;
     backend.on('error', this.onBackendError);
     backend.on('close', this.onSocketClose);
-    backend.write(this.chunks[0]!);
+    const version = target.config.proxyProtocol;
+    const buffer = this.buffer!;
+    this.buffer = null;
     this.chunks = [];
+    backend.cork();
+    if (version !== null) {
+      const header = this.proxyHeader(version);
+      // Only a client socket that closed before its address was read has nothing to put in the header.
+      if (header === null) return this.fail('client_closed', 'no_client_address');
+      backend.write(header);
+    }
+    backend.write(this.helloOffset === 0 ? buffer : buffer.subarray(this.helloOffset));
+    backend.uncork();
     client.pipe(backend);
     backend.pipe(client);
-    const { idleTimeout } = this.settingsSource.settings;
+    const { idleTimeout } = this.settings;
     if (idleTimeout > 0) {
       // The client socket sees every byte in either direction (read or written), so one timer covers both.
       client.setTimeout(idleTimeout, this.onIdle);
+    }
+  }
+
+  private proxyHeader(version: 'v1' | 'v2'): Buffer | null {
+    const { client } = this;
+    const addresses = this.proxied ?? {
+      source: { address: this.clientAddress, port: this.clientPort ?? 0 },
+      destination: { address: canonicalAddress(client.localAddress), port: client.localPort ?? 0 },
+    };
+    try {
+      return version === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2(addresses, this.hello?.serverName ?? null);
+    } catch {
+      return null;
     }
   }
 
@@ -224,15 +333,16 @@ export class ProxyConnection {
     this.fail('backend_error', error.code ?? error.message, error);
   };
 
-  /** Records why the connection ends (first cause wins) and closes both sides; a peer's reset is passed on as a reset. */
+  /** Records why the connection ends (the first cause wins) and closes both sides; a peer's reset is passed on as a reset. */
   private fail(outcome: Outcome, reason: string | null, error?: NodeJS.ErrnoException): void {
     if (this.outcome === null) {
       this.outcome = outcome;
       this.reason = reason;
     }
     if (this.helloTimer) clearTimeout(this.helloTimer);
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.helloTimer = this.connectTimer = null;
+    this.helloTimer = null;
+    this.cancelDial?.();
+    this.cancelDial = null;
     this.phase = Phase.Closed;
     const reset = error?.code === 'ECONNRESET';
     closeSocket(this.client, reset);
@@ -241,15 +351,17 @@ export class ProxyConnection {
 
   private readonly onSocketClose = (): void => {
     if (--this.openSockets > 0) return;
-    // The client left while a backend was still being dialled: stop dialling.
+    // The client left while a backend was being dialled: stop dialling.
     if (this.phase === Phase.Connecting) this.fail('client_closed', null);
     const outcome = this.outcome ?? (this.phase === Phase.Spliced ? 'ok' : 'client_closed');
     this.phase = Phase.Closed;
-    this.onClosed(this);
+    if (this.target) this.target.state.active--;
+    if (this.admitted) this.host.releaseClient(this.clientAddress);
+    this.host.connectionEnded(this);
     const { client, hello } = this;
-    this.observer.connectionClosed({
-      listener: this.listenerName,
-      client: this.clientAddress,
+    this.host.observer.connectionClosed({
+      listener: this.settings.listener,
+      client: formatPeer(this.clientAddress, this.clientPort),
       sni: hello?.serverName ?? null,
       alpn: hello?.alpn ?? [],
       route: this.routePattern,
@@ -263,15 +375,8 @@ export class ProxyConnection {
   };
 }
 
-function ignoreError(): void {}
-
 function closeSocket(socket: net.Socket, reset: boolean): void {
   if (socket.destroyed) return;
   if (reset) socket.resetAndDestroy();
   else socket.destroy();
-}
-
-export function formatPeer(address: string | undefined, port: number | undefined): string {
-  if (address === undefined) return 'unknown';
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -1,9 +1,12 @@
 import net from 'node:net';
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig, RouteConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
+import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
+import type { BackendRegistry } from './backend-health.js';
 import { BackendPool } from './backend-pool.js';
-import { ProxyConnection, type ActiveRoute, type ConnectionObserver, type ConnectionSettings, type Outcome } from './connection.js';
+import { ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome } from './connection.js';
+import type { ProxyObserver } from './observer.js';
 
 const listenHints: Record<string, string> = {
   EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
@@ -24,14 +27,24 @@ export class ListenError extends Error {
   }
 }
 
-/** Turns a listener's config into what its connections use (route table with balancers). */
-export function connectionSettings(config: ListenerConfig): ConnectionSettings {
-  const activeRoute = (route: ListenerConfig['routes'][number]): ActiveRoute => ({ hostnames: route.hostnames, pool: new BackendPool(route.backends) });
+/** Accepted clients held unread while the listener is at `maxConnections`, at most this many (the kernel's default backlog). */
+const MAX_WAITING = 511;
+
+/** Turns a listener's config into what its connections use: route table, balancers, access checks. */
+export function connectionSettings(config: ListenerConfig, registry: BackendRegistry): ConnectionSettings {
+  const activeRoute = (route: RouteConfig): ActiveRoute => ({
+    hostnames: route.hostnames,
+    alpn: route.alpn,
+    pool: new BackendPool(route, registry),
+    access: buildAccessCheck(route),
+  });
   return {
     listener: config.name,
     clientHelloTimeout: config.clientHelloTimeout,
     connectTimeout: config.connectTimeout,
     idleTimeout: config.idleTimeout,
+    acceptProxyProtocol: config.acceptProxyProtocol,
+    access: buildAccessCheck(config),
     routes: buildRouteTable(config.routes.map(activeRoute), config.defaultRoute ? activeRoute(config.defaultRoute) : null),
   };
 }
@@ -40,26 +53,29 @@ export function connectionSettings(config: ListenerConfig): ConnectionSettings {
  * One listening socket and the connections it accepted. Its settings can be
  * swapped while it runs; connections keep what they were routed with.
  */
-export class Listener {
+export class Listener implements ConnectionHost {
   config: ListenerConfig;
   settings: ConnectionSettings;
+  readonly observer: ProxyObserver;
   readonly connections = new Set<ProxyConnection>();
   private readonly server: net.Server;
-  private readonly observer: ConnectionObserver;
-  private readonly forget = (connection: ProxyConnection): void => {
-    this.connections.delete(connection);
-    if (this.connections.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
-  };
+  private readonly registry: BackendRegistry;
+  private readonly perClient = new Map<string, number>();
+  /**
+   * Clients accepted while at `maxConnections`, not read from until a slot
+   * frees. Node cannot stop accepting on a listening socket without closing
+   * it, so they wait here instead of in the kernel backlog; to the client it
+   * looks the same (connected, not answered yet).
+   */
+  private readonly waiting = new Set<net.Socket>();
   private idleWaiters: Array<() => void> = [];
 
-  constructor(config: ListenerConfig, observer: ConnectionObserver) {
+  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry) {
     this.config = config;
-    this.settings = connectionSettings(config);
     this.observer = observer;
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      this.connections.add(new ProxyConnection(socket, this, this.observer, this.forget));
-    });
-    this.server.on('error', (error) => observer.listenerError(config.name, error));
+    this.registry = registry;
+    this.settings = connectionSettings(config, registry);
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
   }
 
   /** Binds the configured address; rejects with a `ListenError`. */
@@ -73,6 +89,7 @@ export class Listener {
       this.server.once('error', onError);
       this.server.listen({ host: host ?? undefined, port, exclusive: true }, () => {
         this.server.off('error', onError);
+        this.server.on('error', (error) => this.observer.listenerError(this.config.name, error));
         resolve(this.boundAddress());
       });
     });
@@ -88,7 +105,8 @@ export class Listener {
   /** New connections use `config` from now on; open ones keep theirs. */
   update(config: ListenerConfig): void {
     this.config = config;
-    this.settings = connectionSettings(config);
+    this.settings = connectionSettings(config, this.registry);
+    this.admitWaiting();
   }
 
   /** Stops accepting at once; open connections go on. */
@@ -98,12 +116,69 @@ export class Listener {
 
   /** Resolves once no connection is open. */
   whenIdle(): Promise<void> {
-    if (this.connections.size === 0) return Promise.resolve();
+    if (this.connections.size === 0 && this.waiting.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Ends every open connection now, recording `outcome`. */
   terminateAll(outcome: Outcome): void {
+    for (const socket of this.waiting) socket.destroy();
     for (const connection of this.connections) connection.terminate(outcome);
   }
+
+  admitClient(clientAddress: string): boolean {
+    const count = this.perClient.get(clientAddress) ?? 0;
+    const limit = this.config.maxConnectionsPerClient;
+    if (limit > 0 && count >= limit) return false;
+    this.perClient.set(clientAddress, count + 1);
+    return true;
+  }
+
+  releaseClient(clientAddress: string): void {
+    const count = this.perClient.get(clientAddress) ?? 1;
+    if (count <= 1) this.perClient.delete(clientAddress);
+    else this.perClient.set(clientAddress, count - 1);
+  }
+
+  connectionEnded(connection: ProxyConnection): void {
+    this.connections.delete(connection);
+    this.admitWaiting();
+    if (this.connections.size === 0 && this.waiting.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    this.observer.connectionAccepted(this.config.name);
+    if (!this.atCapacity()) {
+      this.start(socket);
+      return;
+    }
+    if (this.waiting.size >= MAX_WAITING) {
+      socket.resetAndDestroy();
+      return;
+    }
+    this.waiting.add(socket);
+    socket.on('error', ignoreError);
+    socket.once('close', () => this.waiting.delete(socket));
+  };
+
+  private atCapacity(): boolean {
+    const limit = this.config.maxConnections;
+    return limit > 0 && this.connections.size >= limit;
+  }
+
+  private start(socket: net.Socket): void {
+    this.connections.add(new ProxyConnection(socket, this));
+  }
+
+  private admitWaiting(): void {
+    for (const socket of this.waiting) {
+      if (this.atCapacity()) return;
+      this.waiting.delete(socket);
+      socket.removeAllListeners('close');
+      socket.off('error', ignoreError);
+      if (!socket.destroyed) this.start(socket);
+    }
+  }
 }
+
+function ignoreError(): void {}

@@ -1,7 +1,8 @@
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
+import { BackendRegistry } from '../proxy/backend-health.js';
 import { Listener } from '../proxy/listener.js';
-import type { ConnectionObserver } from '../proxy/connection.js';
+import type { ProxyObserver } from '../proxy/observer.js';
 
 /** What one `apply` changed, by listener name. */
 export interface ApplySummary {
@@ -35,10 +36,13 @@ export class Supervisor {
   private readonly active = new Map<string, Listener>();
   /** Removed listeners whose connections have not all ended yet. */
   private readonly retired = new Set<Listener>();
-  private readonly observer: ConnectionObserver;
+  private readonly observer: ProxyObserver;
+  /** Backend health and load, shared by all listeners and kept across reloads. */
+  private readonly registry: BackendRegistry;
 
-  constructor(observer: ConnectionObserver) {
+  constructor(observer: ProxyObserver) {
     this.observer = observer;
+    this.registry = new BackendRegistry(observer);
   }
 
   /**
@@ -52,7 +56,7 @@ export class Supervisor {
     try {
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new Listener(listenerConfig, this.observer);
+        const listener = new Listener(listenerConfig, this.observer, this.registry);
         added.push(listener);
         await listener.listen();
       }
@@ -61,6 +65,7 @@ export class Supervisor {
       throw error;
     }
 
+    this.registry.sync(config);
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
     for (const listener of added) {
       this.active.set(listenerKey(listener.config), listener);
@@ -95,6 +100,7 @@ export class Supervisor {
   async shutdown(): Promise<void> {
     const listeners = [...this.listeners()];
     for (const listener of listeners) listener.stopAccepting();
+    this.registry.stop();
     await Promise.all(
       listeners.map(async (listener) => {
         const timer = setTimeout(() => listener.terminateAll('shutdown'), listener.config.drainTimeout);
