@@ -4,8 +4,7 @@ import { ConfigError } from './config/errors.js';
 import { describeConfig } from './config/describe.js';
 import { loadConfigFile } from './config/load.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
-import { ListenError } from './proxy/listener.js';
-import { runProxy } from './runtime/run.js';
+import { ProxyService } from './runtime/service.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -42,17 +41,11 @@ async function run(options: RunCommandOptions & { config: string }): Promise<voi
     process.exit(code);
   };
   try {
-    await runProxy({ configFile: options.config, watch: options.watch, logger, exit });
+    await new ProxyService({ configFile: options.config, watch: options.watch, logger, env: process.env, exit }).start();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      flush();
-      fail(error.message);
-    }
-    if (error instanceof ListenError) {
-      flush();
-      fail(error.message);
-    }
-    throw error;
+    flush();
+    // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.
+    fail((error as Error).message);
   }
 }
 

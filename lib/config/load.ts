@@ -3,8 +3,8 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node }
 import { ConfigError, type SourcePosition } from './errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import { ShapeError, type Path } from './shape.js';
-import { formatAddress } from './values.js';
-import type { BackendConfig, ConnectionTimeouts, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
+import { formatAddress, isLoopbackHost } from './values.js';
+import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   clientHelloTimeout: 10_000,
@@ -61,7 +61,7 @@ type Fail = (path: Path, message: string) => never;
 function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
   const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
   const names = new Map<string, number>();
-  const addresses: Array<{ host: string | null; port: number }> = [];
+  const addresses: ListenAddress[] = [];
 
   const listeners = parsed.listeners.map((entry, index): ListenerConfig => {
     const path = ['listeners', index];
@@ -70,7 +70,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
     if (names.has(name)) fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
     names.set(name, index);
     if (listen.port !== 0) {
-      const clash = addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || other.host === null || listen.host === null));
+      const clash = findAddressClash(addresses, listen);
       if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
     }
     addresses.push(listen);
@@ -109,7 +109,20 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default) } : null,
     };
   });
-  return { listeners };
+  const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
+  if (admin && !admin.allowRemote && !isLoopbackHost(admin.listen.host)) {
+    fail(['admin', 'listen'], `admin endpoint on ${formatAddress(admin.listen.host, admin.listen.port)} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`);
+  }
+  if (admin && admin.listen.port !== 0) {
+    const clash = findAddressClash(addresses, admin.listen);
+    if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
+  }
+  return { listeners, admin };
+}
+
+/** Index of an address that would collide with `listen` (same port, same host or either on all interfaces), else -1. */
+function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAddress): number {
+  return addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || other.host === null || listen.host === null));
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;

@@ -108,8 +108,17 @@ const listener = object({
   default: optional(defaultRoute, 'catch-all for no SNI or no matching route; without it those clients get an unrecognized_name alert'),
 });
 
+const admin = object(
+  {
+    listen: required(listenAddress, 'address of the HTTP admin endpoint, e.g. "127.0.0.1:9900"'),
+    allowRemote: optional(boolean(), 'allow binding a non-loopback address; the endpoint has no authentication (default false)'),
+  },
+  { description: 'HTTP admin endpoint: GET /metrics, /healthz, /readyz, /config; POST /reload (default: off)' },
+);
+
 export const configSchema = object(
   {
+    admin: optional(admin, 'HTTP admin endpoint (default: off)'),
     defaults: optional(object(timeoutFields), 'timeouts applied to every listener unless it sets its own'),
     listeners: required(list(listener, { minItems: 1 }), 'ports to accept TLS on, each with its own routes'),
   },

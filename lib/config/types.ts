@@ -74,6 +74,14 @@ export interface ListenerConfig extends ConnectionTimeouts, AccessLists {
   defaultRoute: RouteConfig | null;
 }
 
+export interface AdminConfig {
+  listen: ListenAddress;
+  /** Needed to bind anything but a loopback address. */
+  allowRemote: boolean;
+}
+
 export interface ProxyConfig {
   listeners: ListenerConfig[];
+  /** The HTTP admin endpoint (metrics, health, config, reload); null: off. */
+  admin: AdminConfig | null;
 }

@@ -143,3 +143,9 @@ export function parseAlpnProtocol(input: unknown): string {
   }
   return input;
 }
+
+/** Whether a listen host is loopback only ("localhost", 127.0.0.0/8, ::1); all interfaces (null) is not. */
+export function isLoopbackHost(host: string | null): boolean {
+  if (host === null) return false;
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.')) || /^::ffff:127\./.test(host);
+}

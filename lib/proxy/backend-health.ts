@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { BackendConfig, HealthCheckConfig, ProxyConfig } from '../config/types.js';
 
 export type HealthChange = { backend: string; state: 'up' | 'down'; cause: 'connect_failures' | 'health_check' | 'recovered' };
@@ -169,6 +170,12 @@ export class BackendRegistry {
       if (check === null) state.healthy = true;
       else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check));
     }
+  }
+
+  /** Whether each backend takes new connections now. */
+  health(): Array<{ backend: string; up: boolean }> {
+    const now = performance.now();
+    return [...this.states.values()].map((state) => ({ backend: state.address, up: state.healthy && (state.downUntil === 0 || now >= state.downUntil) }));
   }
 
   stop(): void {

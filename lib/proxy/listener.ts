@@ -27,6 +27,11 @@ export class ListenError extends Error {
   }
 }
 
+/** A listening server as every listener uses it: half-close kept, Nagle off, nothing read until the pipeline asks. */
+export function createProxyServer(): net.Server {
+  return net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
+}
+
 /** Accepted clients held unread while the listener is at `maxConnections`, at most this many (the kernel's default backlog). */
 const MAX_WAITING = 511;
 
@@ -70,27 +75,32 @@ export class Listener implements ConnectionHost {
   private readonly waiting = new Set<net.Socket>();
   private idleWaiters: Array<() => void> = [];
 
-  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry) {
+  /** `adopted`: an already listening server (a socket inherited from the service manager) to serve instead of binding. */
+  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry, adopted: net.Server | null = null) {
     this.config = config;
     this.observer = observer;
     this.registry = registry;
     this.settings = connectionSettings(config, registry);
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
+    this.server = adopted ?? createProxyServer();
+    this.server.on('connection', this.onConnection);
   }
 
-  /** Binds the configured address; rejects with a `ListenError`. */
+  /** Binds the configured address (unless the socket was inherited); rejects with a `ListenError`. */
   listen(): Promise<string> {
     const { host, port } = this.config.listen;
-    const requested = formatAddress(host, port);
     return new Promise((resolve, reject) => {
+      const serve = (): void => {
+        this.server.on('error', (error) => this.observer.listenerError(this.config.name, error));
+        resolve(this.boundAddress());
+      };
+      if (this.server.listening) return serve();
       const onError = (error: NodeJS.ErrnoException): void => {
-        reject(new ListenError(this.config.name, requested, error.code ?? 'ERROR', error));
+        reject(new ListenError(this.config.name, formatAddress(host, port), error.code ?? 'ERROR', error));
       };
       this.server.once('error', onError);
       this.server.listen({ host: host ?? undefined, port, exclusive: true }, () => {
         this.server.off('error', onError);
-        this.server.on('error', (error) => this.observer.listenerError(this.config.name, error));
-        resolve(this.boundAddress());
+        serve();
       });
     });
   }

@@ -1,33 +1,49 @@
 import { ConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import type { Logger } from '../observe/logger.js';
 import { ListenError } from '../proxy/listener.js';
-import type { Supervisor } from './supervisor.js';
+import type { ApplySummary } from './supervisor.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
-export type ReloadResult = 'applied' | 'unchanged' | 'refused';
+
+export interface ReloadOutcome {
+  result: 'applied' | 'unchanged' | 'refused';
+  /** The generation running afterwards. */
+  generation: number;
+  /** Why it was refused: `FILE:LINE:COL: message` or the bind error. */
+  error?: string;
+}
+
+export interface ReloaderOptions {
+  file: string;
+  /** The text of the config running now. */
+  text: string;
+  logger: Logger;
+  generation(): number;
+  /** Makes a validated config the running one, all or nothing; throws `ListenError` when it cannot. */
+  apply(loaded: LoadedConfig): Promise<ApplySummary>;
+  /** Around each reload (systemd RELOADING=1 / READY=1, metrics). */
+  started(): void;
+  finished(outcome: ReloadOutcome): void;
+}
 
 /**
- * Reloads the config file into the supervisor: validate, then apply all or
- * nothing. Reloads never overlap: a request during one runs once more after
- * it, so the last write always wins and a burst collapses into two at most.
+ * Reloads the config file: validate, then apply all or nothing. Reloads
+ * never overlap: a request during one runs once more after it, so the last
+ * write always wins and a burst collapses into two at most.
  */
 export class ConfigReloader {
-  private readonly file: string;
-  private readonly supervisor: Supervisor;
-  private readonly logger: Logger;
+  private readonly options: ReloaderOptions;
   private text: string;
-  private running: Promise<ReloadResult> | null = null;
-  private queued: Promise<ReloadResult> | null = null;
+  private running: Promise<ReloadOutcome> | null = null;
+  private queued: Promise<ReloadOutcome> | null = null;
 
-  constructor(options: { file: string; text: string; supervisor: Supervisor; logger: Logger }) {
-    this.file = options.file;
+  constructor(options: ReloaderOptions) {
+    this.options = options;
     this.text = options.text;
-    this.supervisor = options.supervisor;
-    this.logger = options.logger;
   }
 
-  reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (this.running === null) {
       this.running = this.reloadOnce(trigger).finally(() => (this.running = null));
       return this.running;
@@ -39,22 +55,32 @@ export class ConfigReloader {
     return this.queued;
   }
 
-  private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadResult> {
-    const generation = this.supervisor.generation;
+  private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const { logger } = this.options;
+    this.options.started();
+    const outcome = await this.load(trigger);
+    if (outcome.result === 'refused') {
+      logger.error({ trigger, ...outcome }, `config reload refused, still running generation ${outcome.generation}: ${outcome.error}`);
+    }
+    this.options.finished(outcome);
+    return outcome;
+  }
+
+  private async load(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const { logger } = this.options;
     try {
-      const loaded = await loadConfigFile(this.file);
+      const loaded = await loadConfigFile(this.options.file);
       if (loaded.text === this.text) {
-        this.logger.info({ trigger, generation }, 'config unchanged');
-        return 'unchanged';
+        logger.info({ trigger, generation: this.options.generation() }, 'config unchanged');
+        return { result: 'unchanged', generation: this.options.generation() };
       }
-      const summary = await this.supervisor.apply(loaded.config);
+      const summary = await this.options.apply(loaded);
       this.text = loaded.text;
-      this.logger.info({ trigger, ...summary }, 'config reloaded');
-      return 'applied';
+      logger.info({ trigger, ...summary }, 'config reloaded');
+      return { result: 'applied', generation: summary.generation };
     } catch (error) {
       if (!(error instanceof ConfigError || error instanceof ListenError)) throw error;
-      this.logger.error({ trigger, generation, error: error.message }, `config reload refused, still running generation ${generation}: ${error.message}`);
-      return 'refused';
+      return { result: 'refused', generation: this.options.generation(), error: error.message };
     }
   }
 }

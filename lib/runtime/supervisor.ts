@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../proxy/backend-health.js';
@@ -49,14 +50,15 @@ export class Supervisor {
    * Makes `config` the running one, all or nothing: new addresses are bound
    * first, and if any fails those just bound are closed and nothing changes
    * (the `ListenError` is rethrown). Kept listeners never close their socket.
+   * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async apply(config: ProxyConfig): Promise<ApplySummary> {
+  async apply(config: ProxyConfig, inherited: ReadonlyMap<string, net.Server> = new Map()): Promise<ApplySummary> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new Listener(listenerConfig, this.observer, this.registry);
+        const listener = new Listener(listenerConfig, this.observer, this.registry, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         await listener.listen();
       }
@@ -94,6 +96,17 @@ export class Supervisor {
     let count = 0;
     for (const listener of this.listeners()) count += listener.connections.size;
     return count;
+  }
+
+  /** Open connections by listener name (retired listeners included). */
+  openConnectionsByListener(): Array<{ listener: string; open: number }> {
+    const counts = new Map<string, number>();
+    for (const listener of this.listeners()) counts.set(listener.config.name, (counts.get(listener.config.name) ?? 0) + listener.connections.size);
+    return [...counts].map(([listener, open]) => ({ listener, open }));
+  }
+
+  backendHealth(): Array<{ backend: string; up: boolean }> {
+    return this.registry.health();
   }
 
   /** Stops accepting everywhere, waits for open connections up to each listener's `drainTimeout`, then ends the rest. */

@@ -1,0 +1,83 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { formatAddress } from '../config/values.js';
+import type { ListenAddress } from '../config/types.js';
+
+/** What the admin endpoint serves; each answer is computed when asked. */
+export interface AdminHandlers {
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Listeners bound and a config loaded (false while shutting down). */
+  ready(): boolean;
+  config(): unknown;
+  reload(): Promise<{ status: number; body: unknown }>;
+}
+
+function send(response: http.ServerResponse, status: number, contentType: string, body: string): void {
+  response.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store' });
+  response.end(body);
+}
+
+function sendJson(response: http.ServerResponse, status: number, body: unknown): void {
+  send(response, status, 'application/json; charset=utf-8', `${JSON.stringify(body, null, 2)}\n`);
+}
+
+const routes: Record<string, { method: string; handle(handlers: AdminHandlers, response: http.ServerResponse): Promise<void> | void }> = {
+  '/metrics': {
+    method: 'GET',
+    async handle(handlers, response) {
+      const { contentType, body } = await handlers.metrics();
+      send(response, 200, contentType, body);
+    },
+  },
+  '/healthz': { method: 'GET', handle: (_handlers, response) => send(response, 200, 'text/plain; charset=utf-8', 'ok\n') },
+  '/readyz': {
+    method: 'GET',
+    handle: (handlers, response) => (handlers.ready() ? send(response, 200, 'text/plain; charset=utf-8', 'ready\n') : send(response, 503, 'text/plain; charset=utf-8', 'not ready\n')),
+  },
+  '/config': { method: 'GET', handle: (handlers, response) => sendJson(response, 200, handlers.config()) },
+  '/reload': {
+    method: 'POST',
+    async handle(handlers, response) {
+      const { status, body } = await handlers.reload();
+      sendJson(response, status, body);
+    },
+  },
+};
+
+/** The optional HTTP admin endpoint: metrics, health, effective config, reload. Serves nothing else. */
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(handlers: AdminHandlers) {
+    this.server = http.createServer((request, response) => {
+      const path = (request.url ?? '/').split('?')[0]!;
+      const route = routes[path];
+      if (route === undefined) return sendJson(response, 404, { error: `not found: ${path}`, endpoints: Object.keys(routes) });
+      if (request.method !== route.method && !(route.method === 'GET' && request.method === 'HEAD')) {
+        response.setHeader('allow', route.method);
+        return sendJson(response, 405, { error: `${path} takes ${route.method}` });
+      }
+      // The request body is never read: no endpoint takes one.
+      request.resume();
+      Promise.resolve(route.handle(handlers, response)).catch((error: Error) => sendJson(response, 500, { error: error.message }));
+    });
+    this.server.requestTimeout = 10_000;
+    this.server.headersTimeout = 5_000;
+  }
+
+  listen(address: ListenAddress): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: address.host ?? undefined, port: address.port }, () => {
+        this.server.off('error', reject);
+        const bound = this.server.address() as AddressInfo;
+        resolve(formatAddress(bound.address, bound.port));
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+    this.server.closeIdleConnections();
+  }
+}

@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import type { AdminConfig } from '../config/types.js';
+import { formatAddress } from '../config/values.js';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { accessLog } from '../observe/access-log.js';
+import { AdminServer } from '../observe/admin.js';
+import { fanOut } from '../observe/fan-out.js';
+import type { Logger } from '../observe/logger.js';
+import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
+import { ListenError } from '../proxy/listener.js';
+import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
+import { onSignals } from './signals.js';
+import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
+import { Supervisor, type ApplySummary } from './supervisor.js';
+import { monotonicMicroseconds, systemdNotifier, type Notify } from './systemd-notify.js';
+import { watchConfigFile } from './watch.js';
+
+export interface ServiceOptions {
+  configFile: string;
+  /** Reload when the file changes (SIGHUP and POST /reload reload either way). */
+  watch: boolean;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  /** Called once everything is closed (or on a forced exit); the caller exits the process. */
+  exit(code: number): void;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * The running proxy: config, listeners (through the supervisor), reloads,
+ * the admin endpoint, systemd integration and signals, wired together.
+ */
+export class ProxyService {
+  private readonly options: ServiceOptions;
+  private readonly logger: Logger;
+  private readonly supervisor: Supervisor;
+  private readonly metrics: ProxyMetrics;
+  private readonly notify: Notify | null;
+  private admin: { config: AdminConfig; server: AdminServer; address: string } | null = null;
+  private reloader: ConfigReloader | null = null;
+  private stopping = false;
+
+  constructor(options: ServiceOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    this.metrics = createMetrics({
+      openConnections: () => this.supervisor.openConnectionsByListener(),
+      backendHealth: () => this.supervisor.backendHealth(),
+    });
+    this.supervisor = new Supervisor(fanOut(accessLog(this.logger), this.metrics));
+    this.notify = systemdNotifier(options.env, (error) => this.logger.warn({ err: error }, 'systemd notification failed'));
+  }
+
+  /**
+   * Loads the config, binds (or inherits) every listener, then serves until
+   * a signal ends it. Rejects before serving with `ConfigError`, `ListenError`
+   * or an `Error` about inherited sockets.
+   */
+  async start(): Promise<void> {
+    const { logger, options } = this;
+    const loaded = await loadConfigFile(options.configFile);
+    const descriptors = passedDescriptors(options.env, process.pid);
+    // As sd_listen_fds(unset_environment=1): processes we start must not think the sockets are theirs.
+    delete options.env.LISTEN_PID;
+    delete options.env.LISTEN_FDS;
+    delete options.env.LISTEN_FDNAMES;
+    const inherited = matchInheritedSockets(loaded.config.listeners, await adoptPassedSockets(descriptors));
+    const summary = await this.apply(loaded, inherited);
+    for (const [listener, address] of Object.entries(summary.bound)) {
+      logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');
+    }
+
+    this.reloader = new ConfigReloader({
+      file: options.configFile,
+      text: loaded.text,
+      logger,
+      generation: () => this.supervisor.generation,
+      apply: (next) => this.apply(next),
+      started: () => this.notify?.({ RELOADING: '1', MONOTONIC_USEC: monotonicMicroseconds() }),
+      finished: (outcome) => this.reloadFinished(outcome),
+    });
+    const watcher = options.watch
+      ? await watchConfigFile(
+          options.configFile,
+          () => void this.reload('watch'),
+          (error) => logger.error({ err: error }, 'config file watch failed; SIGHUP still reloads'),
+        )
+      : null;
+
+    process.on('uncaughtException', (error) => {
+      // One connection's unforeseen failure must not take every other connection down with the process.
+      logger.error({ err: error }, 'uncaught exception (connection state may be lost; the proxy keeps running)');
+    });
+    onSignals({
+      shutdown: (signal) => {
+        logger.info({ signal, openConnections: this.supervisor.openConnections() }, 'shutting down: no new connections, draining open ones');
+        this.stopping = true;
+        this.notify?.({ STOPPING: '1', STATUS: `draining ${this.supervisor.openConnections()} connections` });
+        void watcher?.close();
+        this.admin?.server.close();
+        void this.supervisor.shutdown().then(() => {
+          logger.info('stopped');
+          options.exit(0);
+        });
+      },
+      forceExit: (signal) => {
+        logger.warn({ signal, openConnections: this.supervisor.openConnections() }, 'second signal: exiting now');
+        options.exit(0);
+      },
+      reload: () => void this.reload('signal'),
+    });
+
+    logger.info({ generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null }, 'ready');
+    this.notify?.({ READY: '1', STATUS: this.status() });
+  }
+
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    return this.reloader!.reload(trigger);
+  }
+
+  /** Applies a loaded config all or nothing: the admin endpoint first (rolled back if the listeners fail), then the listeners. */
+  private async apply(loaded: LoadedConfig, inherited?: Parameters<Supervisor['apply']>[1]): Promise<ApplySummary> {
+    const previousAdmin = this.admin;
+    const nextAdmin = loaded.config.admin;
+    const adminChanged = JSON.stringify(previousAdmin?.config.listen ?? null) !== JSON.stringify(nextAdmin?.listen ?? null);
+    let startedAdmin: { server: AdminServer; address: string } | null = null;
+    if (adminChanged && nextAdmin) startedAdmin = await this.startAdmin(nextAdmin);
+    let summary: ApplySummary;
+    try {
+      summary = await this.supervisor.apply(loaded.config, inherited);
+    } catch (error) {
+      startedAdmin?.server.close();
+      throw error;
+    }
+    if (adminChanged) {
+      previousAdmin?.server.close();
+      this.admin = nextAdmin && startedAdmin ? { config: nextAdmin, ...startedAdmin } : null;
+    } else if (previousAdmin && nextAdmin) {
+      previousAdmin.config = nextAdmin;
+    }
+    this.metrics.configApplied(summary.generation, sha256(loaded.text));
+    return summary;
+  }
+
+  private async startAdmin(config: AdminConfig): Promise<{ server: AdminServer; address: string }> {
+    const server = new AdminServer({
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+      ready: () => !this.stopping && this.supervisor.generation > 0,
+      config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
+      reload: async () => {
+        const outcome = await this.reload('admin');
+        return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
+      },
+    });
+    try {
+      const address = await server.listen(config.listen);
+      this.logger.info({ address }, 'admin endpoint listening');
+      return { server, address };
+    } catch (error) {
+      const cause = error as NodeJS.ErrnoException;
+      throw new ListenError('admin', formatAddress(config.listen.host, config.listen.port), cause.code ?? 'ERROR', cause);
+    }
+  }
+
+  private reloadFinished(outcome: ReloadOutcome): void {
+    this.metrics.reloadFinished(outcome.result);
+    this.notify?.({ READY: '1', STATUS: this.status() });
+  }
+
+  private status(): string {
+    return `generation ${this.supervisor.generation}, ${this.supervisor.openConnections()} open connections`;
+  }
+}

@@ -1,0 +1,78 @@
+import type net from 'node:net';
+import type { ListenAddress, ListenerConfig } from '../config/types.js';
+import { formatAddress } from '../config/values.js';
+import { createProxyServer } from '../proxy/listener.js';
+
+/** The first descriptor systemd passes (sd_listen_fds: SD_LISTEN_FDS_START). */
+const FIRST_FD = 3;
+
+export interface PassedDescriptor {
+  fd: number;
+  /** From LISTEN_FDNAMES (FileDescriptorName= in the .socket unit); null when not given. */
+  name: string | null;
+}
+
+/**
+ * The listening sockets a service manager passed to this process (systemd's
+ * protocol: LISTEN_PID is this process, LISTEN_FDS counts descriptors from 3,
+ * LISTEN_FDNAMES names them). Empty when started any other way.
+ */
+export function passedDescriptors(env: NodeJS.ProcessEnv, pid: number): PassedDescriptor[] {
+  if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== pid) return [];
+  const count = Number(env.LISTEN_FDS ?? '0');
+  if (!Number.isInteger(count) || count <= 0) return [];
+  const names = env.LISTEN_FDNAMES?.split(':') ?? [];
+  return Array.from({ length: count }, (_, index) => ({ fd: FIRST_FD + index, name: names[index] || null }));
+}
+
+export interface InheritedSocket {
+  server: net.Server;
+  name: string | null;
+  address: ListenAddress;
+}
+
+function serve(descriptor: PassedDescriptor): Promise<InheritedSocket> {
+  const server = createProxyServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd: descriptor.fd }, () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        reject(new Error(`inherited descriptor ${descriptor.fd} is not a TCP socket`));
+        return;
+      }
+      const wildcard = address.address === '::' || address.address === '0.0.0.0';
+      resolve({ server, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } });
+    });
+  });
+}
+
+/** Starts serving each passed descriptor (nothing is accepted until a listener takes it). */
+export function adoptPassedSockets(descriptors: readonly PassedDescriptor[]): Promise<InheritedSocket[]> {
+  return Promise.all(descriptors.map(serve));
+}
+
+/**
+ * Pairs inherited sockets with listeners: by name (LISTEN_FDNAMES = listener
+ * name), else by address. A socket that matches no listener is an error: it
+ * would accept connections nobody serves.
+ */
+export function matchInheritedSockets(listeners: readonly ListenerConfig[], sockets: readonly InheritedSocket[]): Map<string, net.Server> {
+  const matched = new Map<string, net.Server>();
+  for (const socket of sockets) {
+    const sameAddress = (listener: ListenerConfig): boolean =>
+      listener.listen.port === socket.address.port && (listener.listen.host === socket.address.host || listener.listen.host === null || socket.address.host === null);
+    const listener =
+      listeners.find((candidate) => candidate.name === socket.name && !matched.has(candidate.name)) ??
+      listeners.find((candidate) => sameAddress(candidate) && !matched.has(candidate.name));
+    if (!listener) {
+      const label = socket.name ? `"${socket.name}" ` : '';
+      throw new Error(
+        `inherited socket ${label}on ${formatAddress(socket.address.host, socket.address.port)} matches no listener: name the listener like the socket's FileDescriptorName or give it that address`,
+      );
+    }
+    matched.set(listener.name, socket.server);
+  }
+  return matched;
+}
