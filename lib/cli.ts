@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
 import { ConfigError } from './config/errors.js';
 import { describeConfig } from './config/describe.js';
+import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/load.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
@@ -69,5 +70,11 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .description('validate a config file and print the listeners and routes it would run')
     .requiredOption('-c, --config <file>', 'YAML config file')
     .action((options: { config: string }) => check(options.config));
+  program
+    .command('schema')
+    .description("print the config file's JSON Schema (for editors: # yaml-language-server: $schema=...)")
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
   return program.parseAsync(argv);
 }
