@@ -39,7 +39,8 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
   const syntaxError = document.errors[0];
   if (syntaxError) {
-    throw new ConfigError(file, at(syntaxError.pos[0]), syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
+    const message = syntaxError.code === 'MULTIPLE_DOCS' ? 'the config must be a single YAML document (remove the second "---")' : syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(file, at(syntaxError.pos[0]), message);
   }
   if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
 
@@ -67,13 +68,13 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
     const path = ['listeners', index];
     const listen = entry.listen;
     const name = entry.name ?? formatAddress(listen.host, listen.port);
-    if (names.has(name)) fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
-    names.set(name, index);
     if (listen.port !== 0) {
       const clash = findAddressClash(addresses, listen);
       if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
     }
     addresses.push(listen);
+    if (names.has(name)) fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
+    names.set(name, index);
 
     // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
     const seen = new Map<string, Set<string>>();
@@ -120,9 +121,11 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
   return { listeners, admin };
 }
 
-/** Index of an address that would collide with `listen` (same port, same host or either on all interfaces), else -1. */
+const anyAddress = new Set([null, '0.0.0.0', '::']);
+
+/** Index of an address that would collide with `listen` (same port, and the same host or either on all interfaces), else -1. */
 function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAddress): number {
-  return addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || other.host === null || listen.host === null));
+  return addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || anyAddress.has(other.host) || anyAddress.has(listen.host)));
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
@@ -154,7 +157,8 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
 function locate(document: Document, path: Path, onKey: boolean): number {
   if (onKey && path.length > 0) {
     const parent = document.getIn(path.slice(0, -1), true);
-    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && item.key.value === path[path.length - 1]) : undefined;
+    const key = String(path[path.length - 1]);
+    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key) : undefined;
     if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
   }
   for (let depth = path.length; depth >= 0; depth--) {

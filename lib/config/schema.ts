@@ -13,12 +13,6 @@ const duration = scalar(
   parseDuration,
 );
 
-const positiveDuration = scalar(duration.jsonSchema(), (value) => {
-  const milliseconds = parseDuration(value);
-  if (milliseconds <= 0) throw new ValueError('must be longer than 0');
-  return milliseconds;
-});
-
 const listenAddress = scalar(
   {
     anyOf: [
@@ -36,9 +30,16 @@ const hostname = scalar(
   normalizeHostnamePattern,
 );
 
+const positiveDuration = scalar(duration.jsonSchema(), (value) => {
+  const milliseconds = parseDuration(value);
+  if (milliseconds <= 0) throw new ValueError('must be longer than 0');
+  return milliseconds;
+});
+
 const timeoutFields = {
-  clientHelloTimeout: optional(duration, 'how long a client may take to send its whole ClientHello (default 10s)'),
-  connectTimeout: optional(duration, 'how long to wait for a backend to accept a connection before trying the next (default 5s)'),
+  // Neither can be turned off: a client or backend that never answers would hold a connection forever.
+  clientHelloTimeout: optional(positiveDuration, 'how long a client may take to send its whole ClientHello (default 10s)'),
+  connectTimeout: optional(positiveDuration, 'how long to wait for a backend to accept a connection before trying the next (default 5s)'),
   idleTimeout: optional(duration, 'close a connection with no bytes either way for this long; 0 = never (default 0)'),
   drainTimeout: optional(duration, 'how long shutdown waits for open connections before closing them (default 30s)'),
 };
@@ -58,7 +59,7 @@ const backend = scalarOrObject(
   }),
 );
 
-const backends = list(backend, { minItems: 1, description: 'connections are spread across these by weight; a backend that refuses or times out is skipped for the next' });
+const backends = list(backend, { minItems: 1, itemName: 'backend', description: 'connections are spread across these by weight; a backend that refuses or times out is skipped for the next' });
 
 const cidr = scalar({ type: 'string', examples: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', '::1'] }, parseCidr);
 
@@ -89,8 +90,8 @@ const routeOptions = {
 };
 
 const route = object({
-  hostnames: required(list(hostname, { minItems: 1 }), 'SNI names this route serves: exact names beat wildcards, the longest wildcard wins'),
-  alpn: optional(list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1 }), 'match only clients offering one of these ALPN protocols; beats the same hostname without alpn'),
+  hostnames: required(list(hostname, { minItems: 1, itemName: 'hostname' }), 'SNI names this route serves: exact names beat wildcards, the longest wildcard wins'),
+  alpn: optional(list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1, itemName: 'protocol' }), 'match only clients offering one of these ALPN protocols; beats the same hostname without alpn'),
   ...routeOptions,
 });
 
@@ -120,7 +121,7 @@ export const configSchema = object(
   {
     admin: optional(admin, 'HTTP admin endpoint (default: off)'),
     defaults: optional(object(timeoutFields), 'timeouts applied to every listener unless it sets its own'),
-    listeners: required(list(listener, { minItems: 1 }), 'ports to accept TLS on, each with its own routes'),
+    listeners: required(list(listener, { minItems: 1, itemName: 'listener' }), 'ports to accept TLS on, each with its own routes'),
   },
   { description: 'sni-passthrough configuration' },
 );

@@ -30,7 +30,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  return typeof value === 'number' ? `number ${String(value)}` : `${typeof value} ${JSON.stringify(value)}`;
 }
 
 /** A scalar read by a parser that throws `ValueError` with a user-facing message. */
@@ -79,12 +79,17 @@ export function oneOf<const T extends string>(choices: readonly T[], schema: Jso
   });
 }
 
-export function list<T>(item: Shape<T>, options: { minItems?: number; description?: string } = {}): Shape<T[]> {
+/** `itemName` names the entries in messages: `"backends" needs at least one backend`. */
+export function list<T>(item: Shape<T>, options: { minItems?: number; description?: string; itemName?: string } = {}): Shape<T[]> {
   const minItems = options.minItems ?? 0;
   return {
     read(value, path) {
       if (!Array.isArray(value)) throw new ShapeError(path, `expected a list, got ${describe(value)}`);
-      if (value.length < minItems) throw new ShapeError(path, `needs at least ${minItems} item${minItems === 1 ? '' : 's'}`);
+      if (value.length < minItems) {
+        const subject = typeof path[path.length - 1] === 'string' ? `"${path[path.length - 1]}"` : 'this list';
+        const itemName = options.itemName ?? 'item';
+        throw new ShapeError(path, `${subject} needs at least ${minItems === 1 ? `one ${itemName}` : `${minItems} ${itemName}s`}`);
+      }
       return value.map((entry, index) => item.read(entry, [...path, index]));
     },
     jsonSchema: () => ({
@@ -131,7 +136,10 @@ export function object<F extends Fields>(fields: F, options: { description?: str
       const output: Record<string, unknown> = {};
       for (const [key, field] of Object.entries(fields)) {
         if (input[key] === undefined || input[key] === null) {
-          if (field.required) throw new ShapeError(path, `missing required key "${key}"`);
+          if (field.required) {
+            if (input[key] === null) throw new ShapeError([...path, key], `"${key}" is empty`, true);
+            throw new ShapeError(path, `missing required key "${key}"`);
+          }
           continue;
         }
         output[key] = field.shape.read(input[key], [...path, key]);

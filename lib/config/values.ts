@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { ListenAddress } from './types.js';
 
@@ -10,17 +10,24 @@ import type { ListenAddress } from './types.js';
 export class ValueError extends Error {}
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Node timers treat longer delays as 1 ms; no timeout here needs more than 24 days. */
+const MAX_DURATION_MS = 2_147_483_647;
+
+function checkDurationRange(milliseconds: number, input: unknown): number {
+  if (milliseconds > MAX_DURATION_MS) throw new ValueError(`duration ${JSON.stringify(input)} is too long (at most 596h, about 24 days)`);
+  return milliseconds;
+}
 const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
 
 /** "250ms", "10s", "1m30s", "1h", "0" or a number of milliseconds → milliseconds. */
 export function parseDuration(input: unknown): number {
   if (typeof input === 'number') {
     if (!Number.isFinite(input) || input < 0) throw new ValueError(`invalid duration ${input}: must be a non-negative number of milliseconds`);
-    return Math.round(input);
+    return checkDurationRange(Math.round(input), input);
   }
   if (typeof input !== 'string') throw new ValueError('a duration must be a string like "10s" or a number of milliseconds');
   const text = input.trim();
-  if (/^\d+$/.test(text)) return Number(text);
+  if (/^\d+$/.test(text)) return checkDurationRange(Number(text), input);
   let total = 0;
   durationPart.lastIndex = 0;
   while (durationPart.lastIndex < text.length) {
@@ -32,7 +39,7 @@ export function parseDuration(input: unknown): number {
     total += Number(match[1]) * durationUnits[match[2]!]!;
   }
   if (text.length === 0) throw new ValueError('invalid duration "": use e.g. "10s"');
-  return Math.round(total);
+  return checkDurationRange(Math.round(total), input);
 }
 
 /** "1h", "10s", "250ms", or "0": the shortest exact spelling, for `check` output and logs. */
@@ -45,6 +52,7 @@ export function formatDuration(milliseconds: number): string {
 }
 
 function parsePort(text: string, input: string, allowZero: boolean): number {
+  if (text === '') throw new ValueError(`missing port in "${input}"`);
   if (!/^\d{1,5}$/.test(text)) throw new ValueError(`invalid port in "${input}"`);
   const port = Number(text);
   if (port > 65535 || (port === 0 && !allowZero)) throw new ValueError(`port ${port} in "${input}" is out of range (${allowZero ? 0 : 1}-65535)`);
@@ -69,8 +77,24 @@ function splitHostPort(input: string): { host: string; portText: string } {
 
 const hostnameLabel = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
+/** LDH labels (underscores tolerated); the last label is never all digits, so "10.0.0.300" is a bad address, not a name. */
 function isDnsName(name: string): boolean {
-  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => hostnameLabel.test(label));
+  const labels = name.split('.');
+  return name.length > 0 && name.length <= 253 && labels.every((label) => hostnameLabel.test(label)) && !/^\d+$/.test(labels[labels.length - 1]!);
+}
+
+/** One spelling per IPv6 address ("0:0::1" → "::1") so equal addresses compare equal. */
+function canonicalIPv6(address: string): string {
+  return new SocketAddress({ address, family: 'ipv6' }).address;
+}
+
+/** Lower-cased host, IPv6 in canonical form; throws for anything that is neither an IP address nor a DNS name. */
+function canonicalHost(host: string, input: string, what: string): string {
+  const lower = host.toLowerCase();
+  if (isIPv4(lower)) return lower;
+  if (isIPv6(lower)) return canonicalIPv6(lower);
+  if (isDnsName(lower)) return lower;
+  throw new ValueError(`invalid ${what} "${host}" in "${input}"`);
 }
 
 /** A listen address: "host:port", "[::1]:8443", ":8443", "*:8443" or a bare port (number or string). Port 0 picks a free port. */
@@ -84,9 +108,7 @@ export function parseListenAddress(input: unknown): ListenAddress {
   const { host, portText } = splitHostPort(input);
   const port = parsePort(portText, input, true);
   if (host === '' || host === '*') return { host: null, port };
-  const lower = host.toLowerCase();
-  if (!isIPv4(lower) && !isIPv6(lower) && !isDnsName(lower)) throw new ValueError(`invalid host "${host}" in "${input}"`);
-  return { host: lower, port };
+  return { host: canonicalHost(host, input, 'host'), port };
 }
 
 /** "host:port" for an address; IPv6 in brackets, all interfaces as ":port". */
@@ -99,10 +121,9 @@ export function formatAddress(host: string | null, port: number): string {
 export function parseBackendAddress(input: unknown): { host: string; port: number } {
   if (typeof input !== 'string') throw new ValueError('a backend address must be a string "host:port"');
   const { host, portText } = splitHostPort(input);
+  if (host === '') throw new ValueError(`backend "${input}" needs a host, e.g. "127.0.0.1${input}"`);
   const port = parsePort(portText, input, false);
-  const lower = host.toLowerCase();
-  if (!isIPv4(lower) && !isIPv6(lower) && !isDnsName(lower)) throw new ValueError(`invalid backend host "${host}" in "${input}"`);
-  return { host: lower, port };
+  return { host: canonicalHost(host, input, 'backend host'), port };
 }
 
 /**
@@ -122,7 +143,7 @@ export function normalizeHostnamePattern(input: unknown): string {
   return wildcard ? `*.${ascii}` : ascii;
 }
 
-/** A CIDR ("10.0.0.0/8", "2001:db8::/32") or a single address, in canonical form with its prefix length. */
+/** A CIDR ("10.0.0.0/8", "2001:db8::/32") or a single address, with its prefix length and IPv6 in canonical form (host bits are kept: they do not change what matches). */
 export function parseCidr(input: unknown): string {
   if (typeof input !== 'string') throw new ValueError('an address range must be a string like "10.0.0.0/8" or "::1"');
   const [address = '', prefixText, extra] = input.trim().split('/');
@@ -133,7 +154,7 @@ export function parseCidr(input: unknown): string {
   if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) throw new ValueError(`invalid prefix length in "${input}"`);
   const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
   if (prefix > maxPrefix) throw new ValueError(`prefix length /${prefix} in "${input}" is too long for IPv${family} (max /${maxPrefix})`);
-  return `${address.toLowerCase()}/${prefix}`;
+  return `${family === 4 ? address : canonicalIPv6(address)}/${prefix}`;
 }
 
 /** An ALPN protocol name as sent on the wire ("h2", "http/1.1", "acme-tls/1"): 1 to 255 printable ASCII bytes. */

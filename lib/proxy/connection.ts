@@ -138,8 +138,7 @@ export class ProxyConnection {
       // Refused clients are closed before a byte of theirs is read.
       if (!this.admit()) return;
     }
-    const { clientHelloTimeout } = this.settings;
-    if (clientHelloTimeout > 0) this.helloTimer = setTimeout(this.onHelloTimeout, clientHelloTimeout);
+    this.helloTimer = setTimeout(this.onHelloTimeout, this.settings.clientHelloTimeout);
     client.on('data', this.onData);
     client.on('end', this.onEndBeforeHello);
     client.resume();
@@ -326,7 +325,11 @@ export class ProxyConnection {
   };
 
   private readonly onClientError = (error: NodeJS.ErrnoException): void => {
-    this.fail(this.phase === Phase.Spliced ? 'client_error' : 'client_closed', error.code ?? error.message, error);
+    if (this.phase !== Phase.Spliced) return this.fail('client_closed', error.code ?? error.message, error);
+    // Clients such as curl reset instead of closing once they have their answer: the client decides when it is
+    // done, so that is a normal end (the reset is still passed on to the backend).
+    if (error.code === 'ECONNRESET') return this.fail('ok', 'client_reset', error);
+    this.fail('client_error', error.code ?? error.message, error);
   };
 
   private readonly onBackendError = (error: NodeJS.ErrnoException): void => {

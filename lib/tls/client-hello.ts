@@ -235,13 +235,16 @@ function findHostNameEntry(buf: Uint8Array, start: number, end: number): number 
   return found;
 }
 
+/** Printable ASCII without empty labels (".a", "a..b"); one trailing dot (the root) is allowed. */
 function isValidHostName(buf: Uint8Array, start: number, end: number): boolean {
   const length = end - start;
   if (length === 0 || length > MAX_HOST_NAME_BYTES) return false;
-  if (length === 1 && buf[start] === 0x2e) return false; // "." alone is empty once the root dot goes
+  let previous = 0x2e; // as if after a dot, so a leading dot is an empty label
   for (let i = start; i < end; i++) {
     const byte = buf[i];
     if (byte < 0x21 || byte > 0x7e) return false;
+    if (byte === 0x2e && previous === 0x2e) return false;
+    previous = byte;
   }
   return true;
 }
