@@ -41,5 +41,8 @@ function describeListener(listener: ListenerConfig): string[] {
 
 /** What `check` prints: the listeners and routes a config would run, as a human reads them. */
 export function describeConfig(config: ProxyConfig): string {
-  return config.listeners.flatMap(describeListener).join('\n');
+  const admin = config.admin
+    ? [`admin endpoint on ${formatAddress(config.admin.listen.host, config.admin.listen.port)}${config.admin.allowRemote ? ' (remote access allowed)' : ''}`]
+    : [];
+  return [...config.listeners.flatMap(describeListener), ...admin].join('\n');
 }

@@ -157,8 +157,9 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
 function locate(document: Document, path: Path, onKey: boolean): number {
   if (onKey && path.length > 0) {
     const parent = document.getIn(path.slice(0, -1), true);
+    // Keys as toJS() spelled them: a null key (`~:`) became "".
     const key = String(path[path.length - 1]);
-    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key) : undefined;
+    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value ?? '') === key) : undefined;
     if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
   }
   for (let depth = path.length; depth >= 0; depth--) {

@@ -34,6 +34,8 @@ export interface ConnectionRecord {
   alpn: string[];
   route: string | null;
   backend: string | null;
+  /** Backends dialled (more than 1 when failover happened). */
+  attempts: number;
   bytesFromClient: number;
   bytesToClient: number;
   durationMs: number;
@@ -116,6 +118,7 @@ export class ProxyConnection {
   private backend: net.Socket | null = null;
   private target: BackendTarget | null = null;
   private backendAddress: string | null = null;
+  private attempts = 0;
   private hello: ClientHello | null = null;
   private routePattern: string | null = null;
   private outcome: Outcome | null = null;
@@ -259,6 +262,7 @@ export class ProxyConnection {
       return;
     }
     this.backendAddress = target.config.address;
+    this.attempts++;
     const dialStartedAt = performance.now();
     this.cancelDial = dial(target.config.host, target.config.port, this.settings.connectTimeout, (error, socket) => {
       this.cancelDial = null;
@@ -369,6 +373,7 @@ export class ProxyConnection {
       alpn: hello?.alpn ?? [],
       route: this.routePattern,
       backend: this.backendAddress,
+      attempts: this.attempts,
       bytesFromClient: client.bytesRead,
       bytesToClient: client.bytesWritten,
       durationMs: Math.round((performance.now() - this.startedAt) * 10) / 10,

@@ -96,19 +96,23 @@ export class ProxyService {
     });
     onSignals({
       shutdown: (signal) => {
-        logger.info({ signal, openConnections: this.supervisor.openConnections() }, 'shutting down: no new connections, draining open ones');
         this.stopping = true;
+        // Listeners stop accepting synchronously here, before the line below says so.
+        const drained = this.supervisor.shutdown();
+        logger.info({ signal, openConnections: this.supervisor.openConnections() }, 'shutting down: no new connections, draining open ones');
         this.notify?.({ STOPPING: '1', STATUS: `draining ${this.supervisor.openConnections()} connections` });
         void watcher?.close();
         this.admin?.server.close();
-        void this.supervisor.shutdown().then(() => {
+        void drained.then(() => {
           logger.info('stopped');
           options.exit(0);
         });
       },
       forceExit: (signal) => {
-        logger.warn({ signal, openConnections: this.supervisor.openConnections() }, 'second signal: exiting now');
-        options.exit(0);
+        logger.warn({ signal, openConnections: this.supervisor.openConnections() }, 'second signal: closing open connections and exiting now');
+        // Closing takes a turn of the event loop; each connection still gets its log line, but never wait long.
+        const deadline = new Promise((resolve) => setTimeout(resolve, 250));
+        void Promise.race([this.supervisor.terminateAll('shutdown'), deadline]).then(() => options.exit(0));
       },
       reload: () => void this.reload('signal'),
     });

@@ -3,6 +3,7 @@ import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../proxy/backend-health.js';
 import { Listener } from '../proxy/listener.js';
+import type { Outcome } from '../proxy/connection.js';
 import type { ProxyObserver } from '../proxy/observer.js';
 
 /** What one `apply` changed, by listener name. */
@@ -121,6 +122,13 @@ export class Supervisor {
         clearTimeout(timer);
       }),
     );
+  }
+
+  /** Ends every open connection now (a forced exit), recording `outcome`; resolves once they are all closed. */
+  async terminateAll(outcome: Outcome): Promise<void> {
+    const listeners = [...this.listeners()];
+    for (const listener of listeners) listener.terminateAll(outcome);
+    await Promise.all(listeners.map((listener) => listener.whenIdle()));
   }
 
   private *listeners(): Iterable<Listener> {

@@ -290,6 +290,21 @@ t.test('bad_server_name', async (t) => {
   for (const [name, data] of cases) t.same(parseClientHello(data), rejected('bad_server_name'), name);
 });
 
+t.test('server names with empty labels are bad_server_name; one trailing dot (the root) is not an empty label', async (t) => {
+  // Caught here so ".example.com" never reaches the route table, where it would match "*.example.com".
+  for (const serverName of ['.example.com', 'a..example.com', 'example.com..', '..', '.a', 'a.b..']) {
+    t.same(parseClientHello(helloRecord({ serverName })), rejected('bad_server_name'), JSON.stringify(serverName));
+  }
+  const rooted = helloRecord({ serverName: 'example.com.' });
+  t.same(parseClientHello(rooted), complete('example.com', [], rooted.length), '"example.com." is accepted as "example.com"');
+  const rootedUpper = helloRecord({ serverName: 'A.Example.COM.', alpn: ['h2'] });
+  t.same(parseClientHello(rootedUpper), complete('a.example.com', ['h2'], rootedUpper.length), 'lower-cased too, ALPN kept');
+  const singleLabel = helloRecord({ serverName: 'localhost.' });
+  t.same(parseClientHello(singleLabel), complete('localhost', [], singleLabel.length), 'a single label with the root dot');
+  const emptyLabelRecords = wrapInRecords(buildClientHello({ serverName: 'a..example.com' }), 7);
+  t.same(parseClientHello(emptyLabelRecords), rejected('bad_server_name'), 'also when the hello spans several records');
+});
+
 t.test('too_large', async (t) => {
   // A first record announcing a full 16 KiB fragment, of which only the handshake header has arrived.
   const recordHeader = Buffer.from([CONTENT_TYPE_HANDSHAKE, 0x03, 0x01, 0x40, 0x00]);
