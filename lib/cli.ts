@@ -37,14 +37,13 @@ interface RunCommandOptions {
 async function run(options: RunCommandOptions & { config: string }): Promise<void> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const { logger, flush } = createLogger({ level: options.logLevel, format });
-  const exit = (code: number): never => {
-    flush();
-    process.exit(code);
+  const exit = (code: number): void => {
+    void flush().then(() => process.exit(code));
   };
   try {
     await new ProxyService({ configFile: options.config, watch: options.watch, logger, env: process.env, exit }).start();
   } catch (error) {
-    flush();
+    await flush();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.
     fail((error as Error).message);
   }

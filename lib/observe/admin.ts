@@ -59,7 +59,10 @@ export class AdminServer {
       }
       // The request body is never read: no endpoint takes one.
       request.resume();
-      Promise.resolve(route.handle(handlers, response)).catch((error: Error) => sendJson(response, 500, { error: error.message }));
+      // Inside the promise chain, so a handler that throws synchronously also gets its 500.
+      Promise.resolve()
+        .then(() => route.handle(handlers, response))
+        .catch((error: Error) => sendJson(response, 500, { error: error.message }));
     });
     this.server.requestTimeout = 10_000;
     this.server.headersTimeout = 5_000;

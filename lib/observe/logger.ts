@@ -9,16 +9,37 @@ export interface LoggerOptions {
   format: LogFormat;
 }
 
+/** How long an exiting process waits for its last log lines before giving up on them. */
+const FLUSH_LIMIT_MS = 1000;
+
 /**
  * JSON lines on stdout, written asynchronously so a log line never blocks the
- * event loop that is moving bytes; `flush()` before exiting.
+ * event loop that is moving bytes. `flush()` before exiting: it waits for the
+ * pending lines, but never hangs on a stdout nobody reads any more (EPIPE).
  */
-export function createLogger(options: LoggerOptions): { logger: Logger; flush(): void } {
+export function createLogger(options: LoggerOptions): { logger: Logger; flush(): Promise<void> } {
   const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.format === 'pretty') {
-    const stream = pretty({ colorize: process.stdout.isTTY === true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
-    return { logger: pino(base, stream), flush: () => {} };
+    const stream = pretty({ colorize: process.stdout.isTTY === true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+    return { logger: pino(base, stream), flush: () => Promise.resolve() };
   }
   const destination = pino.destination({ dest: 1, sync: false });
-  return { logger: pino(base, destination), flush: () => destination.flushSync() };
+  let broken = false;
+  destination.on('error', () => {
+    broken = true;
+  });
+  // Ending the stream writes what is pending; an EPIPE (nobody reads stdout any more) ends it too.
+  const flush = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (broken) return resolve();
+      setTimeout(resolve, FLUSH_LIMIT_MS).unref();
+      destination.once('close', resolve);
+      destination.once('error', resolve);
+      destination.end();
+    }).then(() => {
+      // pino flushes synchronously again at exit, and sonic-boom's flushSync retries a failing write
+      // forever (EPIPE): the process would never exit. Everything that could be written has been.
+      destination.flushSync = () => {};
+    });
+  return { logger: pino(base, destination), flush };
 }

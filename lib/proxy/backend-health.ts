@@ -45,6 +45,11 @@ export class BackendState {
     return true;
   }
 
+  /** The connection retrying it went away before the dial ended: another may retry it. */
+  abandonProbe(): void {
+    this.probing = false;
+  }
+
   connectSucceeded(): void {
     this.failures = 0;
     this.probing = false;

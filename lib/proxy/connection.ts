@@ -72,6 +72,9 @@ export interface ConnectionHost {
   connectionEnded(connection: ProxyConnection): void;
 }
 
+/** Client bytes kept while the backend is dialled before reading pauses. */
+const MAX_BUFFERED_BEFORE_SPLICE = 128 * 1024;
+
 const enum Phase {
   ProxyHeader,
   Hello,
@@ -81,7 +84,7 @@ const enum Phase {
 }
 
 /** "::ffff:192.0.2.1" → "192.0.2.1": dual-stack listeners see IPv4 clients as mapped addresses. */
-function canonicalAddress(address: string | undefined): string {
+export function canonicalAddress(address: string | undefined): string {
   if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
@@ -107,7 +110,6 @@ export class ProxyConnection {
   private admitted = false;
   /** Set from a PROXY header: the addresses the upstream load balancer saw. */
   private proxied: ProxiedAddresses | null = null;
-  private buffer: Buffer | null = null;
   private chunks: Buffer[] = [];
   private received = 0;
   private need = 1;
@@ -115,6 +117,8 @@ export class ProxyConnection {
   private helloOffset = 0;
   private helloTimer: NodeJS.Timeout | null = null;
   private cancelDial: (() => void) | null = null;
+  /** The down backend this connection is retrying after its failTimeout, while the dial runs. */
+  private probing: BackendTarget | null = null;
   private backend: net.Socket | null = null;
   private target: BackendTarget | null = null;
   private backendAddress: string | null = null;
@@ -143,7 +147,7 @@ export class ProxyConnection {
     }
     this.helloTimer = setTimeout(this.onHelloTimeout, this.settings.clientHelloTimeout);
     client.on('data', this.onData);
-    client.on('end', this.onEndBeforeHello);
+    client.on('end', this.onClientEnd);
     client.resume();
   }
 
@@ -166,13 +170,15 @@ export class ProxyConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.phase === Phase.Connecting) return this.holdEarlyData(chunk);
+    if (this.phase === Phase.Closed) return;
     this.chunks.push(chunk);
     this.received += chunk.length;
     if (this.received < this.need) return;
-    this.buffer = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.received);
-    this.chunks = [this.buffer];
-    if (this.phase === Phase.ProxyHeader && !this.readProxyHeader(this.buffer)) return;
-    if (this.phase === Phase.Hello) this.readHello(this.buffer);
+    const buffer = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.received);
+    this.chunks = [buffer];
+    if (this.phase === Phase.ProxyHeader && !this.readProxyHeader(buffer)) return;
+    if (this.phase === Phase.Hello) this.readHello(buffer);
   };
 
   /** True once the header is read and the client admitted, so the hello can follow. */
@@ -209,7 +215,21 @@ export class ProxyConnection {
     }
   }
 
-  private readonly onEndBeforeHello = (): void => {
+  /**
+   * Bytes the client sends while its backend is being dialled (TLS 1.3 early
+   * data, or a client that does not wait): kept for the backend. Reading on
+   * is how a client that resets meanwhile is noticed; past a bound, reading
+   * stops until the splice (backpressure).
+   */
+  private holdEarlyData(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (this.received > MAX_BUFFERED_BEFORE_SPLICE) this.client.pause();
+  }
+
+  private readonly onClientEnd = (): void => {
+    // A client may half-close right after its hello and still wait for the answer: the FIN goes on after the splice.
+    if (this.phase === Phase.Connecting || this.phase === Phase.Closed) return;
     this.fail('client_closed', this.received > 0 ? 'incomplete_hello' : null);
   };
 
@@ -221,9 +241,6 @@ export class ProxyConnection {
   private route(hello: ClientHello): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = null;
-    this.client.pause();
-    this.client.off('data', this.onData);
-    this.client.off('end', this.onEndBeforeHello);
 
     // Route with the listener's current config: a reload applied while this client was still sending its hello counts.
     this.settings = this.host.settings;
@@ -257,15 +274,18 @@ export class ProxyConnection {
       return;
     }
     // Another connection is already the one retrying this backend after its failTimeout.
+    const retryingDownBackend = target.state.downUntil !== 0;
     if (!target.state.startAttempt(performance.now())) {
       this.connect(pool, plan, index + 1);
       return;
     }
+    this.probing = retryingDownBackend ? target : null;
     this.backendAddress = target.config.address;
     this.attempts++;
     const dialStartedAt = performance.now();
     this.cancelDial = dial(target.config.host, target.config.port, this.settings.connectTimeout, (error, socket) => {
       this.cancelDial = null;
+      this.probing = null;
       if (socket === null) {
         pool.connectFailed(target);
         this.host.observer.backendConnectFailed(this.settings.listener, target.config.address, error ?? 'unknown');
@@ -289,9 +309,12 @@ export class ProxyConnection {
     const { client } = this;
     backend.on('error', this.onBackendError);
     backend.on('close', this.onSocketClose);
+    client.off('data', this.onData);
+    client.off('end', this.onClientEnd);
+    client.pause();
     const version = target.config.proxyProtocol;
-    const buffer = this.buffer!;
-    this.buffer = null;
+    // The hello (chunks[0], possibly with a PROXY header in front) and whatever arrived while dialling.
+    const [buffer, ...early] = this.chunks;
     this.chunks = [];
     backend.cork();
     if (version !== null) {
@@ -300,7 +323,8 @@ export class ProxyConnection {
       if (header === null) return this.fail('client_closed', 'no_client_address');
       backend.write(header);
     }
-    backend.write(this.helloOffset === 0 ? buffer : buffer.subarray(this.helloOffset));
+    backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
+    for (const chunk of early) backend.write(chunk);
     backend.uncork();
     client.pipe(backend);
     backend.pipe(client);
@@ -348,8 +372,13 @@ export class ProxyConnection {
     }
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = null;
-    this.cancelDial?.();
-    this.cancelDial = null;
+    if (this.cancelDial) {
+      this.cancelDial();
+      this.cancelDial = null;
+      // This connection was the one retrying a down backend: it will not report back, so let another try.
+      this.probing?.state.abandonProbe();
+      this.probing = null;
+    }
     this.phase = Phase.Closed;
     const reset = error?.code === 'ECONNRESET';
     closeSocket(this.client, reset);

@@ -5,7 +5,7 @@ import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
 import type { BackendRegistry } from './backend-health.js';
 import { BackendPool } from './backend-pool.js';
-import { ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome } from './connection.js';
+import { canonicalAddress, ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome } from './connection.js';
 import type { ProxyObserver } from './observer.js';
 
 const listenHints: Record<string, string> = {
@@ -22,14 +22,10 @@ export class ListenError extends Error {
     readonly address: string,
     readonly code: string,
     cause: Error,
+    hint: string = listenHints[code] ?? cause.message,
   ) {
-    super(`cannot listen on ${address} (listener "${listener}"): ${listenHints[code] ?? cause.message}`, { cause });
+    super(`cannot listen on ${address} (listener "${listener}"): ${hint}`, { cause });
   }
-}
-
-/** A listening server as every listener uses it: half-close kept, Nagle off, nothing read until the pipeline asks. */
-export function createProxyServer(): net.Server {
-  return net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
 }
 
 /** Accepted clients held unread while the listener is at `maxConnections`, at most this many (the kernel's default backlog). */
@@ -64,6 +60,7 @@ export class Listener implements ConnectionHost {
   readonly observer: ProxyObserver;
   readonly connections = new Set<ProxyConnection>();
   private readonly server: net.Server;
+  private readonly inherited: net.Socket | null;
   private readonly registry: BackendRegistry;
   private readonly perClient = new Map<string, number>();
   /**
@@ -75,33 +72,31 @@ export class Listener implements ConnectionHost {
   private readonly waiting = new Set<net.Socket>();
   private idleWaiters: Array<() => void> = [];
 
-  /** `adopted`: an already listening server (a socket inherited from the service manager) to serve instead of binding. */
-  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry, adopted: net.Server | null = null) {
+  /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
+  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry, inherited: net.Socket | null = null) {
     this.config = config;
     this.observer = observer;
     this.registry = registry;
+    this.inherited = inherited;
     this.settings = connectionSettings(config, registry);
-    this.server = adopted ?? createProxyServer();
-    this.server.on('connection', this.onConnection);
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
   }
 
-  /** Binds the configured address (unless the socket was inherited); rejects with a `ListenError`. */
+  /** Binds the configured address (or starts accepting on the inherited socket); rejects with a `ListenError`. */
   listen(): Promise<string> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
-      const serve = (): void => {
-        this.server.on('error', (error) => this.observer.listenerError(this.config.name, error));
-        resolve(this.boundAddress());
-      };
-      if (this.server.listening) return serve();
       const onError = (error: NodeJS.ErrnoException): void => {
         reject(new ListenError(this.config.name, formatAddress(host, port), error.code ?? 'ERROR', error));
       };
       this.server.once('error', onError);
-      this.server.listen({ host: host ?? undefined, port, exclusive: true }, () => {
+      const onListening = (): void => {
         this.server.off('error', onError);
-        serve();
-      });
+        this.server.on('error', (error) => this.observer.listenerError(this.config.name, error));
+        resolve(this.boundAddress());
+      };
+      if (this.inherited) this.server.listen(this.inherited, onListening);
+      else this.server.listen({ host: host ?? undefined, port, exclusive: true }, onListening);
     });
   }
 
@@ -158,7 +153,8 @@ export class Listener implements ConnectionHost {
 
   private readonly onConnection = (socket: net.Socket): void => {
     this.observer.connectionAccepted(this.config.name);
-    if (!this.atCapacity()) {
+    // A client that will be refused anyway is refused now, not after waiting for a slot.
+    if (!this.atCapacity() || this.refusesAtOnce(socket)) {
       this.start(socket);
       return;
     }
@@ -170,6 +166,15 @@ export class Listener implements ConnectionHost {
     socket.on('error', ignoreError);
     socket.once('close', () => this.waiting.delete(socket));
   };
+
+  /** Whether the pipeline would close this client before reading from it (access list or per-client limit). */
+  private refusesAtOnce(socket: net.Socket): boolean {
+    if (this.settings.acceptProxyProtocol) return false;
+    const address = canonicalAddress(socket.remoteAddress);
+    if (this.settings.access && !this.settings.access(address)) return true;
+    const limit = this.config.maxConnectionsPerClient;
+    return limit > 0 && (this.perClient.get(address) ?? 0) >= limit;
+  }
 
   private atCapacity(): boolean {
     const limit = this.config.maxConnections;

@@ -4,25 +4,45 @@ import type { AccessLists } from '../config/types.js';
 /** Decides whether a client address may be served: `deny` wins over `allow`; an empty `allow` allows everyone. */
 export type AccessCheck = (clientAddress: string) => boolean;
 
-function toBlockList(cidrs: readonly string[]): BlockList | null {
+/**
+ * Ranges of one family only: an IPv4 client is checked against IPv4 ranges
+ * and an IPv6 client against IPv6 ranges (as nginx does), so `::/0` does not
+ * also match every IPv4 client. An IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+ * is an IPv4 client.
+ */
+interface RangesByFamily {
+  ipv4: BlockList | null;
+  ipv6: BlockList | null;
+}
+
+function toRanges(cidrs: readonly string[]): RangesByFamily | null {
   if (cidrs.length === 0) return null;
-  const list = new BlockList();
+  const ranges: RangesByFamily = { ipv4: null, ipv6: null };
   for (const cidr of cidrs) {
     const [address, prefix] = cidr.split('/') as [string, string];
-    list.addSubnet(address, Number(prefix), isIPv4(address) ? 'ipv4' : 'ipv6');
+    const family = isIPv4(address) ? 'ipv4' : 'ipv6';
+    (ranges[family] ??= new BlockList()).addSubnet(address, Number(prefix), family);
   }
-  return list;
+  return ranges;
+}
+
+const ipv4Mapped = new BlockList();
+ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+function contains(ranges: RangesByFamily, address: string): boolean {
+  if (isIPv4(address)) return ranges.ipv4?.check(address, 'ipv4') ?? false;
+  // BlockList compares a mapped address with IPv4 ranges itself.
+  if (ipv4Mapped.check(address, 'ipv6')) return ranges.ipv4?.check(address, 'ipv6') ?? false;
+  return ranges.ipv6?.check(address, 'ipv6') ?? false;
 }
 
 /** Builds the check for a listener's or route's lists (CIDRs as the config loader normalizes them); null when there is nothing to check. */
 export function buildAccessCheck(lists: AccessLists): AccessCheck | null {
-  const allow = toBlockList(lists.allow);
-  const deny = toBlockList(lists.deny);
+  const allow = toRanges(lists.allow);
+  const deny = toRanges(lists.deny);
   if (allow === null && deny === null) return null;
-  // BlockList matches IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) against IPv4 ranges and back.
   return (clientAddress) => {
-    const family = isIPv4(clientAddress) ? 'ipv4' : 'ipv6';
-    if (deny?.check(clientAddress, family)) return false;
-    return allow === null || allow.check(clientAddress, family);
+    if (deny !== null && contains(deny, clientAddress)) return false;
+    return allow === null || contains(allow, clientAddress);
   };
 }

@@ -79,8 +79,9 @@ export class ConfigReloader {
       logger.info({ trigger, ...summary }, 'config reloaded');
       return { result: 'applied', generation: summary.generation };
     } catch (error) {
-      if (!(error instanceof ConfigError || error instanceof ListenError)) throw error;
-      return { result: 'refused', generation: this.options.generation(), error: error.message };
+      // Anything else is a bug, but a reload must still end as refused (and say why) for later reloads to run.
+      const message = error instanceof ConfigError || error instanceof ListenError ? error.message : `unexpected error: ${(error as Error).stack ?? String(error)}`;
+      return { result: 'refused', generation: this.options.generation(), error: message };
     }
   }
 }

@@ -67,7 +67,7 @@ export class ProxyService {
     delete options.env.LISTEN_PID;
     delete options.env.LISTEN_FDS;
     delete options.env.LISTEN_FDNAMES;
-    const inherited = matchInheritedSockets(loaded.config.listeners, await adoptPassedSockets(descriptors));
+    const inherited = matchInheritedSockets(loaded.config.listeners, adoptPassedSockets(descriptors));
     const summary = await this.apply(loaded, inherited);
     for (const [listener, address] of Object.entries(summary.bound)) {
       logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');

@@ -1,7 +1,6 @@
-import type net from 'node:net';
+import net from 'node:net';
 import type { ListenAddress, ListenerConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
-import { createProxyServer } from '../proxy/listener.js';
 
 /** The first descriptor systemd passes (sd_listen_fds: SD_LISTEN_FDS_START). */
 const FIRST_FD = 3;
@@ -26,31 +25,26 @@ export function passedDescriptors(env: NodeJS.ProcessEnv, pid: number): PassedDe
 }
 
 export interface InheritedSocket {
-  server: net.Server;
+  /**
+   * The listening socket, wrapped but not yet accepting: connections waiting
+   * in its backlog stay there until the listener that takes it is ready.
+   */
+  handle: net.Socket;
   name: string | null;
   address: ListenAddress;
 }
 
-function serve(descriptor: PassedDescriptor): Promise<InheritedSocket> {
-  const server = createProxyServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd: descriptor.fd }, () => {
-      server.off('error', reject);
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        reject(new Error(`inherited descriptor ${descriptor.fd} is not a TCP socket`));
-        return;
-      }
-      const wildcard = address.address === '::' || address.address === '0.0.0.0';
-      resolve({ server, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } });
-    });
-  });
+function wrap(descriptor: PassedDescriptor): InheritedSocket {
+  const handle = new net.Socket({ fd: descriptor.fd, readable: false, writable: false });
+  const address = handle.address();
+  if (!('port' in address)) throw new Error(`inherited descriptor ${descriptor.fd} is not a TCP socket`);
+  const wildcard = address.address === '::' || address.address === '0.0.0.0';
+  return { handle, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } };
 }
 
-/** Starts serving each passed descriptor (nothing is accepted until a listener takes it). */
-export function adoptPassedSockets(descriptors: readonly PassedDescriptor[]): Promise<InheritedSocket[]> {
-  return Promise.all(descriptors.map(serve));
+/** Wraps each passed descriptor and reads its address; nothing is accepted until a listener serves it. */
+export function adoptPassedSockets(descriptors: readonly PassedDescriptor[]): InheritedSocket[] {
+  return descriptors.map(wrap);
 }
 
 /**
@@ -58,8 +52,8 @@ export function adoptPassedSockets(descriptors: readonly PassedDescriptor[]): Pr
  * name), else by address. A socket that matches no listener is an error: it
  * would accept connections nobody serves.
  */
-export function matchInheritedSockets(listeners: readonly ListenerConfig[], sockets: readonly InheritedSocket[]): Map<string, net.Server> {
-  const matched = new Map<string, net.Server>();
+export function matchInheritedSockets(listeners: readonly ListenerConfig[], sockets: readonly InheritedSocket[]): Map<string, net.Socket> {
+  const matched = new Map<string, net.Socket>();
   for (const socket of sockets) {
     const sameAddress = (listener: ListenerConfig): boolean =>
       listener.listen.port === socket.address.port && (listener.listen.host === socket.address.host || listener.listen.host === null || socket.address.host === null);
@@ -72,7 +66,7 @@ export function matchInheritedSockets(listeners: readonly ListenerConfig[], sock
         `inherited socket ${label}on ${formatAddress(socket.address.host, socket.address.port)} matches no listener: name the listener like the socket's FileDescriptorName or give it that address`,
       );
     }
-    matched.set(listener.name, socket.server);
+    matched.set(listener.name, socket.handle);
   }
   return matched;
 }

@@ -2,7 +2,7 @@ import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../proxy/backend-health.js';
-import { Listener } from '../proxy/listener.js';
+import { Listener, ListenError } from '../proxy/listener.js';
 import type { Outcome } from '../proxy/connection.js';
 import type { ProxyObserver } from '../proxy/observer.js';
 
@@ -53,7 +53,7 @@ export class Supervisor {
    * (the `ListenError` is rethrown). Kept listeners never close their socket.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async apply(config: ProxyConfig, inherited: ReadonlyMap<string, net.Server> = new Map()): Promise<ApplySummary> {
+  async apply(config: ProxyConfig, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {
@@ -65,7 +65,9 @@ export class Supervisor {
       }
     } catch (error) {
       for (const listener of added) listener.stopAccepting();
-      throw error;
+      // The listeners just built registered their backends: forget those again.
+      this.registry.sync(this.config ?? { listeners: [], admin: null });
+      throw this.explainOwnPort(error);
     }
 
     this.registry.sync(config);
@@ -90,6 +92,16 @@ export class Supervisor {
     }
     this.config = config;
     return summary;
+  }
+
+  /** A port "in use" by one of this proxy's own listeners: say so, not "another process". */
+  private explainOwnPort(error: unknown): unknown {
+    if (!(error instanceof ListenError) || error.code !== 'EADDRINUSE') return error;
+    const port = Number(error.address.slice(error.address.lastIndexOf(':') + 1));
+    const owner = [...this.active.values()].find((listener) => listener.boundAddress().endsWith(`:${port}`));
+    if (!owner) return error;
+    const hint = `the port is held by this proxy's listener "${owner.config.name}" on ${owner.boundAddress()}; changing the host of a listener on the same port needs a restart`;
+    return new ListenError(error.listener, error.address, error.code, error.cause as Error, hint);
   }
 
   /** Open connections across active and retired listeners. */
