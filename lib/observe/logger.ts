@@ -9,6 +9,8 @@ export interface LoggerOptions {
   format: LogFormat;
 }
 
+/** The longest a log line waits to be written. */
+const FLUSH_EVERY_MS = 50;
 /** How long an exiting process waits for its last log lines before giving up on them. */
 const FLUSH_LIMIT_MS = 1000;
 
@@ -23,7 +25,22 @@ export function createLogger(options: LoggerOptions): { logger: Logger; flush():
     const stream = pretty({ colorize: process.stdout.isTTY === true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
     return { logger: pino(base, stream), flush: () => Promise.resolve() };
   }
-  const destination = pino.destination({ dest: 1, sync: false });
+  // Lines are gathered into writes of up to 4 KiB (one write per connection line would cost a thread-pool
+  // round trip each), and written at the latest FLUSH_EVERY_MS after they were logged.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  let pending = false;
+  let closing = false;
+  setInterval(() => {
+    if (!pending || closing) return;
+    pending = false;
+    destination.flush();
+  }, FLUSH_EVERY_MS).unref();
+  const hooks = {
+    streamWrite(line: string): string {
+      pending = true;
+      return line;
+    },
+  };
   let broken = false;
   destination.on('error', () => {
     broken = true;
@@ -31,6 +48,7 @@ export function createLogger(options: LoggerOptions): { logger: Logger; flush():
   // Ending the stream writes what is pending; an EPIPE (nobody reads stdout any more) ends it too.
   const flush = (): Promise<void> =>
     new Promise<void>((resolve) => {
+      closing = true;
       if (broken) return resolve();
       setTimeout(resolve, FLUSH_LIMIT_MS).unref();
       destination.once('close', resolve);
@@ -41,5 +59,5 @@ export function createLogger(options: LoggerOptions): { logger: Logger; flush():
       // forever (EPIPE): the process would never exit. Everything that could be written has been.
       destination.flushSync = () => {};
     });
-  return { logger: pino(base, destination), flush };
+  return { logger: pino({ ...base, hooks }, destination), flush };
 }
