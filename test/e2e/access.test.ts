@@ -12,7 +12,7 @@ import { createCertificateAuthority } from '../helpers/certificates.js';
 import { buildClientHello, wrapInRecords } from '../helpers/client-hello-fixtures.js';
 import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
 import { readUntilClosed, type RawOutcome } from '../helpers/raw-client.js';
-import { readLine } from '../helpers/tls-client.js';
+import { readLine, handshakeResult } from '../helpers/tls-client.js';
 import { guard, sleep } from '../helpers/wait.js';
 
 const GUARD_MS = 10_000;
@@ -191,11 +191,7 @@ t.test('route deny/allow are checked once the hello is read', async (t) => {
     let port = 0;
     tcp.once('connect', () => (port = tcp.localPort!));
     const failure = await guard(
-      new Promise<Error | null>((resolve) => {
-        socket.once('secureConnect', () => resolve(null));
-        socket.once('error', resolve);
-        socket.once('close', () => resolve(new Error('closed')));
-      }),
+      handshakeResult(socket),
       GUARD_MS,
       'the route refusing the client',
     );

@@ -18,6 +18,7 @@ import { runCli, startProxy, writeConfig, type LogLine, type ProxyProcess } from
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
 import { connectTls, readLine } from '../helpers/tls-client.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
+import { positionOf } from '../helpers/text-position.js';
 
 const GUARD_MS = 15_000;
 const M = 'sni_passthrough_';
@@ -111,15 +112,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** 1-based line and column of the first occurrence of `needle` in `text`. */
-function positionOf(text: string, needle: string): { line: number; col: number } {
-  const lines = text.split('\n');
-  for (let index = 0; index < lines.length; index++) {
-    const col = lines[index]!.indexOf(needle);
-    if (col >= 0) return { line: index + 1, col: col + 1 };
-  }
-  throw new Error(`${needle} not in the text`);
-}
 
 function configObject(extraRoutes: Array<{ hostnames: string[]; backends: string[] }> = []): unknown {
   return {

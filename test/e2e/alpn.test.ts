@@ -4,7 +4,6 @@
 // and only then; an ALPN-only hostname does not match clients that do not
 // offer it, which fall through to a wildcard or the default. Checked with
 // `openssl s_client -alpn` and Node's TLS client.
-import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,32 +13,9 @@ import { createCertificateAuthority } from '../helpers/certificates.js';
 import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
 import { connectTls, readLine } from '../helpers/tls-client.js';
 import { guard } from '../helpers/wait.js';
+import { runProgram, which } from '../helpers/programs.js';
 
 const GUARD_MS = 10_000;
-
-function which(binary: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile('sh', ['-c', `command -v ${binary}`], (error, stdout) => resolve(error ? null : stdout.trim() || null));
-  });
-}
-
-/** Runs a program with `input` on stdin; resolves with its exit code and output. Killed after GUARD_MS. */
-function run(file: string, args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), GUARD_MS);
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const ca = await createCertificateAuthority();
 const backends: Record<string, TestBackend> = {};
@@ -151,7 +127,7 @@ t.test('openssl s_client -alpn reaches the acme backend, without it the app', { 
     ['-alpn h2,acme-tls/1', ['-alpn', 'h2,acme-tls/1'], 'acme', /ALPN protocol: acme-tls\/1/],
   ] as const) {
     const before = proxy.connectionLogs().length;
-    const result = await run(openssl!, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'app.example.com', '-verify_hostname', 'app.example.com', '-CAfile', caFile, ...extra], 'ping\n');
+    const result = await runProgram(openssl!, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'app.example.com', '-verify_hostname', 'app.example.com', '-CAfile', caFile, ...extra], 'ping\n');
     const output = `${result.stdout}\n${result.stderr}`;
     t.match(output, new RegExp(`subject=\\s*CN\\s*=\\s*${expected}\\b`), `${label}: certificate of backend ${expected}`);
     t.match(result.stdout, alpnLine, `${label}: ${alpnLine.source}`);

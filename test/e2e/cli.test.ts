@@ -11,6 +11,8 @@ import { createCertificateAuthority } from '../helpers/certificates.js';
 import { cliPath, projectRoot, runCli, startProxy, writeConfig, type ProxyProcess } from '../helpers/proxy-process.js';
 import { connectTls, readLine } from '../helpers/tls-client.js';
 import { guard, sleep } from '../helpers/wait.js';
+import { tryConnect } from '../helpers/raw-client.js';
+import { positionOf } from '../helpers/text-position.js';
 
 const ca = await createCertificateAuthority();
 const HOSTNAME = 'app.example.com';
@@ -43,27 +45,7 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** 1-based line and column of the first occurrence of `needle` in `text`. */
-function positionOf(text: string, needle: string): { line: number; col: number } {
-  const lines = text.split('\n');
-  for (let index = 0; index < lines.length; index++) {
-    const col = lines[index]!.indexOf(needle);
-    if (col >= 0) return { line: index + 1, col: col + 1 };
-  }
-  throw new Error(`${needle} not in the text`);
-}
 
-/** Connects on plain TCP and resolves with the error code, or 'connected'. */
-function tryConnect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
 
 /** Resolves once `socket` has closed. */
 function closed(socket: net.Socket): Promise<void> {

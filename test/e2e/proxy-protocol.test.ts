@@ -35,7 +35,7 @@ import {
 } from '../helpers/proxy-protocol-reader.js';
 import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
 import { connectRaw, readUntilClosed, writeInPieces } from '../helpers/raw-client.js';
-import { connectTls, readLine } from '../helpers/tls-client.js';
+import { connectTls, readLine, handshakeResult } from '../helpers/tls-client.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
 
 /** The `t` handed to a subtest (assertions included). */
@@ -561,11 +561,7 @@ t.test('PROXY in: no header at all (a plain TLS hello) is closed as bad_proxy_he
   let port = 0;
   socket.once('connect', () => (port = socket.localPort!));
   const failure = await guard(
-    new Promise<Error | null>((resolve) => {
-      socket.once('secureConnect', () => resolve(null));
-      socket.once('error', resolve);
-      socket.once('close', () => resolve(new Error('closed')));
-    }),
+    handshakeResult(socket),
     GUARD_MS,
     'the TLS client failing',
   );

@@ -22,16 +22,11 @@ import { createCertificateAuthority } from '../helpers/certificates.js';
 import { cliPath, projectRoot, startProxy, writeConfig } from '../helpers/proxy-process.js';
 import { readLine } from '../helpers/tls-client.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
+import { which } from '../helpers/programs.js';
+import { tryConnect } from '../helpers/raw-client.js';
 
 const GUARD_MS = 20_000;
 const ca = await createCertificateAuthority();
-
-/** Which binary is on PATH, or null. */
-function which(binary: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile('sh', ['-c', `command -v ${binary}`], (error, stdout) => resolve(error ? null : stdout.trim() || null));
-  });
-}
 
 const python = await which('python3');
 const socketActivate = await which('systemd-socket-activate');
@@ -117,17 +112,6 @@ t.teardown(async () => {
   for (const process_ of [...running]) await process_.kill();
 });
 
-/** Connects on plain TCP and resolves with the error code, or 'connected'. */
-function tryConnect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
 
 interface SessionResult {
   ok: boolean;
@@ -282,7 +266,7 @@ t.test('sd_notify on a real unix datagram socket', { skip: python ? false : 'pyt
   const probes: Array<Promise<string[]>> = [];
   receiver.process.onLine((line) => {
     if (probes.length === 0 && typeof line.message === 'string' && fieldsOf(line.message).READY === '1') {
-      probes.push(Promise.all(ports.map(tryConnect)));
+      probes.push(Promise.all(ports.map((port) => tryConnect(port))));
     }
   });
 

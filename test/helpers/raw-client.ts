@@ -41,3 +41,15 @@ export async function writeInPieces(socket: net.Socket, bytes: Uint8Array, piece
     else await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** Connects on plain TCP and resolves with the error code (e.g. ECONNREFUSED), or 'connected'. */
+export function tryConnect(port: number, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}

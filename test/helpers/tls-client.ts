@@ -55,3 +55,12 @@ export async function whoAnswers(options: TlsClientOptions): Promise<BackendIden
     socket.destroy();
   }
 }
+
+/** Resolves with null once the TLS handshake completes, or with the error (or closure) that ended it first. */
+export function handshakeResult(socket: tls.TLSSocket): Promise<Error | null> {
+  return new Promise((resolve) => {
+    socket.once('secureConnect', () => resolve(null));
+    socket.once('error', resolve);
+    socket.once('close', () => resolve(new Error('closed')));
+  });
+}
