@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ConfigError } from '../../lib/config/errors.js';
@@ -1894,4 +1895,24 @@ listeners:
       'a number',
     );
   });
+});
+
+t.test('config.example.yaml loads, and so does every option it shows in comments once uncommented', async (t) => {
+  const file = join(import.meta.dirname, '..', '..', 'config.example.yaml');
+  const text = await readFile(file, 'utf8');
+  const { config } = await loadConfigFile(file);
+  t.equal(config.listeners[0]!.name, 'public');
+  // Commented-out settings are written as "# key: value" (or "# - hostnames:" for a route): turn them on.
+  const settings = /^(\s*)# (?=admin:|  listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:|  alpn:|  backends:)/;
+  const uncommented = text
+    .split('\n')
+    .map((line) => line.replace(settings, '$1'))
+    .join('\n');
+  t.not(uncommented, text, 'the example shows optional settings in comments');
+  const full = parseConfig(uncommented, 'config.example.yaml');
+  const listener = full.listeners[0]!;
+  t.ok(full.admin, 'admin');
+  t.ok(listener.acceptProxyProtocol && listener.maxConnections > 0 && listener.maxConnectionsPerClient > 0 && listener.allow.length > 0 && listener.deny.length > 0, 'listener options');
+  t.ok(listener.routes[0]!.healthCheck && listener.routes[0]!.retries !== null && listener.routes[0]!.backends[0]!.proxyProtocol === 'v2', 'route options');
+  t.ok(listener.routes.some((route) => route.alpn.includes('acme-tls/1')), 'the ALPN route');
 });
