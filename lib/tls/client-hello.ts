@@ -1,6 +1,9 @@
 // Parses just enough of a TLS ClientHello to route on it: the server name and
 // the offered ALPN protocols. Pure and restartable: the caller re-parses the
-// growing buffer from the start each time it has at least `need` bytes.
+// growing buffer from the start each time it has at least `need` bytes. Once
+// the message length is known, `need` is the earliest the record layer could
+// end, not the next record: a hello cut into tiny records is then re-parsed a
+// few dozen times instead of once per record (which would be quadratic).
 
 export const MAX_HELLO_BYTES = 64 * 1024; // cap on bytes read before routing
 
@@ -72,7 +75,10 @@ function parseTlsRecords(data: Uint8Array): HelloParseResult {
     const headerProblem = checkRecordHeader(data, recordStart);
     if (headerProblem !== null) return invalid(headerProblem);
     const fragmentStart = recordStart + RECORD_HEADER_BYTES;
-    if (data.length < fragmentStart) return incomplete(fragmentStart);
+    if (data.length < fragmentStart) {
+      if (headerBytesRead < HANDSHAKE_HEADER_BYTES) return incomplete(fragmentStart);
+      return incomplete(minimumRecordLayerEnd(recordStart, HANDSHAKE_HEADER_BYTES + bodyLength - messageBytesBefore));
+    }
     const fragmentLength = readUint16(data, recordStart + 3);
     const fragmentEnd = fragmentStart + fragmentLength;
 
@@ -95,7 +101,10 @@ function parseTlsRecords(data: Uint8Array): HelloParseResult {
     ) {
       return invalid('too_large');
     }
-    if (data.length < fragmentEnd) return incomplete(fragmentEnd);
+    if (data.length < fragmentEnd) {
+      if (headerBytesRead < HANDSHAKE_HEADER_BYTES) return incomplete(fragmentEnd);
+      return incomplete(minimumRecordLayerEnd(fragmentEnd, messageBytesAfter));
+    }
 
     if (headerBytesRead === HANDSHAKE_HEADER_BYTES && messageBytesAfter <= 0) {
       const message =

@@ -314,7 +314,7 @@ t.test('too_large', async (t) => {
 
   // In 16 KiB records a message of L bytes needs L + 5 * ceil(L / 16384) record-layer bytes.
   const largestMessage = MAX_HELLO_BYTES - 4 * 5;
-  t.same(parseClientHello(declared(largestMessage - 4)), { status: 'incomplete', need: 16389 }, 'largest that fits');
+  t.same(parseClientHello(declared(largestMessage - 4)), { status: 'incomplete', need: MAX_HELLO_BYTES }, 'largest that fits (need: the earliest its records could end)');
   t.same(parseClientHello(declared(largestMessage - 3)), rejected('too_large'), 'one byte more');
 
   const fitsInFullRecords = buildClientHello({ extraExtensionBytes: paddingExtension(63000) });
@@ -327,6 +327,15 @@ t.test('too_large', async (t) => {
   t.ok(calls < 2 * recordCount(smallRecords), 'rejected before reading everything');
 });
 
+t.test('a hello cut into 1-byte records is re-parsed a few dozen times, not once per record', async (t) => {
+  const hello = buildClientHello({ serverName: 'tiny.example', extraExtensionBytes: paddingExtension(9000) });
+  const oneByteRecords = wrapInRecords(hello, 1);
+  t.ok(oneByteRecords.length < MAX_HELLO_BYTES, `${recordCount(oneByteRecords)} records, within the cap`);
+  const { result, calls } = trickle(oneByteRecords);
+  t.same(result, complete('tiny.example', [], oneByteRecords.length));
+  t.ok(calls < 100, `${calls} parses for ${recordCount(oneByteRecords)} records`);
+});
+
 t.test('hellos spanning records', async (t) => {
   const large = buildClientHello({
     serverName: 'big.example',
@@ -336,10 +345,12 @@ t.test('hellos spanning records', async (t) => {
   const twoRecords = wrapInRecords(large);
   t.equal(recordCount(twoRecords), 2);
   t.same(parseClientHello(twoRecords), complete('big.example', ['h2'], twoRecords.length), '20 KB hello in two records');
-  t.same(parseClientHello(twoRecords.subarray(0, 100)), { status: 'incomplete', need: 16389 }, 'need = end of record 1');
-  t.same(parseClientHello(twoRecords.subarray(0, 16389)), { status: 'incomplete', need: 16394 }, 'need = next header');
-  t.same(parseClientHello(twoRecords.subarray(0, 16392)), { status: 'incomplete', need: 16394 });
-  t.same(parseClientHello(twoRecords.subarray(0, 16394)), { status: 'incomplete', need: twoRecords.length });
+  // Once the message length is known, need is the earliest end of the record layer (exact for full-size records).
+  t.same(parseClientHello(twoRecords.subarray(0, 3)), { status: 'incomplete', need: 5 }, 'need = the first record header');
+  t.same(parseClientHello(twoRecords.subarray(0, 7)), { status: 'incomplete', need: 16389 }, 'need = end of record 1 until the length is read');
+  for (const prefix of [9, 100, 16389, 16392, 16394]) {
+    t.same(parseClientHello(twoRecords.subarray(0, prefix)), { status: 'incomplete', need: twoRecords.length }, `${prefix} bytes: need = the whole message`);
+  }
 
   const small = buildClientHello({ serverName: 'split.example', alpn: ['http/1.1'] });
   for (const sizes of [[1], [2], [3], [1, 2, 1], [4], [5, 1000]]) {
