@@ -11,6 +11,8 @@ export interface LoggerOptions {
 
 /** The longest a log line waits to be written. */
 const FLUSH_EVERY_MS = 50;
+/** Log bytes kept while stdout is not taking them; later lines are dropped. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** How long an exiting process waits for its last log lines before giving up on them. */
 const FLUSH_LIMIT_MS = 1000;
 
@@ -27,7 +29,8 @@ export function createLogger(options: LoggerOptions): { logger: Logger; flush():
   }
   // Lines are gathered into writes of up to 4 KiB (one write per connection line would cost a thread-pool
   // round trip each), and written at the latest FLUSH_EVERY_MS after they were logged.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // A stdout that stops reading (a stuck pipe or journald) costs log lines past MAX_PENDING_BYTES, never unbounded memory.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: MAX_PENDING_BYTES });
   let pending = false;
   let closing = false;
   setInterval(() => {
