@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { formatAddress } from '../config/values.js';
 import type { ListenAddress } from '../config/types.js';
 
@@ -44,12 +44,44 @@ const routes: Record<string, { method: string; handle(handlers: AdminHandlers, r
   },
 };
 
+/** "127.0.0.1:9900" → "127.0.0.1", "[::1]:9900" → "::1", "localhost" → "localhost". */
+export function hostnameOf(hostHeader: string): string {
+  if (hostHeader.startsWith('[')) return hostHeader.slice(1, hostHeader.indexOf(']'));
+  const colon = hostHeader.indexOf(':');
+  return (colon === -1 ? hostHeader : hostHeader.slice(0, colon)).toLowerCase();
+}
+
+/**
+ * Why a request is refused before any endpoint sees it, or null. The endpoint
+ * has no authentication, so a web page open in a browser on the same machine
+ * must not reach it: browsers send `Origin` on cross-site POSTs, and a DNS
+ * rebinding attack arrives with its own hostname in `Host`.
+ */
+export function browserRefusal(headers: http.IncomingHttpHeaders, anyHost: boolean): string | null {
+  if (headers.origin !== undefined) return 'requests from web pages (with an Origin header) are refused';
+  if (anyHost || headers.host === undefined) return null;
+  const hostname = hostnameOf(headers.host);
+  if (hostname === 'localhost' || net.isIP(hostname) !== 0) return null;
+  return `Host "${headers.host}" is refused: address the endpoint by IP or as localhost`;
+}
+
+export interface AdminOptions {
+  /** Accept any Host header (an endpoint exposed with `allowRemote`, reached by DNS name). */
+  anyHost: boolean;
+  /** An error of the listening socket once bound (accept failures such as EMFILE, which Node retries). */
+  onError(error: Error): void;
+}
+
 /** The optional HTTP admin endpoint: metrics, health, effective config, reload. Serves nothing else. */
 export class AdminServer {
   private readonly server: http.Server;
+  private readonly onError: (error: Error) => void;
 
-  constructor(handlers: AdminHandlers) {
+  constructor(handlers: AdminHandlers, { anyHost, onError }: AdminOptions) {
+    this.onError = onError;
     this.server = http.createServer((request, response) => {
+      const refusal = browserRefusal(request.headers, anyHost);
+      if (refusal !== null) return sendJson(response, 403, { error: refusal });
       const path = (request.url ?? '/').split('?')[0]!;
       const route = routes[path];
       if (route === undefined) return sendJson(response, 404, { error: `not found: ${path}`, endpoints: Object.keys(routes) });
@@ -73,6 +105,7 @@ export class AdminServer {
       this.server.once('error', reject);
       this.server.listen({ host: address.host ?? undefined, port: address.port }, () => {
         this.server.off('error', reject);
+        this.server.on('error', this.onError);
         const bound = this.server.address() as AddressInfo;
         resolve(formatAddress(bound.address, bound.port));
       });

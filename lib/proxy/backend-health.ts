@@ -14,7 +14,7 @@ export interface HealthObserver {
  */
 export class BackendState {
   readonly address: string;
-  /** Connections spliced to it right now (for leastconn). */
+  /** Connections spliced to it or dialling it right now (for leastconn). */
   active = 0;
   /** Consecutive failed connects. */
   failures = 0;

@@ -7,6 +7,13 @@ export interface BackendTarget {
   state: BackendState;
 }
 
+/** One connection's dial to one backend, from `beginAttempt` until it fails, is abandoned or the connection ends. */
+export interface BackendAttempt {
+  target: BackendTarget;
+  /** This dial is the one retry a down backend gets after its `failTimeout`. */
+  probe: boolean;
+}
+
 /** 32-bit FNV-1a: a stable, cheap hash for `source` balancing. */
 function hashString(text: string, seed = 0x811c9dc5): number {
   let hash = seed;
@@ -81,12 +88,38 @@ export class BackendPool {
     return order;
   }
 
-  connectSucceeded(target: BackendTarget): void {
-    target.state.connectSucceeded();
+  /**
+   * Claims a dial to `target`, counted as one of its connections from now on
+   * (so leastconn sees dials in flight); null when another connection is
+   * already the one retrying it after its `failTimeout`.
+   */
+  beginAttempt(target: BackendTarget): BackendAttempt | null {
+    const { state } = target;
+    const probe = state.downUntil !== 0;
+    if (!state.startAttempt(performance.now())) return null;
+    state.active++;
+    return { target, probe };
   }
 
-  connectFailed(target: BackendTarget): void {
-    target.state.connectFailed(performance.now(), this.maxFails, this.failTimeout);
+  /** The dial connected; the connection stays counted until `release`. */
+  attemptSucceeded(attempt: BackendAttempt): void {
+    attempt.target.state.connectSucceeded();
+  }
+
+  attemptFailed(attempt: BackendAttempt): void {
+    attempt.target.state.active--;
+    attempt.target.state.connectFailed(performance.now(), this.maxFails, this.failTimeout);
+  }
+
+  /** The client left before the dial ended: no verdict on the backend, and if it was the retry, another may try. */
+  attemptAbandoned(attempt: BackendAttempt): void {
+    attempt.target.state.active--;
+    if (attempt.probe) attempt.target.state.abandonProbe();
+  }
+
+  /** A connection spliced to `attempt`'s backend ended. */
+  release(attempt: BackendAttempt): void {
+    attempt.target.state.active--;
   }
 
   private choose(usable: number[], clientAddress: string): number {

@@ -4,10 +4,11 @@ import type { AccessCheck } from '../routing/access-list.js';
 import { matchRoute, type RouteTable } from '../routing/route-table.js';
 import { UNRECOGNIZED_NAME_ALERT } from '../tls/alert.js';
 import { parseClientHello, type ClientHello } from '../tls/client-hello.js';
-import type { BackendPool, BackendTarget } from './backend-pool.js';
+import type { BackendAttempt, BackendPool, BackendTarget } from './backend-pool.js';
 import { dial } from './dial.js';
 import type { ProxyObserver } from './observer.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxiedAddresses } from './proxy-protocol.js';
+import { closeSocket, ignoreError } from './sockets.js';
 
 /** How a connection ended; one per connection, in its log line and metrics. */
 export type Outcome =
@@ -66,14 +67,20 @@ export interface ConnectionSettings {
 export interface ConnectionHost {
   readonly settings: ConnectionSettings;
   readonly observer: ProxyObserver;
-  /** Counts a connection for `clientAddress`; false when that client is over its limit. */
-  admitClient(clientAddress: string): boolean;
+  /** Counts a connection for `clientAddress`, or says why that client is refused (nothing counted then). */
+  admitClient(clientAddress: string): Refusal | null;
   releaseClient(clientAddress: string): void;
   connectionEnded(connection: ProxyConnection): void;
 }
 
+/** Why a client is closed before a byte of its hello is read. */
+export type Refusal = 'denied' | 'client_limit';
+
 /** Client bytes kept while the backend is dialled before reading pauses. */
 const MAX_BUFFERED_BEFORE_SPLICE = 128 * 1024;
+
+/** Idle time before TCP keepalive probes start, so a peer that vanished (power loss, NAT timeout) is noticed. */
+const KEEPALIVE_DELAY = 60_000;
 
 const enum Phase {
   ProxyHeader,
@@ -116,11 +123,19 @@ export class ProxyConnection {
   /** Where the ClientHello starts in the buffer (after a PROXY header). */
   private helloOffset = 0;
   private helloTimer: NodeJS.Timeout | null = null;
+  /** Stops the dial in progress, or the wait for the dialled backend's first byte. */
   private cancelDial: (() => void) | null = null;
-  /** The down backend this connection is retrying after its failTimeout, while the dial runs. */
-  private probing: BackendTarget | null = null;
+  private pool: BackendPool | null = null;
+  /** The backends to try, in order, and the next one's index. */
+  private plan: BackendTarget[] = [];
+  private planIndex = 0;
+  /** How many of `chunks` the backend waiting to answer has been sent. */
+  private chunksSent = 0;
+  /** Splices the connected backend without waiting for its answer any longer (the client half-closed). */
+  private spliceNow: (() => void) | null = null;
+  /** The backend being dialled or waited on, then the one spliced to. */
+  private attempt: BackendAttempt | null = null;
   private backend: net.Socket | null = null;
-  private target: BackendTarget | null = null;
   private backendAddress: string | null = null;
   private attempts = 0;
   private hello: ClientHello | null = null;
@@ -157,12 +172,9 @@ export class ProxyConnection {
   }
 
   private admit(): boolean {
-    if (this.settings.access && !this.settings.access(this.clientAddress)) {
-      this.fail('denied', 'listener_access_list');
-      return false;
-    }
-    if (!this.host.admitClient(this.clientAddress)) {
-      this.fail('client_limit', null);
+    const refusal = this.host.admitClient(this.clientAddress);
+    if (refusal !== null) {
+      this.fail(refusal, refusal === 'denied' ? 'listener_access_list' : null);
       return false;
     }
     this.admitted = true;
@@ -228,8 +240,10 @@ export class ProxyConnection {
   }
 
   private readonly onClientEnd = (): void => {
-    // A client may half-close right after its hello and still wait for the answer: the FIN goes on after the splice.
-    if (this.phase === Phase.Connecting || this.phase === Phase.Closed) return;
+    // A client may half-close right after its hello and still wait for the answer: the FIN goes on with the splice,
+    // at once if a backend is connected (it may be waiting for the FIN before it answers).
+    if (this.phase === Phase.Connecting) return this.spliceNow?.();
+    if (this.phase === Phase.Closed) return;
     this.fail('client_closed', this.received > 0 ? 'incomplete_hello' : null);
   };
 
@@ -263,48 +277,106 @@ export class ProxyConnection {
       return;
     }
     this.phase = Phase.Connecting;
-    this.connect(route.pool, plan, 0);
+    this.pool = route.pool;
+    this.plan = plan;
+    this.connectNext();
   }
 
-  private connect(pool: BackendPool, plan: BackendTarget[], index: number): void {
+  /** Dials the next backend of the plan, or ends the connection when none is left. */
+  private connectNext(): void {
     if (this.phase !== Phase.Connecting) return;
-    const target = plan[index];
-    if (target === undefined) {
-      this.fail('backend_unreachable', this.reason);
-      return;
-    }
+    const target = this.plan[this.planIndex++];
+    if (target === undefined) return this.fail('backend_unreachable', this.reason);
+    const pool = this.pool!;
+    const attempt = pool.beginAttempt(target);
     // Another connection is already the one retrying this backend after its failTimeout.
-    const retryingDownBackend = target.state.downUntil !== 0;
-    if (!target.state.startAttempt(performance.now())) {
-      this.connect(pool, plan, index + 1);
-      return;
-    }
-    this.probing = retryingDownBackend ? target : null;
+    if (attempt === null) return this.connectNext();
+    this.attempt = attempt;
     this.backendAddress = target.config.address;
     this.attempts++;
     const dialStartedAt = performance.now();
     this.cancelDial = dial(target.config.host, target.config.port, this.settings.connectTimeout, (error, socket) => {
       this.cancelDial = null;
-      this.probing = null;
       if (socket === null) {
-        pool.connectFailed(target);
+        this.attempt = null;
+        pool.attemptFailed(attempt);
         this.host.observer.backendConnectFailed(this.settings.listener, target.config.address, error ?? 'unknown');
         this.reason = error;
-        this.connect(pool, plan, index + 1);
-        return;
+        return this.connectNext();
       }
-      pool.connectSucceeded(target);
+      pool.attemptSucceeded(attempt);
       this.host.observer.backendConnected(this.settings.listener, target.config.address, performance.now() - dialStartedAt);
       this.reason = null;
-      this.splice(socket, target);
+      this.awaitAnswer(socket, target);
     });
   }
 
-  private splice(backend: net.Socket, target: BackendTarget): void {
+  /**
+   * Sends what the client sent so far (after a PROXY header when the backend
+   * wants one) and splices once the backend answers. A backend that closes or
+   * resets first (one going down with this connection still in its accept
+   * queue) has told the client nothing, so the next backend gets the same
+   * bytes. That is not held against the backend's health: a hello a backend
+   * rejects by closing would otherwise let any client take backends out. A
+   * client that has half-closed is spliced at once: its FIN may be what the
+   * backend waits for (TLS clients never half-close before the answer).
+   */
+  private awaitAnswer(backend: net.Socket, target: BackendTarget): void {
+    const version = target.config.proxyProtocol;
+    const header = version === null ? null : this.proxyHeader(version);
+    // Only a client socket that closed before its address was read has nothing to put in the header.
+    if (version !== null && header === null) {
+      backend.destroy();
+      return this.fail('client_closed', 'no_client_address');
+    }
+    const [buffer, ...early] = this.chunks;
+    backend.cork();
+    if (header !== null) backend.write(header);
+    backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
+    for (const chunk of early) backend.write(chunk);
+    backend.uncork();
+    this.chunksSent = this.chunks.length;
+    if (this.client.readableEnded) return this.splice(backend, null);
+
+    const stopWaiting = (): void => {
+      this.cancelDial = null;
+      this.spliceNow = null;
+      backend.off('data', spliceWith);
+      backend.off('end', onClosed);
+      backend.off('error', onError);
+    };
+    const spliceWith = (answer: Buffer | null): void => {
+      stopWaiting();
+      backend.pause();
+      this.splice(backend, answer);
+    };
+    const discard = (): void => {
+      stopWaiting();
+      backend.on('error', ignoreError);
+      backend.destroy();
+    };
+    const giveUp = (reason: string, error?: NodeJS.ErrnoException): void => {
+      discard();
+      this.pool!.release(this.attempt!);
+      this.attempt = null;
+      this.host.observer.backendConnectFailed(this.settings.listener, target.config.address, reason);
+      this.reason = reason;
+      if (this.planIndex < this.plan.length) return this.connectNext();
+      this.fail('backend_error', reason, error);
+    };
+    const onClosed = (): void => giveUp('closed_before_answer');
+    const onError = (error: NodeJS.ErrnoException): void => giveUp(error.code ?? error.message, error);
+    backend.on('data', spliceWith);
+    backend.once('end', onClosed);
+    backend.once('error', onError);
+    this.cancelDial = discard;
+    this.spliceNow = () => spliceWith(null);
+  }
+
+  /** `answer`: the backend's first bytes, read while waiting for them (null when it was not waited for). */
+  private splice(backend: net.Socket, answer: Buffer | null): void {
     this.phase = Phase.Spliced;
     this.backend = backend;
-    this.target = target;
-    target.state.active++;
     this.openSockets++;
     const { client } = this;
     backend.on('error', this.onBackendError);
@@ -312,22 +384,14 @@ export class ProxyConnection {
     client.off('data', this.onData);
     client.off('end', this.onClientEnd);
     client.pause();
-    const version = target.config.proxyProtocol;
-    // The hello (chunks[0], possibly with a PROXY header in front) and whatever arrived while dialling.
-    const [buffer, ...early] = this.chunks;
+    // What the client sent while the backend was answering.
+    for (let index = this.chunksSent; index < this.chunks.length; index++) backend.write(this.chunks[index]!);
     this.chunks = [];
-    backend.cork();
-    if (version !== null) {
-      const header = this.proxyHeader(version);
-      // Only a client socket that closed before its address was read has nothing to put in the header.
-      if (header === null) return this.fail('client_closed', 'no_client_address');
-      backend.write(header);
-    }
-    backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
-    for (const chunk of early) backend.write(chunk);
-    backend.uncork();
+    if (answer !== null) client.write(answer);
     client.pipe(backend);
     backend.pipe(client);
+    client.setKeepAlive(true, KEEPALIVE_DELAY);
+    backend.setKeepAlive(true, KEEPALIVE_DELAY);
     const { idleTimeout } = this.settings;
     if (idleTimeout > 0) {
       // The client socket sees every byte in either direction (read or written), so one timer covers both.
@@ -375,9 +439,8 @@ export class ProxyConnection {
     if (this.cancelDial) {
       this.cancelDial();
       this.cancelDial = null;
-      // This connection was the one retrying a down backend: it will not report back, so let another try.
-      this.probing?.state.abandonProbe();
-      this.probing = null;
+      this.pool!.attemptAbandoned(this.attempt!);
+      this.attempt = null;
     }
     this.phase = Phase.Closed;
     const reset = error?.code === 'ECONNRESET';
@@ -391,7 +454,7 @@ export class ProxyConnection {
     if (this.phase === Phase.Connecting) this.fail('client_closed', null);
     const outcome = this.outcome ?? (this.phase === Phase.Spliced ? 'ok' : 'client_closed');
     this.phase = Phase.Closed;
-    if (this.target) this.target.state.active--;
+    if (this.attempt) this.pool!.release(this.attempt);
     if (this.admitted) this.host.releaseClient(this.clientAddress);
     this.host.connectionEnded(this);
     const { client, hello } = this;
@@ -410,10 +473,4 @@ export class ProxyConnection {
       reason: this.reason,
     });
   };
-}
-
-function closeSocket(socket: net.Socket, reset: boolean): void {
-  if (socket.destroyed) return;
-  if (reset) socket.resetAndDestroy();
-  else socket.destroy();
 }

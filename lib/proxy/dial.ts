@@ -1,14 +1,15 @@
 import { lookup, type LookupAddress } from 'node:dns';
 import net from 'node:net';
+import { ignoreError } from './sockets.js';
 
 export type DialCallback = (error: string | null, socket: net.Socket | null) => void;
 
 /**
  * Opens a TCP connection to `host:port` for splicing. A DNS name is resolved
  * now (so DNS changes are followed) and every address it has is tried in
- * turn, in the resolver's order, each within `timeout` ms. Calls back once,
- * with the connected socket or the last error code ('connect_timeout',
- * 'ECONNREFUSED', 'ENOTFOUND', ...). The returned function cancels.
+ * turn, in the resolver's order; the lookup and each address get `timeout` ms.
+ * Calls back once, with the connected socket or the last error code
+ * ('connect_timeout', 'dns_timeout', 'ECONNREFUSED', 'ENOTFOUND', ...). The returned function cancels.
  */
 export function dial(host: string, port: number, timeout: number, callback: DialCallback): () => void {
   let cancelled = false;
@@ -47,8 +48,17 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
   if (net.isIP(host) !== 0) {
     tryAddresses([host], 0, 'ECONNREFUSED');
   } else {
+    // A slow resolver counts against the same budget: nothing else bounds the client's wait here.
+    if (timeout > 0) {
+      timer = setTimeout(() => {
+        cancelled = true;
+        callback('dns_timeout', null);
+      }, timeout);
+    }
     lookup(host, { all: true, verbatim: true }, (error, addresses: LookupAddress[]) => {
       if (cancelled) return;
+      if (timer) clearTimeout(timer);
+      timer = null;
       if (error) callback(error.code ?? 'ENOTFOUND', null);
       else tryAddresses(addresses.map((entry) => entry.address), 0, 'ENOTFOUND');
     });
@@ -64,5 +74,3 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
     }
   };
 }
-
-function ignoreError(): void {}

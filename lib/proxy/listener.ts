@@ -5,8 +5,9 @@ import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
 import type { BackendRegistry } from './backend-health.js';
 import { BackendPool } from './backend-pool.js';
-import { canonicalAddress, ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome } from './connection.js';
+import { canonicalAddress, ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome, type Refusal } from './connection.js';
 import type { ProxyObserver } from './observer.js';
+import { ignoreError } from './sockets.js';
 
 const listenHints: Record<string, string> = {
   EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
@@ -64,12 +65,14 @@ export class Listener implements ConnectionHost {
   private readonly registry: BackendRegistry;
   private readonly perClient = new Map<string, number>();
   /**
-   * Clients accepted while at `maxConnections`, not read from until a slot
-   * frees. Node cannot stop accepting on a listening socket without closing
-   * it, so they wait here instead of in the kernel backlog; to the client it
-   * looks the same (connected, not answered yet).
+   * Clients accepted while at `maxConnections` or before `open`, not read
+   * from until they may start. Node cannot stop accepting on a listening
+   * socket without closing it, so they wait here instead of in the kernel
+   * backlog; to the client it looks the same (connected, not answered yet).
    */
   private readonly waiting = new Set<net.Socket>();
+  /** Whether accepted clients may start: a listener bound for a config being applied waits until it is committed. */
+  private opened = false;
   private idleWaiters: Array<() => void> = [];
 
   /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
@@ -82,7 +85,10 @@ export class Listener implements ConnectionHost {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
   }
 
-  /** Binds the configured address (or starts accepting on the inherited socket); rejects with a `ListenError`. */
+  /**
+   * Binds the configured address (or takes the inherited socket); rejects
+   * with a `ListenError`. Clients are held unread until `open`.
+   */
   listen(): Promise<string> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
@@ -105,6 +111,12 @@ export class Listener implements ConnectionHost {
     const address = this.server.address();
     if (address === null || typeof address === 'string') return String(address);
     return formatAddress(address.address, address.port);
+  }
+
+  /** Starts serving the clients held since `listen` and those to come. */
+  open(): void {
+    this.opened = true;
+    this.admitWaiting();
   }
 
   /** New connections use `config` from now on; open ones keep theirs. */
@@ -131,12 +143,10 @@ export class Listener implements ConnectionHost {
     for (const connection of this.connections) connection.terminate(outcome);
   }
 
-  admitClient(clientAddress: string): boolean {
-    const count = this.perClient.get(clientAddress) ?? 0;
-    const limit = this.config.maxConnectionsPerClient;
-    if (limit > 0 && count >= limit) return false;
-    this.perClient.set(clientAddress, count + 1);
-    return true;
+  admitClient(clientAddress: string): Refusal | null {
+    const refusal = this.refusal(clientAddress);
+    if (refusal === null) this.perClient.set(clientAddress, (this.perClient.get(clientAddress) ?? 0) + 1);
+    return refusal;
   }
 
   releaseClient(clientAddress: string): void {
@@ -148,13 +158,12 @@ export class Listener implements ConnectionHost {
   connectionEnded(connection: ProxyConnection): void {
     this.connections.delete(connection);
     this.admitWaiting();
-    if (this.connections.size === 0 && this.waiting.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    this.resolveIfIdle();
   }
 
   private readonly onConnection = (socket: net.Socket): void => {
-    this.observer.connectionAccepted(this.config.name);
     // A client that will be refused anyway is refused now, not after waiting for a slot.
-    if (!this.atCapacity() || this.refusesAtOnce(socket)) {
+    if (this.opened && (!this.atCapacity() || this.refusesAtOnce(socket))) {
       this.start(socket);
       return;
     }
@@ -164,16 +173,22 @@ export class Listener implements ConnectionHost {
     }
     this.waiting.add(socket);
     socket.on('error', ignoreError);
-    socket.once('close', () => this.waiting.delete(socket));
+    socket.once('close', () => {
+      this.waiting.delete(socket);
+      this.resolveIfIdle();
+    });
   };
 
   /** Whether the pipeline would close this client before reading from it (access list or per-client limit). */
   private refusesAtOnce(socket: net.Socket): boolean {
-    if (this.settings.acceptProxyProtocol) return false;
-    const address = canonicalAddress(socket.remoteAddress);
-    if (this.settings.access && !this.settings.access(address)) return true;
+    return !this.settings.acceptProxyProtocol && this.refusal(canonicalAddress(socket.remoteAddress)) !== null;
+  }
+
+  private refusal(clientAddress: string): Refusal | null {
+    if (this.settings.access && !this.settings.access(clientAddress)) return 'denied';
     const limit = this.config.maxConnectionsPerClient;
-    return limit > 0 && (this.perClient.get(address) ?? 0) >= limit;
+    if (limit > 0 && (this.perClient.get(clientAddress) ?? 0) >= limit) return 'client_limit';
+    return null;
   }
 
   private atCapacity(): boolean {
@@ -181,13 +196,19 @@ export class Listener implements ConnectionHost {
     return limit > 0 && this.connections.size >= limit;
   }
 
+  private resolveIfIdle(): void {
+    if (this.connections.size === 0 && this.waiting.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  /** A client waiting for a slot is not counted as accepted until it gets one. */
   private start(socket: net.Socket): void {
+    this.observer.connectionAccepted(this.config.name);
     this.connections.add(new ProxyConnection(socket, this));
   }
 
   private admitWaiting(): void {
     for (const socket of this.waiting) {
-      if (this.atCapacity()) return;
+      if (!this.opened || this.atCapacity()) return;
       this.waiting.delete(socket);
       socket.removeAllListeners('close');
       socket.off('error', ignoreError);
@@ -195,5 +216,3 @@ export class Listener implements ConnectionHost {
     }
   }
 }
-
-function ignoreError(): void {}

@@ -102,8 +102,9 @@ export class ProxyService {
         logger.info({ signal, openConnections: this.supervisor.openConnections() }, 'shutting down: no new connections, draining open ones');
         this.notify?.({ STOPPING: '1', STATUS: `draining ${this.supervisor.openConnections()} connections` });
         void watcher?.close();
-        this.admin?.server.close();
+        // The admin endpoint stays up while draining: /readyz answers 503, /metrics shows the drain.
         void drained.then(() => {
+          this.admin?.server.close();
           logger.info('stopped');
           options.exit(0);
         });
@@ -158,6 +159,9 @@ export class ProxyService {
         const outcome = await this.reload('admin');
         return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
       },
+    }, {
+      anyHost: config.allowRemote,
+      onError: (error) => this.logger.error({ err: error }, 'admin endpoint error'),
     });
     try {
       const address = await server.listen(config.listen);
@@ -171,7 +175,8 @@ export class ProxyService {
 
   private reloadFinished(outcome: ReloadOutcome): void {
     this.metrics.reloadFinished(outcome.result);
-    this.notify?.({ READY: '1', STATUS: this.status() });
+    // After STOPPING=1, systemd must not be told the service is ready again.
+    if (!this.stopping) this.notify?.({ READY: '1', STATUS: this.status() });
   }
 
   private status(): string {

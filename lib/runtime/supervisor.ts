@@ -18,6 +18,16 @@ export interface ApplySummary {
   bound: Record<string, string>;
 }
 
+/** A config applied after shutdown began: nothing changes. */
+export class ShuttingDownError extends Error {
+  constructor() {
+    super('the proxy is shutting down');
+  }
+}
+
+/** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
+const CLOSE_GRACE = 1_000;
+
 /**
  * A listener keeps its socket across configs while its address stays the
  * same; a port-0 listener (any free port) is identified by name as well,
@@ -41,6 +51,7 @@ export class Supervisor {
   private readonly observer: ProxyObserver;
   /** Backend health and load, shared by all listeners and kept across reloads. */
   private readonly registry: BackendRegistry;
+  private stopping = false;
 
   constructor(observer: ProxyObserver) {
     this.observer = observer;
@@ -49,30 +60,37 @@ export class Supervisor {
 
   /**
    * Makes `config` the running one, all or nothing: new addresses are bound
-   * first, and if any fails those just bound are closed and nothing changes
-   * (the `ListenError` is rethrown). Kept listeners never close their socket.
+   * first (holding their clients unread), and if any fails those just bound
+   * are closed and nothing changes (the `ListenError` is rethrown; a
+   * `ShuttingDownError` once shutdown began). Kept listeners never close their socket.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
   async apply(config: ProxyConfig, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {
+      if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
         const listener = new Listener(listenerConfig, this.observer, this.registry, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         await listener.listen();
       }
+      if (this.stopping) throw new ShuttingDownError();
     } catch (error) {
-      for (const listener of added) listener.stopAccepting();
-      // The listeners just built registered their backends: forget those again.
-      this.registry.sync(this.config ?? { listeners: [], admin: null });
+      for (const listener of added) {
+        listener.stopAccepting();
+        listener.terminateAll('shutdown');
+      }
+      // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
+      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null });
       throw this.explainOwnPort(error);
     }
 
     this.registry.sync(config);
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
     for (const listener of added) {
+      listener.open();
       this.active.set(listenerKey(listener.config), listener);
       summary.added.push(listener.config.name);
       summary.bound[listener.config.name] = listener.boundAddress();
@@ -122,18 +140,16 @@ export class Supervisor {
     return this.registry.health();
   }
 
-  /** Stops accepting everywhere, waits for open connections up to each listener's `drainTimeout`, then ends the rest. */
+  /**
+   * Stops accepting everywhere and refuses later configs, waits for open
+   * connections up to each listener's `drainTimeout`, then ends the rest.
+   */
   async shutdown(): Promise<void> {
+    this.stopping = true;
     const listeners = [...this.listeners()];
     for (const listener of listeners) listener.stopAccepting();
     this.registry.stop();
-    await Promise.all(
-      listeners.map(async (listener) => {
-        const timer = setTimeout(() => listener.terminateAll('shutdown'), listener.config.drainTimeout);
-        await listener.whenIdle();
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(listeners.map((listener) => drain(listener)));
   }
 
   /** Ends every open connection now (a forced exit), recording `outcome`; resolves once they are all closed. */
@@ -153,4 +169,19 @@ export class Supervisor {
     this.retired.add(listener);
     void listener.whenIdle().then(() => this.retired.delete(listener));
   }
+}
+
+function drain(listener: Listener): Promise<void> {
+  return new Promise((resolve) => {
+    let grace: NodeJS.Timeout | undefined;
+    const terminate = setTimeout(() => {
+      listener.terminateAll('shutdown');
+      grace = setTimeout(resolve, CLOSE_GRACE);
+    }, listener.config.drainTimeout);
+    void listener.whenIdle().then(() => {
+      clearTimeout(terminate);
+      clearTimeout(grace);
+      resolve();
+    });
+  });
 }

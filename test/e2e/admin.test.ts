@@ -359,6 +359,33 @@ t.test('reloads: POST /reload (unchanged), SIGHUP after a change (applied), POST
   t.equal(refusedLog.trigger, 'admin');
 });
 
+t.test('while draining after SIGTERM: /readyz 503, /healthz 200, a reload of a changed file refused; exit 0 once drained', async (t) => {
+  const config = (hostnames: string[]): unknown => ({
+    admin: { listen: '127.0.0.1:0' },
+    listeners: [{ name: 'draining', listen: '127.0.0.1:0', drainTimeout: '20s', routes: [{ hostnames, backends: [backendA.address] }] }],
+  });
+  const draining = await startProxy(config(['a.example.com']), { args: ['--no-watch'] });
+  t.teardown(() => void draining.child.kill('SIGKILL'));
+  const address = String((await draining.waitForLog((line) => line.msg === 'admin endpoint listening')).address);
+  const held = await guard(connectTls({ port: draining.port('draining'), servername: 'a.example.com', ca: ca.cert }), GUARD_MS, 'the held session');
+  t.teardown(() => held.destroy());
+  t.equal(JSON.parse(await guard(readLine(held), GUARD_MS, 'the backend greeting')).backend, 'A');
+
+  draining.child.kill('SIGTERM');
+  await draining.waitForLog((line) => line.msg.startsWith('shutting down'), GUARD_MS);
+  t.equal((await request('GET', '/readyz', address)).status, 503, 'not ready: load balancers stop sending');
+  t.equal((await request('GET', '/healthz', address)).status, 200, 'but the process is alive');
+  t.equal((await request('GET', '/metrics', address)).status, 200, 'and the drain can be watched');
+
+  await writeFile(draining.configFile, stringify(config(['a.example.com', 'b.example.com'])));
+  const reload = await request('POST', '/reload', address);
+  t.equal(reload.status, 422, 'a reload after shutdown began is refused');
+  t.match(JSON.parse(reload.body), { result: 'refused', error: /shutting down/ });
+
+  held.end();
+  t.equal(await guard(draining.exited, GUARD_MS, 'the exit once drained'), 0, 'exit 0 once the last connection ended');
+});
+
 t.test('admin.listen must be loopback unless allowRemote: true (check only, nothing is bound)', async (t) => {
   const backend = await unusedAddress();
   const remote = ['admin:', '  listen: 0.0.0.0:0', 'listeners:', '  - listen: 127.0.0.1:0', '    default:', `      backends: [${backend}]`, ''].join('\n');

@@ -1,11 +1,12 @@
 // Backend selection end to end through the compiled CLI: failover to the next
-// backend when one refuses or does not answer, all backends down, weighted
-// balancing, and a backend given by DNS name.
+// backend when one refuses, does not answer the SYN, or takes the hello and
+// closes without a byte; all backends down, weighted balancing, and a backend
+// given by DNS name.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { startTlsBackend, unusedAddress, type TestBackend } from '../helpers/backends.js';
+import { startTlsBackend, startUnansweringBackend, unusedAddress, type TestBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { captureClientHello } from '../helpers/client-hello-fixtures.js';
 import { startProxy, type LogLine } from '../helpers/proxy-process.js';
@@ -67,7 +68,9 @@ const backendA = await startTlsBackend(ca, 'a');
 const weight1 = await startTlsBackend(ca, 'weight-1');
 const weight3 = await startTlsBackend(ca, 'weight-3');
 const byName = await startTlsBackend(ca, 'by-name');
-const backends: TestBackend[] = [backendA, weight1, weight3, byName];
+const resetter = await startUnansweringBackend('reset');
+const closer = await startUnansweringBackend('close');
+const backends: TestBackend[] = [backendA, weight1, weight3, byName, resetter, closer];
 const blackholes = await startBlackholes(2);
 // A distinct dead address per route: backend failure state is kept per address.
 const [downBeforeA, downOne, downTwo] = [await unusedAddress(), await unusedAddress(), await unusedAddress()];
@@ -93,6 +96,8 @@ const proxy = await startProxy({
           ],
         },
         { hostnames: ['by-name.example.com'], backends: [`localhost:${byName.port}`] },
+        { hostnames: ['reset-first.example.com'], backends: [resetter.address, backendA.address] },
+        { hostnames: ['closes-only.example.com'], backends: [closer.address] },
       ],
     },
   ],
@@ -200,4 +205,27 @@ t.test('a backend given by DNS name (localhost:PORT) works', async (t) => {
   const [log] = await waitForLogs(sni, 1);
   t.equal(log!.outcome, 'ok', 'outcome ok');
   t.equal(log!.backend, `localhost:${byName.port}`, 'the log names the backend as configured');
+});
+
+t.test('a backend that takes the hello and resets without answering: the next backend serves the client', async (t) => {
+  const sni = 'reset-first.example.com';
+  // Round robin over two backends: every other connection tries the resetting one first.
+  for (let index = 0; index < 8; index++) {
+    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 5_000, `connection ${index + 1}`);
+    t.equal(answer.backend, 'a', `connection ${index + 1} is served by the backend that answers`);
+    t.ok(answer.authorized, `connection ${index + 1}: its certificate verifies (the hello was replayed intact)`);
+  }
+  const logs = await waitForLogs(sni, 8);
+  t.ok(logs.every((line) => line.outcome === 'ok' && line.backend === backendA.address), 'every line: ok, on the answering backend');
+  t.equal(logs.filter((line) => line.attempts === 2).length, 4, 'four connections went through the resetting backend first');
+  t.equal(resetter.accepted, 4, 'and it kept being tried: closing before an answer does not count against its health (maxFails 3)');
+});
+
+t.test('the only backend takes the hello and closes without answering: backend_error, closed_before_answer', async (t) => {
+  const { client } = await helloAndWaitForClose('closes-only.example.com', 4_000);
+  const log = await proxy.waitForLog((line) => line.msg === 'connection closed' && line.client === client, 5_000);
+  t.equal(log.outcome, 'backend_error');
+  t.equal(log.reason, 'closed_before_answer');
+  t.equal(log.bytesToClient, 0, 'nothing reached the client');
+  t.equal(closer.accepted, 1);
 });

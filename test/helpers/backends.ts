@@ -82,6 +82,26 @@ export async function startEchoBackend(name = 'echo'): Promise<TestBackend> {
 }
 
 /**
+ * A plain TCP server that reads the first bytes of each connection and closes
+ * it without answering: with a TCP reset (what clients of a backend that goes
+ * down see) or a FIN.
+ */
+export async function startUnansweringBackend(mode: 'reset' | 'close', name = `unanswering-${mode}`): Promise<TestBackend> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    backend.accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.once('data', () => (mode === 'reset' ? socket.resetAndDestroy() : socket.end()));
+  });
+  const backend: TestBackend = { name, port: 0, address: '', accepted: 0, close: () => closeServer(server, sockets) };
+  backend.port = await listenOnLoopback(server);
+  backend.address = `127.0.0.1:${backend.port}`;
+  return backend;
+}
+
+/**
  * An address on loopback where nothing listens: bind port 0, note the port,
  * close. Connecting there is refused at once.
  */

@@ -6,7 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdminServer, type AdminHandlers } from '../../lib/observe/admin.js';
+import { AdminServer, browserRefusal, hostnameOf, type AdminHandlers } from '../../lib/observe/admin.js';
 import { guard } from '../helpers/wait.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -17,10 +17,10 @@ interface Response {
   body: string;
 }
 
-function request(port: number, method: string, path: string, body?: string): Promise<Response> {
+function request(port: number, method: string, path: string, body?: string, headers: http.OutgoingHttpHeaders = {}): Promise<Response> {
   return guard(
     new Promise((resolve, reject) => {
-      const outgoing = http.request({ host: '127.0.0.1', port, method, path, agent: false }, (incoming) => {
+      const outgoing = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers }, (incoming) => {
         let text = '';
         incoming.setEncoding('utf8');
         incoming.on('data', (chunk: string) => (text += chunk));
@@ -55,7 +55,8 @@ const handlers: AdminHandlers = {
   },
 };
 
-const server = new AdminServer(handlers);
+const options = { anyHost: false, onError: (error: Error) => t.fail(`admin server error: ${error.message}`) };
+const server = new AdminServer(handlers, options);
 const bound = await server.listen({ host: '127.0.0.1', port: 0 });
 t.teardown(() => server.close());
 const port = Number(bound.slice(bound.lastIndexOf(':') + 1));
@@ -199,13 +200,48 @@ t.test('several requests on one keep-alive connection', async (t) => {
   t.equal(sockets.size, 1, 'one connection served them all');
 });
 
+t.test('requests a web page could send are refused before any endpoint runs', async (t) => {
+  const reloads = state.reloadCalls;
+  const crossSite = await request(port, 'POST', '/reload', undefined, { origin: 'https://evil.example' });
+  t.equal(crossSite.status, 403, 'a POST with an Origin header (what a browser sends cross-site)');
+  t.match(JSON.parse(crossSite.body), { error: /Origin/ });
+  t.equal(state.reloadCalls, reloads, 'and nothing was reloaded');
+
+  const rebound = await request(port, 'GET', '/config', undefined, { host: `evil.example:${port}` });
+  t.equal(rebound.status, 403, 'a Host that is a DNS name (DNS rebinding)');
+  t.match(JSON.parse(rebound.body), { error: /evil\.example/ });
+
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST']) {
+    t.equal((await request(port, 'GET', '/healthz', undefined, { host })).status, 200, `Host ${host} is served`);
+  }
+});
+
+t.test('with anyHost (allowRemote) any Host is served, an Origin still is not', async (t) => {
+  const remote = new AdminServer(handlers, { ...options, anyHost: true });
+  const address = await remote.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => remote.close());
+  const remotePort = Number(address.slice(address.lastIndexOf(':') + 1));
+  t.equal((await request(remotePort, 'GET', '/healthz', undefined, { host: 'proxy.internal.example' })).status, 200);
+  t.equal((await request(remotePort, 'GET', '/healthz', undefined, { origin: 'https://evil.example' })).status, 403);
+});
+
+t.test('hostnameOf and browserRefusal', async (t) => {
+  t.equal(hostnameOf('127.0.0.1:9900'), '127.0.0.1');
+  t.equal(hostnameOf('[::1]:9900'), '::1');
+  t.equal(hostnameOf('LocalHost'), 'localhost');
+  t.equal(browserRefusal({}, false), null, 'no Host (HTTP/1.0): served');
+  t.equal(browserRefusal({ host: '10.0.0.7:9900' }, false), null, 'any IP literal');
+  t.type(browserRefusal({ host: 'admin.example:9900' }, false), 'string');
+  t.equal(browserRefusal({ host: 'admin.example:9900' }, true), null);
+});
+
 t.test('listen on a taken port rejects', async (t) => {
-  const other = new AdminServer(handlers);
+  const other = new AdminServer(handlers, options);
   await t.rejects(other.listen({ host: '127.0.0.1', port }), { code: 'EADDRINUSE' });
 });
 
 t.test('close() stops serving', async (t) => {
-  const temporary = new AdminServer(handlers);
+  const temporary = new AdminServer(handlers, options);
   const address = await temporary.listen({ host: '127.0.0.1', port: 0 });
   const temporaryPort = Number(address.slice(address.lastIndexOf(':') + 1));
   t.equal((await request(temporaryPort, 'GET', '/healthz')).status, 200);
@@ -227,7 +263,7 @@ t.test(
         ready: () => { throw new Error('ready failed'); },
         config: () => ({ size: 10n }), // JSON.stringify throws on a BigInt
         reload: async () => ({ status: 200, body: {} }),
-      });
+      }, { anyHost: false, onError: () => {} });
       const address = await server.listen({ host: '127.0.0.1', port: 0 });
       const port = Number(address.slice(address.lastIndexOf(':') + 1));
       const results = {};

@@ -63,6 +63,20 @@ function targetOf(pool: BackendPool, port: number): BackendTarget {
   return target;
 }
 
+/** One connection's dial to `target` that fails (nothing, when the pool does not let it try). */
+function failDial(pool: BackendPool, target: BackendTarget): void {
+  const attempt = pool.beginAttempt(target);
+  if (attempt) pool.attemptFailed(attempt);
+}
+
+/** One connection that reaches `target` and ends. */
+function succeedDial(pool: BackendPool, target: BackendTarget): void {
+  const attempt = pool.beginAttempt(target);
+  if (!attempt) return;
+  pool.attemptSucceeded(attempt);
+  pool.release(attempt);
+}
+
 /** Deterministic pseudo-random numbers (mulberry32), so address samples are the same on every run. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -121,7 +135,7 @@ t.test('smooth weighted round robin', async (t) => {
 
   t.test('a backend out of service is left out and the others keep their rotation', async (t) => {
     const pool = poolOf([backend(1), backend(2), backend(3)], { maxFails: 1, failTimeout: 60_000 });
-    pool.connectFailed(targetOf(pool, 2));
+    failDial(pool, targetOf(pool, 2));
     t.strictSame(firstChoices(pool, 6), [1, 3, 1, 3, 1, 3]);
   });
 
@@ -202,7 +216,7 @@ t.test('failover order and retries', async (t) => {
 
   t.test('retries null leaves out backends that are not usable', async (t) => {
     const pool = poolOf([backend(1), backend(2), backend(3)], { maxFails: 1, failTimeout: 60_000 });
-    pool.connectFailed(targetOf(pool, 1));
+    failDial(pool, targetOf(pool, 1));
     for (let connection = 0; connection < 4; connection++) {
       const plan = planPorts(pool);
       t.strictSame([...plan].sort(), [2, 3], `connection ${connection}: each usable backend once (${plan})`);
@@ -247,7 +261,7 @@ t.test('failover order and retries', async (t) => {
     t.strictSame(planPorts(rotating), [2, 3, 1, 2], 'starts at the balancer’s choice');
 
     const withOneOut = poolOf([backend(1), backend(2), backend(3)], { retries: 3, maxFails: 1, failTimeout: 60_000 });
-    withOneOut.connectFailed(targetOf(withOneOut, 2));
+    failDial(withOneOut, targetOf(withOneOut, 2));
     t.strictSame(planPorts(withOneOut), [1, 3, 1, 3], 'cycling over the usable ones only');
   });
 
@@ -304,7 +318,7 @@ t.test('leastconn', async (t) => {
 
   t.test('connections that stay open end up spread by weight', async (t) => {
     const pool = poolOf([backend(1, 1), backend(2, 2), backend(3, 1)], { balance: 'leastconn' });
-    for (let connection = 0; connection < 400; connection++) pool.plan(CLIENT)[0]!.state.active++;
+    for (let connection = 0; connection < 400; connection++) pool.beginAttempt(pool.plan(CLIENT)[0]!);
     t.strictSame(
       pool.targets.map((target) => target.state.active),
       [100, 200, 100],
@@ -312,10 +326,20 @@ t.test('leastconn', async (t) => {
     );
   });
 
+  t.test('a dial in flight counts as a connection, until it fails or is abandoned', async (t) => {
+    const pool = poolOf([backend(1), backend(2)], { balance: 'leastconn' });
+    const dialling = pool.beginAttempt(targetOf(pool, 1))!;
+    t.strictSame(firstChoices(pool, 3), [2, 2, 2], 'the backend being dialled is not idle');
+    pool.attemptFailed(dialling);
+    t.equal(targetOf(pool, 1).state.active, 0, 'a failed dial is no longer counted');
+    pool.attemptAbandoned(pool.beginAttempt(targetOf(pool, 2))!);
+    t.equal(targetOf(pool, 2).state.active, 0, 'nor is an abandoned one');
+  });
+
   t.test('a backend that is not usable is never chosen, however idle', async (t) => {
     const pool = poolOf([backend(1), backend(2)], { balance: 'leastconn', maxFails: 1, failTimeout: 60_000 });
     targetOf(pool, 2).state.active = 50;
-    pool.connectFailed(targetOf(pool, 1));
+    failDial(pool, targetOf(pool, 1));
     t.strictSame(firstChoices(pool, 3), [2, 2, 2]);
   });
 });
@@ -356,14 +380,14 @@ t.test('source', async (t) => {
   t.test('a backend taken out by failures moves only its clients, and they come back with it', async (t) => {
     const pool = poolOf([backend(1), backend(2), backend(3)], { balance: 'source', maxFails: 1, failTimeout: 60_000 });
     const before = new Map(clients.map((client) => [client, planPorts(pool, client)[0]!]));
-    pool.connectFailed(targetOf(pool, 2));
+    failDial(pool, targetOf(pool, 2));
     let wrongly = 0;
     for (const client of clients) {
       const now = planPorts(pool, client)[0]!;
       if (now === 2 || (before.get(client) !== 2 && now !== before.get(client))) wrongly++;
     }
     t.equal(wrongly, 0, 'only the clients of backend 2 moved, and none went to it');
-    pool.connectSucceeded(targetOf(pool, 2));
+    targetOf(pool, 2).state.connectSucceeded();
     t.ok(
       clients.every((client) => planPorts(pool, client)[0] === before.get(client)),
       'back up: every client is on its original backend again',
@@ -394,12 +418,12 @@ t.test('passive health through the registry states', async (t) => {
     const pool = poolOf([backend(1), backend(2)], { maxFails: 2, failTimeout: 50 }, registry);
     const one = targetOf(pool, 1);
 
-    pool.connectFailed(one);
+    failDial(pool, one);
     t.strictSame([...planPorts(pool)].sort(), [1, 2], 'one failure of two allowed: still planned');
     t.same(events, [], 'no health change yet');
 
     const failedAt = performance.now();
-    pool.connectFailed(one);
+    failDial(pool, one);
     t.notOk(planPorts(pool).includes(1), 'maxFails reached: skipped');
     t.ok(one.state.downUntil >= failedAt + 50, 'out for failTimeout from the failure');
     t.same(events, [{ backend: '127.0.0.1:1', state: 'down', cause: 'connect_failures' }], 'one "down" event');
@@ -407,11 +431,16 @@ t.test('passive health through the registry states', async (t) => {
 
     await waitFor(() => planPorts(pool).includes(1), 'backend 1 planned again after failTimeout', 2_000);
     t.ok(performance.now() >= one.state.downUntil, 'planned again only once failTimeout has elapsed');
-    t.ok(one.state.startAttempt(performance.now()), 'the first connection claims the probe');
-    t.notOk(one.state.startAttempt(performance.now()), 'a second connection may not try it meanwhile');
+    const probe = pool.beginAttempt(one);
+    t.ok(probe?.probe, 'the first connection claims the probe');
+    t.equal(pool.beginAttempt(one), null, 'a second connection may not try it meanwhile');
     t.notOk(planPorts(pool).includes(1), 'nor is it planned for new connections while the probe runs');
+    pool.attemptAbandoned(probe!);
+    const retry = pool.beginAttempt(one);
+    t.ok(retry?.probe, 'the client of the probe left: the next connection probes instead');
 
-    pool.connectSucceeded(one);
+    pool.attemptSucceeded(retry!);
+    pool.release(retry!);
     t.same(events[1], { backend: '127.0.0.1:1', state: 'up', cause: 'recovered' }, 'success brings it up');
     t.equal(events.length, 2);
     t.equal(one.state.downUntil, 0);
@@ -424,21 +453,23 @@ t.test('passive health through the registry states', async (t) => {
     const { registry, events } = recordingRegistry();
     const pool = poolOf([backend(1), backend(2)], { maxFails: 3, failTimeout: 50 }, registry);
     const one = targetOf(pool, 1);
-    for (let failure = 0; failure < 3; failure++) pool.connectFailed(one);
+    for (let failure = 0; failure < 3; failure++) failDial(pool, one);
     t.notOk(planPorts(pool).includes(1));
 
     await waitFor(() => planPorts(pool).includes(1), 'backend 1 planned again after failTimeout', 2_000);
-    t.ok(one.state.startAttempt(performance.now()), 'the probe');
+    const probe = pool.beginAttempt(one);
+    t.ok(probe?.probe, 'the probe');
     const probeFailedAt = performance.now();
-    pool.connectFailed(one);
+    pool.attemptFailed(probe!);
     t.notOk(planPorts(pool).includes(1), 'the probe failed: out again at once, without waiting for maxFails failures');
     t.ok(one.state.downUntil >= probeFailedAt + 50, 'for another failTimeout');
     t.notOk(one.state.startAttempt(performance.now()), 'no probe before that');
     t.equal(events.length, 1, 'still the one "down" event: it never came up');
 
     await waitFor(() => planPorts(pool).includes(1), 'backend 1 planned again after the second failTimeout', 2_000);
-    t.ok(one.state.startAttempt(performance.now()), 'probed again');
-    pool.connectSucceeded(one);
+    const secondProbe = pool.beginAttempt(one);
+    t.ok(secondProbe?.probe, 'probed again');
+    pool.attemptSucceeded(secondProbe!);
     t.same(
       events.map((event) => `${event.state}:${event.cause}`),
       ['down:connect_failures', 'up:recovered'],
@@ -448,18 +479,18 @@ t.test('passive health through the registry states', async (t) => {
   t.test('only consecutive failures count', async (t) => {
     const pool = poolOf([backend(1), backend(2)], { maxFails: 2, failTimeout: 60_000 });
     const one = targetOf(pool, 1);
-    pool.connectFailed(one);
-    pool.connectSucceeded(one);
-    pool.connectFailed(one);
+    failDial(pool, one);
+    succeedDial(pool, one);
+    failDial(pool, one);
     t.ok(planPorts(pool).includes(1), 'two failures with a success between: still in');
-    pool.connectFailed(one);
+    failDial(pool, one);
     t.notOk(planPorts(pool).includes(1), 'two in a row: out');
   });
 
   t.test('maxFails 0 never takes a backend out', async (t) => {
     const { registry, events } = recordingRegistry();
     const pool = poolOf([backend(1), backend(2)], { maxFails: 0, failTimeout: 50 }, registry);
-    for (let failure = 0; failure < 100; failure++) pool.connectFailed(targetOf(pool, 1));
+    for (let failure = 0; failure < 100; failure++) failDial(pool, targetOf(pool, 1));
     t.strictSame([...planPorts(pool)].sort(), [1, 2]);
     t.equal(targetOf(pool, 1).state.downUntil, 0);
     t.same(events, [], 'no health change');
@@ -468,7 +499,7 @@ t.test('passive health through the registry states', async (t) => {
   t.test('all backends out: an empty plan, for every balance mode', async (t) => {
     for (const balance of ['roundrobin', 'leastconn', 'source'] as const) {
       const pool = poolOf([backend(1), backend(2)], { balance, maxFails: 1, failTimeout: 60_000, retries: 5 });
-      for (const target of pool.targets) pool.connectFailed(target);
+      for (const target of pool.targets) failDial(pool, target);
       t.strictSame(planPorts(pool), [], balance);
     }
   });
@@ -478,7 +509,7 @@ t.test('passive health through the registry states', async (t) => {
     const first = poolOf([backend(1), backend(2)], { maxFails: 1, failTimeout: 60_000 }, registry);
     const second = poolOf([backend(1), backend(3)], { maxFails: 1, failTimeout: 60_000 }, registry);
     t.equal(targetOf(first, 1).state, targetOf(second, 1).state, 'one BackendState per address');
-    first.connectFailed(targetOf(first, 1));
+    failDial(first, targetOf(first, 1));
     t.strictSame(planPorts(second), [3], 'failures seen through one route take it out for the other');
   });
 });

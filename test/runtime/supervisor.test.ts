@@ -9,7 +9,7 @@ import type { HealthChange } from '../../lib/proxy/backend-health.js';
 import type { ConnectionRecord } from '../../lib/proxy/connection.js';
 import { ListenError } from '../../lib/proxy/listener.js';
 import type { ProxyObserver } from '../../lib/proxy/observer.js';
-import { Supervisor } from '../../lib/runtime/supervisor.js';
+import { ShuttingDownError, Supervisor } from '../../lib/runtime/supervisor.js';
 import { startEchoBackend, unusedAddress } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { guard, waitFor } from '../helpers/wait.js';
@@ -274,6 +274,18 @@ t.test('shutdown with nothing open resolves at once', async (t) => {
   await supervisor.apply(configOf([{ name: 'idle', listen: '127.0.0.1:0' }]));
   await guard(supervisor.shutdown(), 2_000, 'shutdown');
   t.equal(supervisor.openConnections(), 0);
+});
+
+t.test('a config applied once shutdown began is refused and binds nothing', async (t) => {
+  const supervisor = new Supervisor(new RecordingObserver());
+  await supervisor.apply(configOf([{ name: 'first', listen: '127.0.0.1:0' }]));
+  const stopped = supervisor.shutdown();
+  const free = await unusedAddress();
+  const refused = await supervisor.apply(configOf([{ name: 'late', listen: free }])).then(() => null, (error: unknown) => error);
+  t.ok(refused instanceof ShuttingDownError, `refused with ShuttingDownError (${String(refused)})`);
+  t.equal(await connectError(portOf(free)), 'ECONNREFUSED', 'the late listener was never bound');
+  t.equal(supervisor.generation, 1, 'the generation did not move');
+  await guard(stopped, 2_000, 'shutdown');
 });
 
 t.test('shutdown ends connections still open after drainTimeout', async (t) => {

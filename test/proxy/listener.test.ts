@@ -1,0 +1,72 @@
+// Listener (lib/proxy/listener.ts) with a real socket on 127.0.0.1: a listener
+// bound for a config being applied holds its clients unread until `open`, and
+// `terminateAll` (the rollback of a failed apply) closes them without a byte
+// reaching a backend.
+import t from 'tap';
+import { parseConfig } from '../../lib/config/load.js';
+import { BackendRegistry } from '../../lib/proxy/backend-health.js';
+import { Listener } from '../../lib/proxy/listener.js';
+import type { ProxyObserver } from '../../lib/proxy/observer.js';
+import { startEchoBackend } from '../helpers/backends.js';
+import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
+import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
+import { guard, sleep, waitFor } from '../helpers/wait.js';
+
+const echo = await startEchoBackend();
+t.teardown(() => echo.close());
+
+const HELLO = record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'app.example.com' }));
+
+const accepted: string[] = [];
+const observer: ProxyObserver = {
+  connectionAccepted: (listener) => accepted.push(listener),
+  connectionClosed: () => {},
+  backendConnected: () => {},
+  backendConnectFailed: () => {},
+  backendHealthChanged: () => {},
+  listenerError: () => {},
+};
+
+function newListener(name: string): Listener {
+  const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');
+  return new Listener(config.listeners[0]!, observer, new BackendRegistry(observer));
+}
+
+const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
+
+t.test('clients of a listener not yet opened wait unread; open() serves them', async (t) => {
+  const listener = newListener('held');
+  const port = portOf(await listener.listen());
+  t.teardown(() => listener.stopAccepting());
+  const client = await connectRaw(port);
+  t.teardown(() => client.destroy());
+  let received = Buffer.alloc(0);
+  client.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  client.write(HELLO);
+  await sleep(200);
+  t.equal(echo.accepted, 0, 'no backend was dialled before open()');
+  t.equal(received.length, 0, 'nothing came back');
+  t.same(accepted, [], 'not counted as accepted yet');
+
+  listener.open();
+  await waitFor(() => received.length >= HELLO.length, 'the hello echoed back once open', 3_000);
+  t.ok(received.subarray(0, HELLO.length).equals(HELLO), 'the held hello went through unchanged');
+  t.equal(echo.accepted, 1);
+  t.same(accepted, ['held'], 'counted once it started');
+});
+
+t.test('terminateAll before open(): held clients are closed and no backend is dialled', async (t) => {
+  const listener = newListener('rolled-back');
+  const port = portOf(await listener.listen());
+  const client = await connectRaw(port);
+  t.teardown(() => client.destroy());
+  const closed = readUntilClosed(client);
+  client.write(HELLO);
+  await sleep(100);
+  listener.stopAccepting();
+  listener.terminateAll('shutdown');
+  const outcome = await guard(closed, 3_000, 'the held client closed');
+  t.equal(outcome.received.length, 0, 'the client got nothing');
+  await guard(listener.whenIdle(), 3_000, 'the listener idle');
+  t.equal(echo.accepted, 1, 'still only the first test’s backend connection');
+});
