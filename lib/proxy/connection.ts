@@ -129,10 +129,14 @@ export class ProxyConnection {
   /** The backends to try, in order, and the next one's index. */
   private plan: BackendTarget[] = [];
   private planIndex = 0;
-  /** How many of `chunks` the backend waiting to answer has been sent. */
-  private chunksSent = 0;
-  /** Splices the connected backend without waiting for its answer any longer (the client half-closed). */
-  private spliceNow: (() => void) | null = null;
+  /**
+   * What the spliced backend was sent from the buffer (the hello and any
+   * early bytes), kept until it sends its first byte: if it resets before
+   * that, the next backend gets the same bytes.
+   */
+  private unanswered: Buffer[] | null = null;
+  /** `client.bytesRead` at the splice: any more means bytes went to the backend that are not in `unanswered`. */
+  private clientBytesAtSplice = 0;
   /** The backend being dialled or waited on, then the one spliced to. */
   private attempt: BackendAttempt | null = null;
   private backend: net.Socket | null = null;
@@ -240,10 +244,8 @@ export class ProxyConnection {
   }
 
   private readonly onClientEnd = (): void => {
-    // A client may half-close right after its hello and still wait for the answer: the FIN goes on with the splice,
-    // at once if a backend is connected (it may be waiting for the FIN before it answers).
-    if (this.phase === Phase.Connecting) return this.spliceNow?.();
-    if (this.phase === Phase.Closed) return;
+    // A client may half-close right after its hello and still wait for the answer: the FIN goes on after the splice.
+    if (this.phase === Phase.Connecting || this.phase === Phase.Closed) return;
     this.fail('client_closed', this.received > 0 ? 'incomplete_hello' : null);
   };
 
@@ -307,87 +309,37 @@ export class ProxyConnection {
       pool.attemptSucceeded(attempt);
       this.host.observer.backendConnected(this.settings.listener, target.config.address, performance.now() - dialStartedAt);
       this.reason = null;
-      this.awaitAnswer(socket, target);
+      this.splice(socket, target);
     });
   }
 
-  /**
-   * Sends what the client sent so far (after a PROXY header when the backend
-   * wants one) and splices once the backend answers. A backend that closes or
-   * resets first (one going down with this connection still in its accept
-   * queue) has told the client nothing, so the next backend gets the same
-   * bytes. That is not held against the backend's health: a hello a backend
-   * rejects by closing would otherwise let any client take backends out. A
-   * client that has half-closed is spliced at once: its FIN may be what the
-   * backend waits for (TLS clients never half-close before the answer).
-   */
-  private awaitAnswer(backend: net.Socket, target: BackendTarget): void {
-    const version = target.config.proxyProtocol;
-    const header = version === null ? null : this.proxyHeader(version);
-    // Only a client socket that closed before its address was read has nothing to put in the header.
-    if (version !== null && header === null) {
-      backend.destroy();
-      return this.fail('client_closed', 'no_client_address');
-    }
-    const [buffer, ...early] = this.chunks;
-    backend.cork();
-    if (header !== null) backend.write(header);
-    backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
-    for (const chunk of early) backend.write(chunk);
-    backend.uncork();
-    this.chunksSent = this.chunks.length;
-    if (this.client.readableEnded) return this.splice(backend, null);
-
-    const stopWaiting = (): void => {
-      this.cancelDial = null;
-      this.spliceNow = null;
-      backend.off('data', spliceWith);
-      backend.off('end', onClosed);
-      backend.off('error', onError);
-    };
-    const spliceWith = (answer: Buffer | null): void => {
-      stopWaiting();
-      backend.pause();
-      this.splice(backend, answer);
-    };
-    const discard = (): void => {
-      stopWaiting();
-      backend.on('error', ignoreError);
-      backend.destroy();
-    };
-    const giveUp = (reason: string, error?: NodeJS.ErrnoException): void => {
-      discard();
-      this.pool!.release(this.attempt!);
-      this.attempt = null;
-      this.host.observer.backendConnectFailed(this.settings.listener, target.config.address, reason);
-      this.reason = reason;
-      if (this.planIndex < this.plan.length) return this.connectNext();
-      this.fail('backend_error', reason, error);
-    };
-    const onClosed = (): void => giveUp('closed_before_answer');
-    const onError = (error: NodeJS.ErrnoException): void => giveUp(error.code ?? error.message, error);
-    backend.on('data', spliceWith);
-    backend.once('end', onClosed);
-    backend.once('error', onError);
-    this.cancelDial = discard;
-    this.spliceNow = () => spliceWith(null);
-  }
-
-  /** `answer`: the backend's first bytes, read while waiting for them (null when it was not waited for). */
-  private splice(backend: net.Socket, answer: Buffer | null): void {
+  private splice(backend: net.Socket, target: BackendTarget): void {
     this.phase = Phase.Spliced;
     this.backend = backend;
     this.openSockets++;
     const { client } = this;
     backend.on('error', this.onBackendError);
     backend.on('close', this.onSocketClose);
+    backend.once('data', this.onBackendAnswer);
     client.off('data', this.onData);
     client.off('end', this.onClientEnd);
     client.pause();
-    // What the client sent while the backend was answering.
-    for (let index = this.chunksSent; index < this.chunks.length; index++) backend.write(this.chunks[index]!);
+    const version = target.config.proxyProtocol;
+    // The hello (chunks[0], possibly with a PROXY header in front) and whatever arrived while dialling.
+    const [buffer, ...early] = this.chunks;
+    this.unanswered = this.chunks;
     this.chunks = [];
-    if (answer !== null) client.write(answer);
+    this.clientBytesAtSplice = client.bytesRead;
+    backend.cork();
+    if (version !== null) {
+      const header = this.proxyHeader(version);
+      // Only a client socket that closed before its address was read has nothing to put in the header.
+      if (header === null) return this.fail('client_closed', 'no_client_address');
+      backend.write(header);
+    }
+    backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
+    for (const chunk of early) backend.write(chunk);
+    backend.uncork();
     client.pipe(backend);
     backend.pipe(client);
     client.setKeepAlive(true, KEEPALIVE_DELAY);
@@ -397,6 +349,54 @@ export class ProxyConnection {
       // The client socket sees every byte in either direction (read or written), so one timer covers both.
       client.setTimeout(idleTimeout, this.onIdle);
     }
+  }
+
+  private readonly onBackendAnswer = (): void => {
+    this.unanswered = null;
+  };
+
+  /**
+   * Whether a backend error can still move the connection to the next
+   * backend: the backend has sent nothing, so the client has seen nothing of
+   * it, and every byte it was sent is still in `unanswered`. This is what a
+   * backend going down does to the connections in its accept queue (a reset).
+   */
+  private canRetryElsewhere(): boolean {
+    const { client } = this;
+    return this.unanswered !== null && client.bytesRead === this.clientBytesAtSplice && !client.readableEnded && this.planIndex < this.plan.length;
+  }
+
+  /**
+   * Undoes the splice to a backend that reset before answering and dials the
+   * next one with the same bytes. Not held against the backend's health: a
+   * hello a backend rejects with a reset would otherwise let any client take
+   * backends out.
+   */
+  private retryElsewhere(reason: string): void {
+    const backend = this.backend!;
+    const { client } = this;
+    client.unpipe(backend);
+    backend.unpipe(client);
+    backend.off('error', this.onBackendError);
+    backend.off('close', this.onSocketClose);
+    backend.off('data', this.onBackendAnswer);
+    backend.on('error', ignoreError);
+    backend.destroy();
+    this.backend = null;
+    this.openSockets--;
+    client.setTimeout(0);
+    client.off('timeout', this.onIdle);
+    this.pool!.release(this.attempt!);
+    this.attempt = null;
+    this.host.observer.backendConnectFailed(this.settings.listener, this.backendAddress!, reason);
+    this.reason = reason;
+    this.chunks = this.unanswered!;
+    this.unanswered = null;
+    this.phase = Phase.Connecting;
+    client.on('data', this.onData);
+    client.on('end', this.onClientEnd);
+    client.resume();
+    this.connectNext();
   }
 
   private proxyHeader(version: 'v1' | 'v2'): Buffer | null {
@@ -425,6 +425,7 @@ export class ProxyConnection {
   };
 
   private readonly onBackendError = (error: NodeJS.ErrnoException): void => {
+    if (this.canRetryElsewhere()) return this.retryElsewhere(error.code ?? error.message);
     this.fail('backend_error', error.code ?? error.message, error);
   };
 

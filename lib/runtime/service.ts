@@ -61,6 +61,9 @@ export class ProxyService {
    */
   async start(): Promise<void> {
     const { logger, options } = this;
+    // SIGHUP's default action is to exit; until reloads are wired up, one must not kill a proxy that is starting.
+    const ignoreEarlyReload = (): void => logger.info('SIGHUP while starting: the config is being read now anyway');
+    process.on('SIGHUP', ignoreEarlyReload);
     const loaded = await loadConfigFile(options.configFile);
     const descriptors = passedDescriptors(options.env, process.pid);
     // As sd_listen_fds(unset_environment=1): processes we start must not think the sockets are theirs.
@@ -117,6 +120,7 @@ export class ProxyService {
       },
       reload: () => void this.reload('signal'),
     });
+    process.off('SIGHUP', ignoreEarlyReload);
 
     logger.info({ generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null }, 'ready');
     this.notify?.({ READY: '1', STATUS: this.status() });

@@ -1,12 +1,12 @@
 // Backend selection end to end through the compiled CLI: failover to the next
 // backend when one refuses, does not answer the SYN, or takes the hello and
-// closes without a byte; all backends down, weighted balancing, and a backend
+// resets without a byte; all backends down, weighted balancing, and a backend
 // given by DNS name.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { startTlsBackend, startUnansweringBackend, unusedAddress, type TestBackend } from '../helpers/backends.js';
+import { startResettingBackend, startTlsBackend, unusedAddress, type TestBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { captureClientHello } from '../helpers/client-hello-fixtures.js';
 import { startProxy, type LogLine } from '../helpers/proxy-process.js';
@@ -68,9 +68,9 @@ const backendA = await startTlsBackend(ca, 'a');
 const weight1 = await startTlsBackend(ca, 'weight-1');
 const weight3 = await startTlsBackend(ca, 'weight-3');
 const byName = await startTlsBackend(ca, 'by-name');
-const resetter = await startUnansweringBackend('reset');
-const closer = await startUnansweringBackend('close');
-const backends: TestBackend[] = [backendA, weight1, weight3, byName, resetter, closer];
+const resetter = await startResettingBackend();
+const lastResetter = await startResettingBackend('last-resetting');
+const backends: TestBackend[] = [backendA, weight1, weight3, byName, resetter, lastResetter];
 const blackholes = await startBlackholes(2);
 // A distinct dead address per route: backend failure state is kept per address.
 const [downBeforeA, downOne, downTwo] = [await unusedAddress(), await unusedAddress(), await unusedAddress()];
@@ -97,7 +97,7 @@ const proxy = await startProxy({
         },
         { hostnames: ['by-name.example.com'], backends: [`localhost:${byName.port}`] },
         { hostnames: ['reset-first.example.com'], backends: [resetter.address, backendA.address] },
-        { hostnames: ['closes-only.example.com'], backends: [closer.address] },
+        { hostnames: ['resets-only.example.com'], backends: [lastResetter.address] },
       ],
     },
   ],
@@ -221,11 +221,11 @@ t.test('a backend that takes the hello and resets without answering: the next ba
   t.equal(resetter.accepted, 4, 'and it kept being tried: closing before an answer does not count against its health (maxFails 3)');
 });
 
-t.test('the only backend takes the hello and closes without answering: backend_error, closed_before_answer', async (t) => {
-  const { client } = await helloAndWaitForClose('closes-only.example.com', 4_000);
+t.test('the only backend takes the hello and resets: the reset is passed on (backend_error)', async (t) => {
+  const { outcome, client } = await helloAndWaitForClose('resets-only.example.com', 4_000);
+  t.equal(outcome.received.length, 0, 'nothing reached the client');
   const log = await proxy.waitForLog((line) => line.msg === 'connection closed' && line.client === client, 5_000);
   t.equal(log.outcome, 'backend_error');
-  t.equal(log.reason, 'closed_before_answer');
-  t.equal(log.bytesToClient, 0, 'nothing reached the client');
-  t.equal(closer.accepted, 1);
+  t.equal(log.reason, 'ECONNRESET');
+  t.equal(lastResetter.accepted, 1);
 });

@@ -543,3 +543,40 @@ t.test('idleTimeout: an idle connection is closed, a trickling one is not', asyn
     t.equal(log.outcome, 'ok', 'logged as ok, not idle_timeout');
   });
 });
+
+t.test('a backend that has not answered the hello yet is spliced all the same', async (t) => {
+  const received: Buffer[][] = [];
+  const backendClosed: Array<Promise<string | null>> = [];
+  // Reads and never writes: the proxy must not wait for its first byte to pass on the client's bytes, reset or silence.
+  const backend = await startRawBackend((socket, index) => {
+    received[index] = [];
+    socket.on('data', (chunk: Buffer) => received[index]!.push(chunk));
+    backendClosed.push(closed(socket));
+  });
+  const proxy = await startProxy(proxyConfig(backend.address, { idleTimeout: '500ms' }));
+  t.teardown(async () => {
+    await proxy.stop();
+    await backend.close();
+  });
+  const port = proxy.port('stream');
+  const hello = await captureClientHello({ servername: HOSTNAME });
+  const after = Buffer.from('bytes after the hello\n');
+  const bytesAt = (index: number): number => Buffer.concat(received[index] ?? []).length;
+
+  const talker = await connectRaw(port);
+  talker.on('error', () => {});
+  talker.write(hello);
+  await waitFor(() => bytesAt(0) === hello.length, 'the hello at the backend', 5_000);
+  talker.write(after);
+  await waitFor(() => bytesAt(0) === hello.length + after.length, 'the later bytes at the backend', 5_000);
+  t.ok(Buffer.concat(received[0]!).equals(Buffer.concat([hello, after])), 'the backend got the hello and the later bytes, unchanged');
+  const idle = await connectionLog(proxy, clientKey(talker));
+  t.equal(idle.outcome, 'idle_timeout', 'and idleTimeout closed the silent connection');
+
+  const resetter = await connectRaw(port);
+  resetter.on('error', () => {});
+  resetter.write(hello);
+  await waitFor(() => bytesAt(1) === hello.length, 'the second hello at the backend', 5_000);
+  resetter.resetAndDestroy();
+  t.equal(await guard(backendClosed[1]!, 5_000, 'the backend connection to close'), 'ECONNRESET', "the client's reset reached the backend as a reset");
+});

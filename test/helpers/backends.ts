@@ -82,18 +82,17 @@ export async function startEchoBackend(name = 'echo'): Promise<TestBackend> {
 }
 
 /**
- * A plain TCP server that reads the first bytes of each connection and closes
- * it without answering: with a TCP reset (what clients of a backend that goes
- * down see) or a FIN.
+ * A plain TCP server that reads the first bytes of each connection and resets
+ * it without answering, as the clients of a backend that goes down see it.
  */
-export async function startUnansweringBackend(mode: 'reset' | 'close', name = `unanswering-${mode}`): Promise<TestBackend> {
+export async function startResettingBackend(name = 'resetting'): Promise<TestBackend> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     backend.accepted++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    socket.once('data', () => (mode === 'reset' ? socket.resetAndDestroy() : socket.end()));
+    socket.once('data', () => socket.resetAndDestroy());
   });
   const backend: TestBackend = { name, port: 0, address: '', accepted: 0, close: () => closeServer(server, sockets) };
   backend.port = await listenOnLoopback(server);
