@@ -9,8 +9,9 @@ import { ProxyService } from './runtime/service.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-function fail(message: string): never {
-  process.stderr.write(`sni-passthrough: ${message}\n`);
+/** One line on stderr, exit 1. A config error starts with its FILE:LINE:COL, as compilers print it, for editors to jump to. */
+function fail(error: Error): never {
+  process.stderr.write(error instanceof ConfigError ? `${error.message}\n` : `sni-passthrough: ${error.message}\n`);
   process.exit(1);
 }
 
@@ -19,10 +20,7 @@ async function check(configFile: string): Promise<void> {
     const { config } = await loadConfigFile(configFile);
     process.stdout.write(`${configFile}: ok, ${config.listeners.length} listener${config.listeners.length === 1 ? '' : 's'}\n${describeConfig(config)}\n`);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
+    if (error instanceof ConfigError) fail(error);
     throw error;
   }
 }
@@ -45,7 +43,7 @@ async function run(options: RunCommandOptions & { config: string }): Promise<voi
   } catch (error) {
     await flush();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.
-    fail((error as Error).message);
+    fail(error as Error);
   }
 }
 

@@ -182,7 +182,7 @@ t.test('a config error at startup: exit 1 with FILE:LINE:COL: message', async (t
   const result = await runCliExpectingExit(['--config', file, '--log-format', 'json']);
   t.notOk(result.killed, 'the proxy exited by itself');
   t.equal(result.code, 1, 'exit 1');
-  t.match(result.stderr, new RegExp(`${escapeRegExp(file)}:${line}:${col}: .*bogus`), `points at ${line}:${col}: ${result.stderr.trim()}`);
+  t.match(result.stderr, new RegExp(`^${escapeRegExp(file)}:${line}:${col}: .*bogus`), `starts with ${line}:${col}, as check prints it: ${result.stderr.trim()}`);
   t.equal(result.stderr.trim().split('\n').length, 1, 'one line');
 });
 
