@@ -25,7 +25,7 @@ function describeListener(listener: ListenerConfig): string[] {
     `connectTimeout ${formatDuration(listener.connectTimeout)}`,
     `idleTimeout ${listener.idleTimeout === 0 ? 'off' : formatDuration(listener.idleTimeout)}`,
     `drainTimeout ${formatDuration(listener.drainTimeout)}`,
-    listener.acceptProxyProtocol ? 'accepts PROXY protocol' : '',
+    listener.acceptProxyProtocol ? `accepts PROXY protocol${listener.proxyProtocolFrom.length > 0 ? ` from ${listener.proxyProtocolFrom.join(' ')}` : ''}` : '',
     listener.maxConnections > 0 ? `maxConnections ${listener.maxConnections}` : '',
     listener.maxConnectionsPerClient > 0 ? `maxConnectionsPerClient ${listener.maxConnectionsPerClient}` : '',
     listener.allow.length > 0 ? `allow ${listener.allow.join(' ')}` : '',

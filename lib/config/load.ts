@@ -94,6 +94,9 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route) };
     });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
+    if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
+      fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
+    }
 
     const { clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout } = entry;
     return {
@@ -102,6 +105,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       ...defaults,
       ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
       acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
+      proxyProtocolFrom: entry.proxyProtocolFrom ?? [],
       maxConnections: entry.maxConnections ?? 0,
       maxConnectionsPerClient: entry.maxConnectionsPerClient ?? 0,
       allow: entry.allow ?? [],

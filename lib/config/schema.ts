@@ -102,7 +102,11 @@ const listener = object({
   listen: required(listenAddress, 'address to accept TLS connections on: "host:port", "[::1]:port", ":port" or a port'),
   ...timeoutFields,
   acceptProxyProtocol: optional(boolean(), 'expect a PROXY protocol v1/v2 header from an upstream load balancer; its address becomes the client address (default false)'),
-  maxConnections: optional(integer(0, 10_000_000), 'open connections at which accepting pauses; new clients wait in the kernel backlog (default 0 = no limit)'),
+  proxyProtocolFrom: optional(
+    list(cidr),
+    'with acceptProxyProtocol: the only peers (the load balancers) whose PROXY header is trusted; connections from others are closed before a byte is read (default: any peer)',
+  ),
+  maxConnections: optional(integer(0, 10_000_000), 'open connections at which new clients wait, connected but unread, until one ends (default 0 = no limit)'),
   maxConnectionsPerClient: optional(integer(0, 10_000_000), 'open connections one client address may have; more are closed (default 0 = no limit)'),
   ...accessFields,
   routes: optional(list(route), 'hostname rules, matched by precedence, not by order'),

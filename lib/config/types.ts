@@ -66,7 +66,9 @@ export interface ListenerConfig extends ConnectionTimeouts, AccessLists {
   listen: ListenAddress;
   /** Read a PROXY protocol v1/v2 header from the upstream load balancer before the ClientHello. */
   acceptProxyProtocol: boolean;
-  /** Open connections at which accepting pauses (new clients wait in the kernel backlog); 0: no limit. */
+  /** CIDRs of the peers allowed to send that header (normalized); empty: any peer. */
+  proxyProtocolFrom: string[];
+  /** Open connections at which new clients wait, connected but unread, until one ends; 0: no limit. */
   maxConnections: number;
   /** Open connections one client address may have; more are closed at once. 0: no limit. */
   maxConnectionsPerClient: number;

@@ -59,6 +59,8 @@ export interface ConnectionSettings {
   connectTimeout: number;
   idleTimeout: number;
   acceptProxyProtocol: boolean;
+  /** Which peers may send the PROXY header; null: any. */
+  trustedProxies: AccessCheck | null;
   access: AccessCheck | null;
   routes: RouteTable<ActiveRoute>;
 }
@@ -159,6 +161,11 @@ export class ProxyConnection {
 
     if (this.settings.acceptProxyProtocol) {
       this.phase = Phase.ProxyHeader;
+      const { trustedProxies } = this.settings;
+      if (trustedProxies && !trustedProxies(this.clientAddress)) {
+        this.fail('denied', 'untrusted_proxy');
+        return;
+      }
     } else {
       this.phase = Phase.Hello;
       // Refused clients are closed before a byte of theirs is read.

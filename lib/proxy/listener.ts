@@ -46,6 +46,7 @@ export function connectionSettings(config: ListenerConfig, registry: BackendRegi
     connectTimeout: config.connectTimeout,
     idleTimeout: config.idleTimeout,
     acceptProxyProtocol: config.acceptProxyProtocol,
+    trustedProxies: buildAccessCheck({ allow: config.proxyProtocolFrom, deny: [] }),
     access: buildAccessCheck(config),
     routes: buildRouteTable(config.routes.map(activeRoute), config.defaultRoute ? activeRoute(config.defaultRoute) : null),
   };

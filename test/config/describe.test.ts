@@ -107,6 +107,17 @@ listeners:
   ]);
 });
 
+t.test('the peers trusted to send a PROXY header are shown', async (t) => {
+  const [, settings] = describe(yaml`
+listeners:
+  - listen: 127.0.0.1:8443
+    acceptProxyProtocol: true
+    proxyProtocolFrom: [10.0.0.0/8, "fd00::/8"]
+    default: { backends: [127.0.0.1:9000] }
+`);
+  t.match(settings, /, accepts PROXY protocol from 10\.0\.0\.0\/8 fd00::\/8$/);
+});
+
 t.test('canonical addresses, ALPN lists, route access lists and other route options', async (t) => {
   const lines = describe(yaml`
 listeners:

@@ -679,7 +679,7 @@ listeners:
   );
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
-    const listenerKeys = 'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout, acceptProxyProtocol, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+    const listenerKeys = 'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443
@@ -1758,8 +1758,8 @@ t.test('listener traffic settings', async (t) => {
   t.test('defaults', async (t) => {
     const listener = parseConfig('listeners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n', FILE).listeners[0]!;
     t.strictSame(
-      { acceptProxyProtocol: listener.acceptProxyProtocol, maxConnections: listener.maxConnections, maxConnectionsPerClient: listener.maxConnectionsPerClient, allow: listener.allow, deny: listener.deny },
-      { acceptProxyProtocol: false, maxConnections: 0, maxConnectionsPerClient: 0, allow: [], deny: [] },
+      { acceptProxyProtocol: listener.acceptProxyProtocol, proxyProtocolFrom: listener.proxyProtocolFrom, maxConnections: listener.maxConnections, maxConnectionsPerClient: listener.maxConnectionsPerClient, allow: listener.allow, deny: listener.deny },
+      { acceptProxyProtocol: false, proxyProtocolFrom: [], maxConnections: 0, maxConnectionsPerClient: 0, allow: [], deny: [] },
     );
   });
 
@@ -1769,6 +1769,7 @@ t.test('listener traffic settings', async (t) => {
 listeners:
   - listen: 8443
     acceptProxyProtocol: true
+    proxyProtocolFrom: [10.0.0.0/8, "2001:DB8::/32", 192.0.2.1]
     maxConnections: 10000000
     maxConnectionsPerClient: 10
     allow: [10.0.0.0/8, 192.0.2.7, "2001:DB8:0:0::/32", "0:0:0:0:0:0:0:1", " 172.16.0.0/012 "]
@@ -1797,6 +1798,7 @@ listeners:
       { acceptProxyProtocol: first!.acceptProxyProtocol, maxConnections: first!.maxConnections, maxConnectionsPerClient: first!.maxConnectionsPerClient },
       { acceptProxyProtocol: true, maxConnections: 10_000_000, maxConnectionsPerClient: 10 },
     );
+    t.strictSame(first!.proxyProtocolFrom, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1/32'], 'proxyProtocolFrom');
     t.strictSame(first!.allow, ['10.0.0.0/8', '192.0.2.7/32', '2001:db8::/32', '::1/128', '172.16.0.0/12'], 'listener allow');
     t.strictSame(first!.deny, ['10.1.0.0/16', '::/0'], 'listener deny');
     t.strictSame([first!.routes[0]!.allow, first!.routes[0]!.deny], [['fe80::1/64'], ['0.0.0.0/0']], 'route allow and deny (host bits kept)');
@@ -1820,6 +1822,13 @@ listeners:
     expectConfigError(t, setting('maxConnections: 10000001'), { line: 3, col: 21, at: '10000001', message: '10000001 is out of range (0-10000000)' }, 'maxConnections too big');
     expectConfigError(t, setting('maxConnectionsPerClient: 1.5'), { line: 3, col: 30, at: '1.5', message: 'expected an integer, got number 1.5' }, 'maxConnectionsPerClient fraction');
     expectConfigError(t, setting('allow: 10.0.0.0/8'), { line: 3, col: 12, at: '10.0.0.0/8', message: 'expected a list, got string "10.0.0.0/8"' }, 'allow is a string');
+    expectConfigError(
+      t,
+      setting('proxyProtocolFrom: [10.0.0.0/8]'),
+      { line: 3, col: 24, at: '[10.0.0.0/8]', message: '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"' },
+      'proxyProtocolFrom without acceptProxyProtocol',
+    );
+    expectConfigError(t, setting('acceptProxyProtocol: true\n    proxyProtocolFrom: [10.0.0.0/33]'), { line: 4, col: 25, at: '10.0.0.0/33', message: /10\.0\.0\.0\/33/ }, 'a bad CIDR in proxyProtocolFrom');
   });
 
   t.test('bad CIDRs point at the entry', async (t) => {

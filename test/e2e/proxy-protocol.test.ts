@@ -96,6 +96,8 @@ t.before(async () => {
       },
       { name: 'untrusting', listen: '127.0.0.1:0', default: { backends: [plain.plain.address] } },
       { name: 'in-limit', listen: '127.0.0.1:0', acceptProxyProtocol: true, maxConnectionsPerClient: 1, default: { backends: [plain.plain.address] } },
+      // Only the "load balancer" on 127.0.0.2 may send a header.
+      { name: 'in-trusted', listen: '127.0.0.1:0', acceptProxyProtocol: true, proxyProtocolFrom: ['127.0.0.2/32'], default: { backends: [plain.plain.address] } },
     ],
   });
 });
@@ -398,9 +400,9 @@ interface ProxiedSession {
   realPort: number;
 }
 
-/** Writes `header` on a raw connection to `listener`, then runs TLS over the same socket. */
-async function proxiedSession(listener: string, header: Buffer, servername: string): Promise<ProxiedSession> {
-  const raw = await connectRaw(proxy.port(listener));
+/** Writes `header` on a raw connection to `listener` (from `localAddress` when given), then runs TLS over the same socket. */
+async function proxiedSession(listener: string, header: Buffer, servername: string, localAddress?: string): Promise<ProxiedSession> {
+  const raw = await connectRaw(proxy.port(listener), '127.0.0.1', localAddress);
   const realPort = raw.localPort!;
   raw.write(header);
   const socket = tls.connect({ socket: raw, servername, ca: ca.cert });
@@ -630,6 +632,23 @@ t.test('allow/deny on the listener use the PROXY header address', async (t) => {
   const localLog = await closedLogFor('in-acl', `127.0.0.1:${local.realPort}`);
   t.equal(localLog.outcome, 'denied');
   t.equal(localLog.reason, 'listener_access_list');
+});
+
+t.test('proxyProtocolFrom: only the listed peers may send a header; others are closed before a byte is read', async (t) => {
+  const header = (port: number): Buffer => buildProxyV1({ address: '198.51.100.9', port }, { address: '192.0.2.10', port: 443 });
+  const trusted = await proxiedSession('in-trusted', header(4500), 'in.example.com', '127.0.0.2');
+  t.equal(trusted.error, null, 'a header from 127.0.0.2 (listed) is read');
+  t.equal(trusted.identity?.backend, 'plain');
+  t.equal((await closedLogFor('in-trusted', '198.51.100.9:4500')).outcome, 'ok', 'and its address is the client');
+
+  const accepted = plain.plain.accepted;
+  const untrusted = await rawExchange('in-trusted', Buffer.concat([header(4501), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]));
+  t.equal(untrusted.received.length, 0, 'a header from 127.0.0.1 (not listed) gets nothing');
+  const log = await closedLogFor('in-trusted', `127.0.0.1:${untrusted.realPort}`);
+  t.equal(log.outcome, 'denied', 'logged under the real peer address, not the claimed one');
+  t.equal(log.reason, 'untrusted_proxy');
+  t.equal(log.bytesFromClient, 0, 'nothing was read from it');
+  t.equal(plain.plain.accepted, accepted, 'no backend was dialled');
 });
 
 t.test('maxConnectionsPerClient counts the PROXY header address', async (t) => {

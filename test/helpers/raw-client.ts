@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import net from 'node:net';
 
-/** A plain TCP connection to the proxy, for sending hand-made bytes. */
-export async function connectRaw(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+/** A plain TCP connection to the proxy, for sending hand-made bytes (from `localAddress`, e.g. 127.0.0.2, when given). */
+export async function connectRaw(port: number, host = '127.0.0.1', localAddress?: string): Promise<net.Socket> {
   // No Nagle: each write leaves as its own segment, so byte-by-byte tests really fragment.
-  const socket = net.connect({ port, host, allowHalfOpen: true, noDelay: true });
+  const socket = net.connect({ port, host, allowHalfOpen: true, noDelay: true, ...(localAddress ? { localAddress } : {}) });
   await once(socket, 'connect');
   return socket;
 }
