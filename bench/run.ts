@@ -24,7 +24,7 @@ const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-if (process.platform !== 'linux') throw new Error('bench/run.ts reads the proxy\'s CPU time and memory from /proc: Linux only');
+if (process.platform !== 'linux') throw new Error("bench/run.ts reads the proxy's CPU time and memory from /proc: Linux only");
 
 // ---- backends: after the hello (raw) or the TLS handshake, one command line:
 // "send N" writes N bytes and ends, "echo" echoes the rest, nothing: stays idle.
@@ -97,7 +97,11 @@ function listeningPorts(pid: number): number[] {
   return ports;
 }
 
-interface Proxy { pid: number; port: number; stop(): Promise<void> }
+interface Proxy {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
 let stoppedProxiesCpu = 0; // CPU seconds of the proxy processes already stopped
 
 /** Starts `node ...args` listening on one port, and finds that port in /proc once it is bound. */
@@ -108,7 +112,12 @@ async function startProcess(args: string[], logName: string): Promise<Proxy> {
   closeSync(logFile);
   let stderr = '';
   child.stderr?.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => (children.delete(child), resolve())));
+  const exited = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      children.delete(child);
+      resolve();
+    }),
+  );
   const stop = (): Promise<void> => {
     stoppedProxiesCpu += cpuSeconds(child.pid!);
     child.kill('SIGKILL');
@@ -240,7 +249,10 @@ async function pingPong(target: Target, hello: Buffer, maxCount: number, maxMs: 
   let closed = false;
   let wake = (): void => {};
   socket.on('error', () => {});
-  socket.on('close', () => ((closed = true), wake()));
+  socket.on('close', () => {
+    closed = true;
+    wake();
+  });
   socket.write(Buffer.concat([hello, Buffer.from('echo\n')]));
   const message = CHUNK.subarray(0, SMALL_REPLY);
   const latencies: number[] = [];
@@ -306,7 +318,12 @@ const rawSmall = Buffer.concat([hello, Buffer.from(`send ${SMALL_REPLY}\n`)]);
 type Load = (target: Target, ms: number) => Promise<{ work: number; seconds: number; errors: number }>;
 
 /** One way of reaching the backend, with the medians of its rounds. */
-interface Path { rate: number; cpuPerUnit: number; cpuShare: number; errors: number }
+interface Path {
+  rate: number;
+  cpuPerUnit: number;
+  cpuShare: number;
+  errors: number;
+}
 
 /**
  * Runs `load` in ROUNDS rounds; each round goes direct to `backend` and then
@@ -333,19 +350,28 @@ async function compare(load: Load, roundMs: number, backend: Target, processes: 
       sample.errors += result.errors;
     }
   }
-  const [direct, ...via] = samples.map((sample) => ({ rate: median(sample.rates), cpuPerUnit: median(sample.perUnit), cpuShare: median(sample.shares), errors: sample.errors }));
+  const [direct, ...via] = samples.map((sample) => ({
+    rate: median(sample.rates),
+    cpuPerUnit: median(sample.perUnit),
+    cpuShare: median(sample.shares),
+    errors: sample.errors,
+  }));
   return { direct: direct!, via };
 }
 
-const connectionLoad = (exchange: (target: Target) => Promise<void>): Load => async (target, ms) => {
-  const result = await closedLoop(() => exchange(target), CONCURRENCY, 100_000, ms);
-  return { work: result.count, seconds: result.seconds, errors: result.errors };
-};
-const downloadLoad = (open: (target: Target) => net.Socket, streams: number, bytesPerStream: number): Load => async (target, ms) => {
-  const started = performance.now();
-  const received = await Promise.all(Array.from({ length: streams }, () => download(() => open(target), bytesPerStream, started + ms)));
-  return { work: received.reduce((sum, value) => sum + value, 0), seconds: (performance.now() - started) / 1000, errors: 0 };
-};
+const connectionLoad =
+  (exchange: (target: Target) => Promise<void>): Load =>
+  async (target, ms) => {
+    const result = await closedLoop(() => exchange(target), CONCURRENCY, 100_000, ms);
+    return { work: result.count, seconds: result.seconds, errors: result.errors };
+  };
+const downloadLoad =
+  (open: (target: Target) => net.Socket, streams: number, bytesPerStream: number): Load =>
+  async (target, ms) => {
+    const started = performance.now();
+    const received = await Promise.all(Array.from({ length: streams }, () => download(() => open(target), bytesPerStream, started + ms)));
+    return { work: received.reduce((sum, value) => sum + value, 0), seconds: (performance.now() - started) / 1000, errors: 0 };
+  };
 // One TLS client context for the whole run, as a real client keeps one (not a new one per connection).
 const clientContext = tls.createSecureContext({ ca: ca.cert });
 const openTls = (target: Target): net.Socket => {
@@ -383,7 +409,9 @@ const latencyRow = (label: string, direct: number[], via: number[], tail: boolea
   '',
 ];
 
-process.stdout.write(`sni-passthrough bench: ${ROUNDS} rounds per row (median shown), concurrency ${CONCURRENCY}, ${os.cpus().length} CPUs, Node ${process.version}\n`);
+process.stdout.write(
+  `sni-passthrough bench: ${ROUNDS} rounds per row (median shown), concurrency ${CONCURRENCY}, ${os.cpus().length} CPUs, Node ${process.version}\n`,
+);
 const progress = (label: string): void => void process.stdout.write(`  measuring ${label}...\n`);
 const tlsLoad = connectionLoad((target) => tlsExchange(target, clientContext));
 const rawLoad = connectionLoad((target) => rawExchange(target, rawSmall));
@@ -405,7 +433,11 @@ const rawBulk = await compare(downloadLoad(openRawDownload, 2, 2 * GiB), ROUND_M
 progress('latency');
 const setup = { direct: [] as number[], proxy: [] as number[], relay: [] as number[] };
 const ping = { direct: [] as number[], proxy: [] as number[], relay: [] as number[] };
-for (const [name, target] of [['direct', rawBackend], ['proxy', { port: proxy.port }], ['relay', { port: relay.port }]] as const) {
+for (const [name, target] of [
+  ['direct', rawBackend],
+  ['proxy', { port: proxy.port }],
+  ['relay', { port: relay.port }],
+] as const) {
   await sequential(target); // warm-up
   setup[name] = await sequential(target);
   ping[name] = await pingPong(target, hello, 10_000, 1000);
@@ -424,12 +456,18 @@ const idle: net.Socket[] = [];
 backendHellos = 0;
 for (let opened = 0; opened < idleCount; ) {
   const batch = Math.min(100, idleCount - opened);
-  await Promise.all(Array.from({ length: batch }, () => new Promise<void>((resolve, reject) => {
-    const socket = net.connect({ host: HOST, port: fresh.port }, () => resolve());
-    socket.on('error', reject);
-    socket.write(hello);
-    idle.push(socket);
-  })));
+  await Promise.all(
+    Array.from(
+      { length: batch },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const socket = net.connect({ host: HOST, port: fresh.port }, () => resolve());
+          socket.on('error', reject);
+          socket.write(hello);
+          idle.push(socket);
+        }),
+    ),
+  );
   opened += batch;
 }
 for (const started = performance.now(); backendHellos < idleCount && performance.now() - started < 10_000; ) await sleep(20);
@@ -456,7 +494,14 @@ const rows: Row[] = [
   latencyRow(REFERENCE, setup.direct, setup.relay, true),
   latencyRow(`Raw ${SMALL_REPLY} B round trip on an open connection (p50)`, ping.direct, ping.proxy, false),
   latencyRow(REFERENCE, ping.direct, ping.relay, false),
-  [`Idle connections (hello sent, backend connected)`, '', `${number(backendHellos)} open`, '', `RSS ${number(rssBefore / 1024, 1)} → ${number(rssAfter / 1024, 1)} MiB`, `${number((rssAfter - rssBefore) / backendHellos, 1)} KiB/conn`],
+  [
+    `Idle connections (hello sent, backend connected)`,
+    '',
+    `${number(backendHellos)} open`,
+    '',
+    `RSS ${number(rssBefore / 1024, 1)} → ${number(rssAfter / 1024, 1)} MiB`,
+    `${number((rssAfter - rssBefore) / backendHellos, 1)} KiB/conn`,
+  ],
 ];
 
 // ---- report

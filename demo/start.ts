@@ -36,8 +36,10 @@ async function listen(server: net.Server, port: number, what: string): Promise<b
   });
   if (error && error.code !== 'EADDRINUSE') throw error;
   if (error) {
-    process.stderr.write(`demo: port ${port} (${what}) is already in use on ${PROXY.host}.\n` +
-      `      Stop whatever listens there (see \`ss -ltnp 'sport = :${port}'\` or \`lsof -i :${port}\`) and run npm start again.\n`);
+    process.stderr.write(
+      `demo: port ${port} (${what}) is already in use on ${PROXY.host}.\n` +
+        `      Stop whatever listens there (see \`ss -ltnp 'sport = :${port}'\` or \`lsof -i :${port}\`) and run npm start again.\n`,
+    );
   }
   return error === null;
 }
@@ -45,21 +47,30 @@ async function listen(server: net.Server, port: number, what: string): Promise<b
 // Ask for a URL the way `curl --resolve NAME:8443:127.0.0.1` does: connect to 127.0.0.1, send NAME as SNI.
 function fetchVia(sni: string | null, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = https.get({
-      ...PROXY,
-      path: '/',
-      agent: false,
-      ...(sni ? { servername: sni, ca, headers: { host: `${sni}:${PROXY.port}` } } : { rejectUnauthorized: false }),
-    }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => resolve(body.trim()));
-    });
+    const request = https.get(
+      {
+        ...PROXY,
+        path: '/',
+        agent: false,
+        ...(sni ? { servername: sni, ca, headers: { host: `${sni}:${PROXY.port}` } } : { rejectUnauthorized: false }),
+      },
+      (response) => {
+        let body = '';
+        response
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => (body += chunk))
+          .on('end', () => resolve(body.trim()));
+      },
+    );
     request.on('error', reject);
   });
 }
 
 // Check every port first, so a clash is reported before anything starts.
-const ports: Array<[number, string]> = [[PROXY.port, 'the proxy, from config.example.yaml'], ...BACKENDS.map((b): [number, string] => [b.port, `backend ${b.name}`])];
+const ports: Array<[number, string]> = [
+  [PROXY.port, 'the proxy, from config.example.yaml'],
+  ...BACKENDS.map((b): [number, string] => [b.port, `backend ${b.name}`]),
+];
 for (const [port, what] of ports) {
   const probe = net.createServer();
   const free = await listen(probe, port, what);
@@ -127,7 +138,10 @@ void exited.then((code) => {
   process.stderr.write(`demo: the proxy exited with code ${code}${code === 1 ? ' (its message is above)' : ''}\n`);
   void stop(1);
 });
-const notReady = setTimeout(() => (process.stderr.write('demo: the proxy did not log `ready` within 15 s\n'), void stop(1)), 15_000);
+const notReady = setTimeout(() => {
+  process.stderr.write('demo: the proxy did not log `ready` within 15 s\n');
+  void stop(1);
+}, 15_000);
 await ready;
 clearTimeout(notReady);
 

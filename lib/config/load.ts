@@ -39,7 +39,10 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
   const syntaxError = document.errors[0];
   if (syntaxError) {
-    const message = syntaxError.code === 'MULTIPLE_DOCS' ? 'the config must be a single YAML document (remove the second "---")' : syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    const message =
+      syntaxError.code === 'MULTIPLE_DOCS'
+        ? 'the config must be a single YAML document (remove the second "---")'
+        : syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new ConfigError(file, at(syntaxError.pos[0]), message);
   }
   if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
@@ -73,7 +76,8 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
     }
     addresses.push(listen);
-    if (names.has(name)) fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
+    if (names.has(name))
+      fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
     names.set(name, index);
 
     // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
@@ -116,7 +120,10 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
   });
   const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
   if (admin && !admin.allowRemote && !isLoopbackHost(admin.listen.host)) {
-    fail(['admin', 'listen'], `admin endpoint on ${formatAddress(admin.listen.host, admin.listen.port)} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`);
+    fail(
+      ['admin', 'listen'],
+      `admin endpoint on ${formatAddress(admin.listen.host, admin.listen.port)} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`,
+    );
   }
   if (admin && admin.listen.port !== 0) {
     const clash = findAddressClash(addresses, admin.listen);
@@ -129,7 +136,9 @@ const anyAddress = new Set([null, '0.0.0.0', '::']);
 
 /** Index of an address that would collide with `listen` (same port, and the same host or either on all interfaces), else -1. */
 function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAddress): number {
-  return addresses.findIndex((other) => other.port === listen.port && (other.host === listen.host || anyAddress.has(other.host) || anyAddress.has(listen.host)));
+  return addresses.findIndex(
+    (other) => other.port === listen.port && (other.host === listen.host || anyAddress.has(other.host) || anyAddress.has(listen.host)),
+  );
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
@@ -139,7 +148,13 @@ function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames
   return {
     backends: route.backends.map((backend): BackendConfig => {
       const { host, port } = backend.address;
-      return { address: formatAddress(host, port), host, port, weight: backend.weight ?? 1, proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null };
+      return {
+        address: formatAddress(host, port),
+        host,
+        port,
+        weight: backend.weight ?? 1,
+        proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
+      };
     }),
     balance: route.balance ?? 'roundrobin',
     retries: route.retries ?? null,

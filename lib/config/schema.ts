@@ -59,7 +59,11 @@ const backend = scalarOrObject(
   }),
 );
 
-const backends = list(backend, { minItems: 1, itemName: 'backend', description: 'connections are spread across these by weight; a backend that refuses or times out is skipped for the next' });
+const backends = list(backend, {
+  minItems: 1,
+  itemName: 'backend',
+  description: 'connections are spread across these by weight; a backend that refuses or times out is skipped for the next',
+});
 
 const cidr = scalar({ type: 'string', examples: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', '::1'] }, parseCidr);
 
@@ -90,8 +94,14 @@ const routeOptions = {
 };
 
 const route = object({
-  hostnames: required(list(hostname, { minItems: 1, itemName: 'hostname' }), 'SNI names this route serves: exact names beat wildcards, the longest wildcard wins'),
-  alpn: optional(list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1, itemName: 'protocol' }), 'match only clients offering one of these ALPN protocols; beats the same hostname without alpn'),
+  hostnames: required(
+    list(hostname, { minItems: 1, itemName: 'hostname' }),
+    'SNI names this route serves: exact names beat wildcards, the longest wildcard wins',
+  ),
+  alpn: optional(
+    list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1, itemName: 'protocol' }),
+    'match only clients offering one of these ALPN protocols; beats the same hostname without alpn',
+  ),
   ...routeOptions,
 });
 
@@ -101,7 +111,10 @@ const listener = object({
   name: optional(string({ minLength: 1 }), 'unique name used in logs and metrics (default: the listen address)'),
   listen: required(listenAddress, 'address to accept TLS connections on: "host:port", "[::1]:port", ":port" or a port'),
   ...timeoutFields,
-  acceptProxyProtocol: optional(boolean(), 'expect a PROXY protocol v1/v2 header from an upstream load balancer; its address becomes the client address (default false)'),
+  acceptProxyProtocol: optional(
+    boolean(),
+    'expect a PROXY protocol v1/v2 header from an upstream load balancer; its address becomes the client address (default false)',
+  ),
   proxyProtocolFrom: optional(
     list(cidr),
     'with acceptProxyProtocol: the only peers (the load balancers) whose PROXY header is trusted; connections from others are closed before a byte is read (default: any peer)',

@@ -149,9 +149,7 @@ export function object<F extends Fields>(fields: F, options: { description?: str
     jsonSchema: () => ({
       type: 'object',
       ...(options.description ? { description: options.description } : {}),
-      properties: Object.fromEntries(
-        Object.entries(fields).map(([key, field]) => [key, { description: field.description, ...field.shape.jsonSchema() }]),
-      ),
+      properties: Object.fromEntries(Object.entries(fields).map(([key, field]) => [key, { description: field.description, ...field.shape.jsonSchema() }])),
       required: Object.entries(fields)
         .filter(([, field]) => field.required)
         .map(([key]) => key),

@@ -45,7 +45,11 @@ export function parseDuration(input: unknown): number {
 /** "1h", "10s", "250ms", or "0": the shortest exact spelling, for `check` output and logs. */
 export function formatDuration(milliseconds: number): string {
   if (milliseconds === 0) return '0';
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (milliseconds % size === 0) return `${milliseconds / size}${unit}`;
   }
   return `${milliseconds}ms`;

@@ -32,7 +32,8 @@ const routes: Record<string, { method: string; handle(handlers: AdminHandlers, r
   '/healthz': { method: 'GET', handle: (_handlers, response) => send(response, 200, 'text/plain; charset=utf-8', 'ok\n') },
   '/readyz': {
     method: 'GET',
-    handle: (handlers, response) => (handlers.ready() ? send(response, 200, 'text/plain; charset=utf-8', 'ready\n') : send(response, 503, 'text/plain; charset=utf-8', 'not ready\n')),
+    handle: (handlers, response) =>
+      handlers.ready() ? send(response, 200, 'text/plain; charset=utf-8', 'ready\n') : send(response, 503, 'text/plain; charset=utf-8', 'not ready\n'),
   },
   '/config': { method: 'GET', handle: (handlers, response) => sendJson(response, 200, handlers.config()) },
   '/reload': {

@@ -21,7 +21,12 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
   collectDefaultMetrics({ register: registry });
   const prefix = 'sni_passthrough_';
 
-  const accepted = new Counter({ name: `${prefix}connections_accepted_total`, help: 'Connections accepted, by listener', labelNames: ['listener'], registers: [registry] });
+  const accepted = new Counter({
+    name: `${prefix}connections_accepted_total`,
+    help: 'Connections accepted, by listener',
+    labelNames: ['listener'],
+    registers: [registry],
+  });
   const closed = new Counter({
     name: `${prefix}connections_closed_total`,
     help: 'Connections closed, by listener, route (matched pattern, "default" or "none") and outcome',
@@ -79,8 +84,17 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['backend', 'state', 'cause'],
     registers: [registry],
   });
-  const reloads = new Counter({ name: `${prefix}reloads_total`, help: 'Config reloads, by result (applied, unchanged, refused)', labelNames: ['result'], registers: [registry] });
-  const generation = new Gauge({ name: `${prefix}config_generation`, help: 'Generation of the running config (1 at start, +1 per applied reload)', registers: [registry] });
+  const reloads = new Counter({
+    name: `${prefix}reloads_total`,
+    help: 'Config reloads, by result (applied, unchanged, refused)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const generation = new Gauge({
+    name: `${prefix}config_generation`,
+    help: 'Generation of the running config (1 at start, +1 per applied reload)',
+    registers: [registry],
+  });
   const configInfo = new Gauge({
     name: `${prefix}config_info`,
     help: 'The running config: its generation and the SHA-256 of its text (value always 1)',

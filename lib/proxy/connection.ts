@@ -84,7 +84,7 @@ const MAX_BUFFERED_BEFORE_SPLICE = 128 * 1024;
 /** Idle time before TCP keepalive probes start, so a peer that vanished (power loss, NAT timeout) is noticed. */
 const KEEPALIVE_DELAY = 60_000;
 
-const enum Phase {
+enum Phase {
   ProxyHeader,
   Hello,
   Connecting,
@@ -193,7 +193,10 @@ export class ProxyConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.phase === Phase.Connecting) return this.holdEarlyData(chunk);
+    if (this.phase === Phase.Connecting) {
+      this.holdEarlyData(chunk);
+      return;
+    }
     if (this.phase === Phase.Closed) return;
     this.chunks.push(chunk);
     this.received += chunk.length;
@@ -295,11 +298,17 @@ export class ProxyConnection {
   private connectNext(): void {
     if (this.phase !== Phase.Connecting) return;
     const target = this.plan[this.planIndex++];
-    if (target === undefined) return this.fail('backend_unreachable', this.reason);
+    if (target === undefined) {
+      this.fail('backend_unreachable', this.reason);
+      return;
+    }
     const pool = this.pool!;
     const attempt = pool.beginAttempt(target);
     // Another connection is already the one retrying this backend after its failTimeout.
-    if (attempt === null) return this.connectNext();
+    if (attempt === null) {
+      this.connectNext();
+      return;
+    }
     this.attempt = attempt;
     this.backendAddress = target.config.address;
     this.attempts++;
@@ -341,7 +350,10 @@ export class ProxyConnection {
     if (version !== null) {
       const header = this.proxyHeader(version);
       // Only a client socket that closed before its address was read has nothing to put in the header.
-      if (header === null) return this.fail('client_closed', 'no_client_address');
+      if (header === null) {
+        this.fail('client_closed', 'no_client_address');
+        return;
+      }
       backend.write(header);
     }
     backend.write(this.helloOffset === 0 ? buffer! : buffer!.subarray(this.helloOffset));
@@ -424,15 +436,24 @@ export class ProxyConnection {
   };
 
   private readonly onClientError = (error: NodeJS.ErrnoException): void => {
-    if (this.phase !== Phase.Spliced) return this.fail('client_closed', error.code ?? error.message, error);
+    if (this.phase !== Phase.Spliced) {
+      this.fail('client_closed', error.code ?? error.message, error);
+      return;
+    }
     // Clients such as curl reset instead of closing once they have their answer: the client decides when it is
     // done, so that is a normal end (the reset is still passed on to the backend).
-    if (error.code === 'ECONNRESET') return this.fail('ok', 'client_reset', error);
+    if (error.code === 'ECONNRESET') {
+      this.fail('ok', 'client_reset', error);
+      return;
+    }
     this.fail('client_error', error.code ?? error.message, error);
   };
 
   private readonly onBackendError = (error: NodeJS.ErrnoException): void => {
-    if (this.canRetryElsewhere()) return this.retryElsewhere(error.code ?? error.message);
+    if (this.canRetryElsewhere()) {
+      this.retryElsewhere(error.code ?? error.message);
+      return;
+    }
     this.fail('backend_error', error.code ?? error.message, error);
   };
 

@@ -60,7 +60,12 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
       if (timer) clearTimeout(timer);
       timer = null;
       if (error) callback(error.code ?? 'ENOTFOUND', null);
-      else tryAddresses(addresses.map((entry) => entry.address), 0, 'ENOTFOUND');
+      else
+        tryAddresses(
+          addresses.map((entry) => entry.address),
+          0,
+          'ENOTFOUND',
+        );
     });
   }
 

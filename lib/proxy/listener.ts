@@ -198,7 +198,7 @@ export class Listener implements ConnectionHost {
   }
 
   private resolveIfIdle(): void {
-    if (this.connections.size === 0 && this.waiting.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    if (this.connections.size === 0 && this.waiting.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /** A client waiting for a slot is not counted as accepted until it gets one. */

@@ -42,7 +42,6 @@ const V2_FIXED_BYTES = 16;
 const V2_VERSION = 2;
 const V2_COMMAND_LOCAL = 0;
 const V2_COMMAND_PROXY = 1;
-const V2_FAMILY_UNSPEC = 0;
 const V2_FAMILY_INET = 1;
 const V2_FAMILY_INET6 = 2;
 const V2_FAMILY_UNIX = 3;
@@ -209,11 +208,7 @@ function formatIPv6(b: Uint8Array, offset: number): string {
     }
     if (i !== 0) text += ':';
     // IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) end in dotted form.
-    if (
-      i === 6 &&
-      bestBase === 0 &&
-      (bestLength === 6 || (bestLength === 5 && b[offset + 10] === 0xff && b[offset + 11] === 0xff))
-    ) {
+    if (i === 6 && bestBase === 0 && (bestLength === 6 || (bestLength === 5 && b[offset + 10] === 0xff && b[offset + 11] === 0xff))) {
       return text + formatIPv4(b, offset + 12);
     }
     text += ((b[offset + 2 * i] << 8) | b[offset + 2 * i + 1]).toString(16);
@@ -467,7 +462,6 @@ function v2AddressBytes(family: number): number {
       return V2_ADDRESS_BYTES_INET6;
     case V2_FAMILY_UNIX:
       return V2_ADDRESS_BYTES_UNIX;
-    case V2_FAMILY_UNSPEC:
     default:
       return 0;
   }

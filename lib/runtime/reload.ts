@@ -80,7 +80,10 @@ export class ConfigReloader {
       return { result: 'applied', generation: summary.generation };
     } catch (error) {
       // Anything else is a bug, but a reload must still end as refused (and say why) for later reloads to run.
-      const message = error instanceof ConfigError || error instanceof ListenError || error instanceof ShuttingDownError ? error.message : `unexpected error: ${(error as Error).stack ?? String(error)}`;
+      const message =
+        error instanceof ConfigError || error instanceof ListenError || error instanceof ShuttingDownError
+          ? error.message
+          : `unexpected error: ${(error as Error).stack ?? String(error)}`;
       return { result: 'refused', generation: this.options.generation(), error: message };
     }
   }

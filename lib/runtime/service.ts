@@ -122,7 +122,10 @@ export class ProxyService {
     });
     process.off('SIGHUP', ignoreEarlyReload);
 
-    logger.info({ generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null }, 'ready');
+    logger.info(
+      { generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null },
+      'ready',
+    );
     this.notify?.({ READY: '1', STATUS: this.status() });
   }
 
@@ -155,18 +158,21 @@ export class ProxyService {
   }
 
   private async startAdmin(config: AdminConfig): Promise<{ server: AdminServer; address: string }> {
-    const server = new AdminServer({
-      metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
-      ready: () => !this.stopping && this.supervisor.generation > 0,
-      config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
-      reload: async () => {
-        const outcome = await this.reload('admin');
-        return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
+    const server = new AdminServer(
+      {
+        metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+        ready: () => !this.stopping && this.supervisor.generation > 0,
+        config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
+        reload: async () => {
+          const outcome = await this.reload('admin');
+          return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
+        },
       },
-    }, {
-      anyHost: config.allowRemote,
-      onError: (error) => this.logger.error({ err: error }, 'admin endpoint error'),
-    });
+      {
+        anyHost: config.allowRemote,
+        onError: (error) => this.logger.error({ err: error }, 'admin endpoint error'),
+      },
+    );
     try {
       const address = await server.listen(config.listen);
       this.logger.info({ address }, 'admin endpoint listening');

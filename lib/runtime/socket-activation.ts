@@ -56,7 +56,8 @@ export function matchInheritedSockets(listeners: readonly ListenerConfig[], sock
   const matched = new Map<string, net.Socket>();
   for (const socket of sockets) {
     const sameAddress = (listener: ListenerConfig): boolean =>
-      listener.listen.port === socket.address.port && (listener.listen.host === socket.address.host || listener.listen.host === null || socket.address.host === null);
+      listener.listen.port === socket.address.port &&
+      (listener.listen.host === socket.address.host || listener.listen.host === null || socket.address.host === null);
     const listener =
       listeners.find((candidate) => candidate.name === socket.name && !matched.has(candidate.name)) ??
       listeners.find((candidate) => sameAddress(candidate) && !matched.has(candidate.name));

@@ -33,7 +33,10 @@ function format(fields: Record<string, string>): string {
  */
 export function systemdNotifier(env: NodeJS.ProcessEnv, onError: (error: Error) => void): Notify | null {
   if (!env.NOTIFY_SOCKET) return null;
-  let sender: ChildProcess | null = spawn('python3', ['-c', SENDER], { stdio: ['pipe', 'ignore', 'inherit'], env: { PATH: env.PATH, NOTIFY_SOCKET: env.NOTIFY_SOCKET } });
+  let sender: ChildProcess | null = spawn('python3', ['-c', SENDER], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+    env: { PATH: env.PATH, NOTIFY_SOCKET: env.NOTIFY_SOCKET },
+  });
   const pending: string[] = [];
   let ready = false;
   sender.once('spawn', () => {

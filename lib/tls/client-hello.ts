@@ -7,13 +7,7 @@
 
 export const MAX_HELLO_BYTES = 64 * 1024; // cap on bytes read before routing
 
-export type HelloRejection =
-  | 'not_tls'
-  | 'not_client_hello'
-  | 'bad_record'
-  | 'malformed'
-  | 'too_large'
-  | 'bad_server_name';
+export type HelloRejection = 'not_tls' | 'not_client_hello' | 'bad_record' | 'malformed' | 'too_large' | 'bad_server_name';
 
 export interface ClientHello {
   serverName: string | null;
@@ -95,10 +89,7 @@ function parseTlsRecords(data: Uint8Array): HelloParseResult {
     }
     const messageLength = HANDSHAKE_HEADER_BYTES + bodyLength;
     const messageBytesAfter = messageLength - (messageBytesBefore + fragmentLength);
-    if (
-      headerBytesRead === HANDSHAKE_HEADER_BYTES &&
-      minimumRecordLayerEnd(fragmentEnd, messageBytesAfter) > MAX_HELLO_BYTES
-    ) {
+    if (headerBytesRead === HANDSHAKE_HEADER_BYTES && minimumRecordLayerEnd(fragmentEnd, messageBytesAfter) > MAX_HELLO_BYTES) {
       return invalid('too_large');
     }
     if (data.length < fragmentEnd) {
@@ -107,10 +98,7 @@ function parseTlsRecords(data: Uint8Array): HelloParseResult {
     }
 
     if (headerBytesRead === HANDSHAKE_HEADER_BYTES && messageBytesAfter <= 0) {
-      const message =
-        recordStart === 0
-          ? data.subarray(fragmentStart, fragmentStart + messageLength)
-          : reassembleMessage(data, messageLength);
+      const message = recordStart === 0 ? data.subarray(fragmentStart, fragmentStart + messageLength) : reassembleMessage(data, messageLength);
       const hello = parseClientHelloBody(message.subarray(HANDSHAKE_HEADER_BYTES));
       if (typeof hello === 'string') return invalid(hello);
       return { status: 'complete', hello, length: fragmentEnd };
@@ -164,14 +152,7 @@ function reassembleMessage(data: Uint8Array, messageLength: number): Uint8Array 
  * Position just past a vector whose `prefixBytes`-byte length prefix is at
  * `pos`, or NOT_FOUND if the length is outside [min, max] or overruns `end`.
  */
-function skipVector(
-  buf: Uint8Array,
-  pos: number,
-  end: number,
-  prefixBytes: 1 | 2,
-  min: number,
-  max: number,
-): number {
+function skipVector(buf: Uint8Array, pos: number, end: number, prefixBytes: 1 | 2, min: number, max: number): number {
   if (pos === NOT_FOUND || pos + prefixBytes > end) return NOT_FOUND;
   const length = prefixBytes === 1 ? buf[pos] : readUint16(buf, pos);
   const vectorEnd = pos + prefixBytes + length;

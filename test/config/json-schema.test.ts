@@ -24,7 +24,20 @@ const exampleText = await readFile(join(projectRoot, 'config.example.yaml'), 'ut
 // ---- a minimal JSON Schema validator (the keywords this schema uses) ----
 
 const ANNOTATIONS = new Set(['$schema', '$id', 'title', 'description', 'examples', 'default']);
-const ASSERTIONS = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'anyOf', 'enum', 'pattern', 'minLength', 'minimum', 'maximum', 'minItems']);
+const ASSERTIONS = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'anyOf',
+  'enum',
+  'pattern',
+  'minLength',
+  'minimum',
+  'maximum',
+  'minItems',
+]);
 
 function typeMatches(type: string, value: unknown): boolean {
   switch (type) {
@@ -50,7 +63,8 @@ function typeMatches(type: string, value: unknown): boolean {
 /** Errors of `value` against `node` ("path: message"); empty when valid. */
 function validate(value: unknown, node: Schema, path = '$'): string[] {
   for (const keyword of Object.keys(node)) {
-    if (!ANNOTATIONS.has(keyword) && !ASSERTIONS.has(keyword)) throw new Error(`the test's validator does not know the keyword "${keyword}" (at ${path}): extend it`);
+    if (!ANNOTATIONS.has(keyword) && !ASSERTIONS.has(keyword))
+      throw new Error(`the test's validator does not know the keyword "${keyword}" (at ${path}): extend it`);
   }
   if (node.anyOf !== undefined) {
     const branches = (node.anyOf as Schema[]).map((branch) => validate(value, branch, path));
@@ -63,9 +77,11 @@ function validate(value: unknown, node: Schema, path = '$'): string[] {
     if (!types.some((type) => typeMatches(type, value))) return [`${path}: expected ${types.join(' or ')}, got ${JSON.stringify(value)}`];
   }
   const errors: string[] = [];
-  if (node.enum !== undefined && !(node.enum as unknown[]).includes(value)) errors.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(node.enum)}`);
+  if (node.enum !== undefined && !(node.enum as unknown[]).includes(value))
+    errors.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(node.enum)}`);
   if (typeof value === 'string') {
-    if (node.pattern !== undefined && !new RegExp(node.pattern as string, 'u').test(value)) errors.push(`${path}: ${JSON.stringify(value)} does not match ${node.pattern as string}`);
+    if (node.pattern !== undefined && !new RegExp(node.pattern as string, 'u').test(value))
+      errors.push(`${path}: ${JSON.stringify(value)} does not match ${node.pattern as string}`);
     if (node.minLength !== undefined && [...value].length < (node.minLength as number)) errors.push(`${path}: shorter than ${node.minLength as number}`);
   }
   if (typeof value === 'number') {
@@ -74,7 +90,10 @@ function validate(value: unknown, node: Schema, path = '$'): string[] {
   }
   if (Array.isArray(value)) {
     if (node.minItems !== undefined && value.length < (node.minItems as number)) errors.push(`${path}: fewer than ${node.minItems as number} items`);
-    if (node.items !== undefined) value.forEach((item, index) => errors.push(...validate(item, node.items as Schema, `${path}[${index}]`)));
+    if (node.items !== undefined)
+      value.forEach((item, index) => {
+        errors.push(...validate(item, node.items as Schema, `${path}[${index}]`));
+      });
   }
   if (typeMatches('object', value)) {
     const object = value as Record<string, unknown>;
@@ -137,7 +156,10 @@ t.test('schema/config.schema.json is exactly what lib/config/json-schema.ts gene
 t.test('every object in the schema sets additionalProperties: false', async (t) => {
   const objects: Array<{ path: string; node: Schema }> = [];
   const walk = (node: unknown, path: string): void => {
-    if (Array.isArray(node)) return node.forEach((item, index) => walk(item, `${path}[${index}]`));
+    if (Array.isArray(node)) {
+      node.forEach((item, index) => walk(item, `${path}[${index}]`));
+      return;
+    }
     if (typeof node !== 'object' || node === null) return;
     const schemaNode = node as Schema;
     if (schemaNode.type === 'object' || schemaNode.properties !== undefined) objects.push({ path, node: schemaNode });
@@ -187,7 +209,12 @@ t.test('config.example.yaml is valid against the schema, and its keys sit at the
   // The same check key by key, with the schema level each key was found at.
   const misplaced: string[] = [];
   const walk = (value: unknown, node: Schema | undefined, path: string): void => {
-    if (Array.isArray(value)) return value.forEach((item, index) => walk(item, objectForm(node) === undefined ? undefined : (node?.items as Schema | undefined) ?? node, `${path}[${index}]`));
+    if (Array.isArray(value)) {
+      value.forEach((item, index) =>
+        walk(item, objectForm(node) === undefined ? undefined : ((node?.items as Schema | undefined) ?? node), `${path}[${index}]`),
+      );
+      return;
+    }
     if (typeof value !== 'object' || value === null) return;
     const object = objectForm(node);
     for (const [key, child] of Object.entries(value)) {
@@ -277,7 +304,8 @@ t.test("every key in the README's config reference exists in the schema at its l
       const path = prefix ? `${prefix}.${name}` : name;
       const nested = objectForm(child);
       // Documented as a whole or key by key.
-      if (!documented.has(`${heading}:${path}`) && !(nested && [...documented].some((entry) => entry.startsWith(`${heading}:${path}.`)))) undocumented.push(`${heading}: ${path}`);
+      if (!documented.has(`${heading}:${path}`) && !(nested && [...documented].some((entry) => entry.startsWith(`${heading}:${path}.`))))
+        undocumented.push(`${heading}: ${path}`);
       if (nested && heading === 'Route (and `default`)' && (name === 'backends' || name === 'healthCheck')) expect(heading, path, child);
     }
   };
@@ -289,12 +317,9 @@ t.test("every key in the README's config reference exists in the schema at its l
   t.same(undocumented, [], 'every schema property appears in the reference');
   t.ok(inDefault.length >= 10, `${inDefault.length} Route-table keys are allowed in \`default\` too`);
 
-  t.test(
-    'every Route-table key but `hostnames` is allowed in `default`, as the table heading says',
-    async (t) => {
-      t.same(notInDefault, [], 'Route-table keys missing from the schema of `default`');
-    },
-  );
+  t.test('every Route-table key but `hostnames` is allowed in `default`, as the table heading says', async (t) => {
+    t.same(notInDefault, [], 'Route-table keys missing from the schema of `default`');
+  });
 });
 
 t.test("the README's YAML configs are valid against the schema and accepted by the loader", async (t) => {

@@ -5,7 +5,6 @@ import { ConfigError } from '../../lib/config/errors.js';
 import { DEFAULT_TIMEOUTS, loadConfigFile, parseConfig } from '../../lib/config/load.js';
 import type { BackendConfig, ListenerConfig, ProxyConfig, RouteConfig } from '../../lib/config/types.js';
 
-
 /**
  * YAML written flush-left in a template string; only the newline right after
  * the opening backtick is dropped, so line 1 is the first line shown and
@@ -124,7 +123,16 @@ t.test('the example from the issue, fully resolved', async (t) => {
     t.strictSame(listener.deny, []);
     for (const route of [...listener.routes, listener.defaultRoute!]) {
       t.strictSame(
-        { alpn: route.alpn, balance: route.balance, retries: route.retries, maxFails: route.maxFails, failTimeout: route.failTimeout, healthCheck: route.healthCheck, allow: route.allow, deny: route.deny },
+        {
+          alpn: route.alpn,
+          balance: route.balance,
+          retries: route.retries,
+          maxFails: route.maxFails,
+          failTimeout: route.failTimeout,
+          healthCheck: route.healthCheck,
+          allow: route.allow,
+          deny: route.deny,
+        },
         { alpn: [], balance: 'roundrobin', retries: null, maxFails: 3, failTimeout: 10_000, healthCheck: null, allow: [], deny: [] },
         `route ${route.hostnames.join(', ') || 'default'}`,
       );
@@ -148,10 +156,7 @@ listeners:
     FILE,
   );
   const listener = config.listeners[0]!;
-  t.strictSame(
-    [listener.clientHelloTimeout, listener.connectTimeout, listener.idleTimeout, listener.drainTimeout],
-    [10_000, 5_000, 0, 30_000],
-  );
+  t.strictSame([listener.clientHelloTimeout, listener.connectTimeout, listener.idleTimeout, listener.drainTimeout], [10_000, 5_000, 0, 30_000]);
   t.equal(listener.name, ':8443', 'name defaults to the listen address');
   t.strictSame(listener.routes, [], 'no routes');
 });
@@ -176,7 +181,13 @@ listeners:
 `,
     FILE,
   );
-  const timeouts = config.listeners.map((listener) => [listener.name, listener.clientHelloTimeout, listener.connectTimeout, listener.idleTimeout, listener.drainTimeout]);
+  const timeouts = config.listeners.map((listener) => [
+    listener.name,
+    listener.clientHelloTimeout,
+    listener.connectTimeout,
+    listener.idleTimeout,
+    listener.drainTimeout,
+  ]);
   t.strictSame(timeouts, [
     [':8443', 10_000, 2_000, 300_000, 30_000],
     ['[::1]:8444', 250, 2_000, 0, 1_500],
@@ -230,7 +241,11 @@ listeners:
   );
   const route = config.listeners[0]!.routes[0]!;
   t.strictSame(route.hostnames, ['app.example.com', '*.dev.example.com', 'xn--bcher-kva.example', '*.xn--mnchen-3ya.de', 'spaced.example']);
-  t.strictSame(route.backends, [backend('app.internal:443', 'app.internal', 443), backend('[::1]:9443', '::1', 9443)], 'backend hosts lower-cased, IPv6 in brackets');
+  t.strictSame(
+    route.backends,
+    [backend('app.internal:443', 'app.internal', 443), backend('[::1]:9443', '::1', 9443)],
+    'backend hosts lower-cased, IPv6 in brackets',
+  );
 });
 
 t.test('weights: default 1, 0 allowed (drain), explicit values kept', async (t) => {
@@ -272,7 +287,10 @@ listeners:
 `,
       FILE,
     );
-    t.strictSame(config.listeners.map((listener) => listener.routes[0]!.hostnames), [['a.example.com'], ['a.example.com']]);
+    t.strictSame(
+      config.listeners.map((listener) => listener.routes[0]!.hostnames),
+      [['a.example.com'], ['a.example.com']],
+    );
   });
 
   t.test('an exact name and the wildcard below it', async (t) => {
@@ -551,15 +569,54 @@ listeners:
   - listen: ${second}
     default: { backends: [127.0.0.1:1] }
 `;
-    expectConfigError(t, pair('0.0.0.0:8443', '127.0.0.1:8443'), { line: 4, col: 13, at: '127.0.0.1:8443', message: 'listen address 127.0.0.1:8443 is already used by listener 1' }, '0.0.0.0 then 127.0.0.1');
-    expectConfigError(t, pair('127.0.0.1:8443', '0.0.0.0:8443'), { line: 4, col: 13, at: '0.0.0.0:8443', message: 'listen address 0.0.0.0:8443 is already used by listener 1' }, '127.0.0.1 then 0.0.0.0');
-    expectConfigError(t, pair('"[::]:8443"', '"[::1]:8443"'), { line: 4, col: 13, at: '"[::1]:8443"', message: 'listen address [::1]:8443 is already used by listener 1' }, '[::] then [::1]');
-    expectConfigError(t, pair('"[::1]:8443"', '"[0:0:0:0:0:0:0:0]:8443"'), { line: 4, col: 13, at: '"[0:0:0:0:0:0:0:0]:8443"', message: 'listen address [::]:8443 is already used by listener 1' }, '[::1] then [::] in its long form');
-    expectConfigError(t, pair('0.0.0.0:8443', '"[::]:8443"'), { line: 4, col: 13, at: '"[::]:8443"', message: 'listen address [::]:8443 is already used by listener 1' }, '0.0.0.0 then [::]');
-    expectConfigError(t, pair('0.0.0.0:8443', '8443'), { line: 4, col: 13, at: '8443', message: 'listen address :8443 is already used by listener 1' }, '0.0.0.0 then a bare port');
-    expectConfigError(t, pair('0.0.0.0:8443', 'localhost:8443'), { line: 4, col: 13, at: 'localhost:8443', message: 'listen address localhost:8443 is already used by listener 1' }, '0.0.0.0 then a DNS name');
+    expectConfigError(
+      t,
+      pair('0.0.0.0:8443', '127.0.0.1:8443'),
+      { line: 4, col: 13, at: '127.0.0.1:8443', message: 'listen address 127.0.0.1:8443 is already used by listener 1' },
+      '0.0.0.0 then 127.0.0.1',
+    );
+    expectConfigError(
+      t,
+      pair('127.0.0.1:8443', '0.0.0.0:8443'),
+      { line: 4, col: 13, at: '0.0.0.0:8443', message: 'listen address 0.0.0.0:8443 is already used by listener 1' },
+      '127.0.0.1 then 0.0.0.0',
+    );
+    expectConfigError(
+      t,
+      pair('"[::]:8443"', '"[::1]:8443"'),
+      { line: 4, col: 13, at: '"[::1]:8443"', message: 'listen address [::1]:8443 is already used by listener 1' },
+      '[::] then [::1]',
+    );
+    expectConfigError(
+      t,
+      pair('"[::1]:8443"', '"[0:0:0:0:0:0:0:0]:8443"'),
+      { line: 4, col: 13, at: '"[0:0:0:0:0:0:0:0]:8443"', message: 'listen address [::]:8443 is already used by listener 1' },
+      '[::1] then [::] in its long form',
+    );
+    expectConfigError(
+      t,
+      pair('0.0.0.0:8443', '"[::]:8443"'),
+      { line: 4, col: 13, at: '"[::]:8443"', message: 'listen address [::]:8443 is already used by listener 1' },
+      '0.0.0.0 then [::]',
+    );
+    expectConfigError(
+      t,
+      pair('0.0.0.0:8443', '8443'),
+      { line: 4, col: 13, at: '8443', message: 'listen address :8443 is already used by listener 1' },
+      '0.0.0.0 then a bare port',
+    );
+    expectConfigError(
+      t,
+      pair('0.0.0.0:8443', 'localhost:8443'),
+      { line: 4, col: 13, at: 'localhost:8443', message: 'listen address localhost:8443 is already used by listener 1' },
+      '0.0.0.0 then a DNS name',
+    );
     const config = parseConfig(pair('0.0.0.0:8443', '0.0.0.0:8444'), FILE);
-    t.strictSame(config.listeners.map((listener) => listener.name), ['0.0.0.0:8443', '0.0.0.0:8444'], 'other ports are free');
+    t.strictSame(
+      config.listeners.map((listener) => listener.name),
+      ['0.0.0.0:8443', '0.0.0.0:8444'],
+      'other ports are free',
+    );
   });
 });
 
@@ -601,7 +658,12 @@ listeners:
   - listen: 8443
     default: { backends: [127.0.0.1:1] }
 `,
-    { line: 3, col: 3, at: 'helloTimeout', message: 'unknown key "helloTimeout" (expected one of: clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout)' },
+    {
+      line: 3,
+      col: 3,
+      at: 'helloTimeout',
+      message: 'unknown key "helloTimeout" (expected one of: clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout)',
+    },
     'defaults',
   );
   expectConfigError(
@@ -679,7 +741,8 @@ listeners:
   );
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
-    const listenerKeys = 'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+    const listenerKeys =
+      'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443
@@ -858,12 +921,27 @@ listeners:
     default: { backends: [127.0.0.1:1] }
 `;
   expectConfigError(t, at('127.0.0.1'), { line: 2, col: 13, at: '127.0.0.1', message: 'invalid address "127.0.0.1": expected "host:port"' }, 'no port');
-  expectConfigError(t, at('"::1:8443"'), { line: 2, col: 13, at: '"::1:8443"', message: 'invalid address "::1:8443": write IPv6 addresses in brackets, e.g. "[::1]:8443"' }, 'IPv6 without brackets');
+  expectConfigError(
+    t,
+    at('"::1:8443"'),
+    { line: 2, col: 13, at: '"::1:8443"', message: 'invalid address "::1:8443": write IPv6 addresses in brackets, e.g. "[::1]:8443"' },
+    'IPv6 without brackets',
+  );
   expectConfigError(t, at('70000'), { line: 2, col: 13, at: '70000', message: 'port 70000 in "70000" is out of range (0-65535)' }, 'port out of range');
-  expectConfigError(t, at('"host name:8443"'), { line: 2, col: 13, at: '"host name:8443"', message: 'invalid host "host name" in "host name:8443"' }, 'bad host');
+  expectConfigError(
+    t,
+    at('"host name:8443"'),
+    { line: 2, col: 13, at: '"host name:8443"', message: 'invalid host "host name" in "host name:8443"' },
+    'bad host',
+  );
   expectConfigError(t, at('127.0.0.1:https'), { line: 2, col: 13, at: '127.0.0.1:https', message: 'invalid port in "127.0.0.1:https"' }, 'named port');
   expectConfigError(t, at('"127.0.0.1:"'), { line: 2, col: 13, at: '"127.0.0.1:"', message: 'missing port in "127.0.0.1:"' }, 'empty port');
-  expectConfigError(t, at('127.0.0.256:8443'), { line: 2, col: 13, at: '127.0.0.256:8443', message: 'invalid host "127.0.0.256" in "127.0.0.256:8443"' }, 'an IPv4 typo is not a DNS name');
+  expectConfigError(
+    t,
+    at('127.0.0.256:8443'),
+    { line: 2, col: 13, at: '127.0.0.256:8443', message: 'invalid host "127.0.0.256" in "127.0.0.256:8443"' },
+    'an IPv4 typo is not a DNS name',
+  );
 });
 
 t.test('bad backend addresses point at the value', async (t) => {
@@ -1392,7 +1470,10 @@ t.test('loadConfigFile', async (t) => {
       (reason: unknown) => reason,
     );
     t.ok(error instanceof ConfigError);
-    t.equal((error as ConfigError).message, `${file}:3:5: unknown key "bogus" (expected one of: ${/expected one of: (.*)\)$/.exec((error as Error).message)?.[1]})`);
+    t.equal(
+      (error as ConfigError).message,
+      `${file}:3:5: unknown key "bogus" (expected one of: ${/expected one of: (.*)\)$/.exec((error as Error).message)?.[1]})`,
+    );
     t.same((error as ConfigError).position, { line: 3, col: 5 });
   });
 
@@ -1428,7 +1509,8 @@ listeners:
   - listen: 127.0.0.1:8443
     default: { backends: [127.0.0.1:1] }
 `;
-  const notLoopback = (address: string): string => `admin endpoint on ${address} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`;
+  const notLoopback = (address: string): string =>
+    `admin endpoint on ${address} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`;
 
   t.test('off by default', async (t) => {
     t.equal(parseConfig(issueExample, FILE).admin, null, 'no admin section');
@@ -1449,8 +1531,16 @@ listeners:
     for (const [listen, expected] of cases) {
       t.strictSame(parseConfig(withAdmin(`  listen: ${listen}`), FILE).admin, { listen: expected, allowRemote: false }, listen);
     }
-    t.strictSame(parseConfig(withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: false'), FILE).admin, { listen: { host: '127.0.0.1', port: 9900 }, allowRemote: false }, 'explicit false');
-    t.strictSame(parseConfig(withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: true'), FILE).admin, { listen: { host: '127.0.0.1', port: 9900 }, allowRemote: true }, 'allowRemote on a loopback address is kept');
+    t.strictSame(
+      parseConfig(withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: false'), FILE).admin,
+      { listen: { host: '127.0.0.1', port: 9900 }, allowRemote: false },
+      'explicit false',
+    );
+    t.strictSame(
+      parseConfig(withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: true'), FILE).admin,
+      { listen: { host: '127.0.0.1', port: 9900 }, allowRemote: true },
+      'allowRemote on a loopback address is kept',
+    );
   });
 
   t.test('any other address needs allowRemote: true, and the error points at admin.listen', async (t) => {
@@ -1468,7 +1558,12 @@ listeners:
     for (const [listen, shown] of cases) {
       expectConfigError(t, withAdmin(`  listen: ${listen}`), { line: 2, col: 11, at: listen, message: notLoopback(shown) }, listen);
     }
-    expectConfigError(t, withAdmin(`  listen: 0.0.0.0:9900\n  allowRemote: false`), { line: 2, col: 11, at: '0.0.0.0:9900', message: notLoopback('0.0.0.0:9900') }, 'explicit false');
+    expectConfigError(
+      t,
+      withAdmin(`  listen: 0.0.0.0:9900\n  allowRemote: false`),
+      { line: 2, col: 11, at: '0.0.0.0:9900', message: notLoopback('0.0.0.0:9900') },
+      'explicit false',
+    );
     expectConfigError(
       t,
       yaml`
@@ -1497,23 +1592,68 @@ listeners:
   - listen: ${listener}
     default: { backends: [127.0.0.1:1] }
 `;
-    expectConfigError(t, clash('127.0.0.1:8443', '127.0.0.1:8443'), { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' }, 'the same address');
-    expectConfigError(t, clash('8443', '127.0.0.1:8443'), { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' }, 'a listener on all interfaces');
-    expectConfigError(t, clash('0.0.0.0:8443', '127.0.0.1:8443'), { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' }, 'a listener on 0.0.0.0');
-    expectConfigError(t, clash('127.0.0.1:8443', '8443'), { line: 2, col: 11, at: '8443', message: 'admin address :8443 is already used by listener 2' }, 'admin on all interfaces');
-    expectConfigError(t, clash('"[::1]:8443"', '"[::]:8443"'), { line: 2, col: 11, at: '"[::]:8443"', message: 'admin address [::]:8443 is already used by listener 2' }, 'admin on [::]');
-    expectConfigError(t, clash('"[::1]:8443"', '"[0:0:0:0:0:0:0:1]:8443"'), { line: 2, col: 11, at: '"[0:0:0:0:0:0:0:1]:8443"', message: 'admin address [::1]:8443 is already used by listener 2' }, 'the same IPv6 address spelt two ways');
+    expectConfigError(
+      t,
+      clash('127.0.0.1:8443', '127.0.0.1:8443'),
+      { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' },
+      'the same address',
+    );
+    expectConfigError(
+      t,
+      clash('8443', '127.0.0.1:8443'),
+      { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' },
+      'a listener on all interfaces',
+    );
+    expectConfigError(
+      t,
+      clash('0.0.0.0:8443', '127.0.0.1:8443'),
+      { line: 2, col: 11, at: '127.0.0.1:8443', message: 'admin address 127.0.0.1:8443 is already used by listener 2' },
+      'a listener on 0.0.0.0',
+    );
+    expectConfigError(
+      t,
+      clash('127.0.0.1:8443', '8443'),
+      { line: 2, col: 11, at: '8443', message: 'admin address :8443 is already used by listener 2' },
+      'admin on all interfaces',
+    );
+    expectConfigError(
+      t,
+      clash('"[::1]:8443"', '"[::]:8443"'),
+      { line: 2, col: 11, at: '"[::]:8443"', message: 'admin address [::]:8443 is already used by listener 2' },
+      'admin on [::]',
+    );
+    expectConfigError(
+      t,
+      clash('"[::1]:8443"', '"[0:0:0:0:0:0:0:1]:8443"'),
+      { line: 2, col: 11, at: '"[0:0:0:0:0:0:0:1]:8443"', message: 'admin address [::1]:8443 is already used by listener 2' },
+      'the same IPv6 address spelt two ways',
+    );
     t.equal(parseConfig(clash('127.0.0.1:8443', '127.0.0.2:8443'), FILE).admin?.listen.host, '127.0.0.2', 'another host on the same port is fine');
     t.equal(parseConfig(clash('127.0.0.1:8443', '127.0.0.1:8444'), FILE).admin?.listen.port, 8444, 'another port is fine');
     t.equal(parseConfig(clash('127.0.0.1:0', '127.0.0.1:0'), FILE).admin?.listen.port, 0, 'port 0 never clashes');
   });
 
   t.test('shape errors', async (t) => {
-    expectConfigError(t, withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: yes'), { line: 3, col: 16, at: 'yes', message: 'expected true or false, got string "yes"' }, 'allowRemote: yes');
-    expectConfigError(t, withAdmin('  listen: 127.0.0.1:9900\n  auth: token'), { line: 3, col: 3, at: 'auth', message: 'unknown key "auth" (expected one of: listen, allowRemote)' }, 'unknown key');
+    expectConfigError(
+      t,
+      withAdmin('  listen: 127.0.0.1:9900\n  allowRemote: yes'),
+      { line: 3, col: 16, at: 'yes', message: 'expected true or false, got string "yes"' },
+      'allowRemote: yes',
+    );
+    expectConfigError(
+      t,
+      withAdmin('  listen: 127.0.0.1:9900\n  auth: token'),
+      { line: 3, col: 3, at: 'auth', message: 'unknown key "auth" (expected one of: listen, allowRemote)' },
+      'unknown key',
+    );
     expectConfigError(t, withAdmin('  allowRemote: true'), { line: 2, col: 3, at: 'allowRemote', message: 'missing required key "listen"' }, 'no listen');
     expectConfigError(t, withAdmin('  listen: "127.0.0.1:"'), { line: 2, col: 11, at: '"127.0.0.1:"', message: 'missing port in "127.0.0.1:"' }, 'bad address');
-    expectConfigError(t, 'admin: 127.0.0.1:9900\nlisteners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n', { line: 1, col: 8, at: '127.0.0.1:9900', message: 'expected a mapping, got string "127.0.0.1:9900"' }, 'admin is a string');
+    expectConfigError(
+      t,
+      'admin: 127.0.0.1:9900\nlisteners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n',
+      { line: 1, col: 8, at: '127.0.0.1:9900', message: 'expected a mapping, got string "127.0.0.1:9900"' },
+      'admin is a string',
+    );
   });
 });
 
@@ -1608,8 +1748,18 @@ listeners:
 `;
     expectConfigError(t, route('[]'), { line: 5, col: 15, at: '[]', message: '"alpn" needs at least one protocol' }, 'empty list');
     expectConfigError(t, route('h2'), { line: 5, col: 15, at: 'h2', message: 'expected a list, got string "h2"' }, 'a string');
-    expectConfigError(t, route('[h2, "a b"]'), { line: 5, col: 20, at: '"a b"', message: 'invalid ALPN protocol "a b": expected a name like "h2", "http/1.1" or "acme-tls/1"' }, 'a space');
-    expectConfigError(t, route('[h2, 2]'), { line: 5, col: 20, at: '2', message: 'invalid ALPN protocol 2: expected a name like "h2", "http/1.1" or "acme-tls/1"' }, 'a number');
+    expectConfigError(
+      t,
+      route('[h2, "a b"]'),
+      { line: 5, col: 20, at: '"a b"', message: 'invalid ALPN protocol "a b": expected a name like "h2", "http/1.1" or "acme-tls/1"' },
+      'a space',
+    );
+    expectConfigError(
+      t,
+      route('[h2, 2]'),
+      { line: 5, col: 20, at: '2', message: 'invalid ALPN protocol 2: expected a name like "h2", "http/1.1" or "acme-tls/1"' },
+      'a number',
+    );
     expectConfigError(
       t,
       yaml`
@@ -1645,7 +1795,16 @@ listeners:
     const listener = config.listeners[0]!;
     for (const route of [...listener.routes, listener.defaultRoute!]) {
       t.strictSame(
-        { alpn: route.alpn, balance: route.balance, retries: route.retries, maxFails: route.maxFails, failTimeout: route.failTimeout, healthCheck: route.healthCheck, allow: route.allow, deny: route.deny },
+        {
+          alpn: route.alpn,
+          balance: route.balance,
+          retries: route.retries,
+          maxFails: route.maxFails,
+          failTimeout: route.failTimeout,
+          healthCheck: route.healthCheck,
+          allow: route.allow,
+          deny: route.deny,
+        },
         { alpn: [], balance: 'roundrobin', retries: null, maxFails: 3, failTimeout: 10_000, healthCheck: null, allow: [], deny: [] },
         route.hostnames.join(', ') || 'default',
       );
@@ -1682,10 +1841,28 @@ listeners:
       FILE,
     );
     const listener = config.listeners[0]!;
-    const options = (route: RouteConfig): unknown => ({ balance: route.balance, retries: route.retries, maxFails: route.maxFails, failTimeout: route.failTimeout, healthCheck: route.healthCheck });
-    t.strictSame(options(listener.routes[0]!), { balance: 'leastconn', retries: 0, maxFails: 0, failTimeout: 60_000, healthCheck: { interval: 5_000, timeout: 2_000, rise: 2, fall: 3 } }, 'healthCheck: {} takes every default');
-    t.strictSame(options(listener.routes[1]!), { balance: 'source', retries: 100, maxFails: 1000, failTimeout: 0, healthCheck: { interval: 1_000, timeout: 250, rise: 1, fall: 100 } }, 'every value set');
-    t.strictSame(options(listener.defaultRoute!), { balance: 'roundrobin', retries: 2, maxFails: 3, failTimeout: 10_000, healthCheck: { interval: 30_000, timeout: 2_000, rise: 2, fall: 3 } }, 'in the default route, partly set');
+    const options = (route: RouteConfig): unknown => ({
+      balance: route.balance,
+      retries: route.retries,
+      maxFails: route.maxFails,
+      failTimeout: route.failTimeout,
+      healthCheck: route.healthCheck,
+    });
+    t.strictSame(
+      options(listener.routes[0]!),
+      { balance: 'leastconn', retries: 0, maxFails: 0, failTimeout: 60_000, healthCheck: { interval: 5_000, timeout: 2_000, rise: 2, fall: 3 } },
+      'healthCheck: {} takes every default',
+    );
+    t.strictSame(
+      options(listener.routes[1]!),
+      { balance: 'source', retries: 100, maxFails: 1000, failTimeout: 0, healthCheck: { interval: 1_000, timeout: 250, rise: 1, fall: 100 } },
+      'every value set',
+    );
+    t.strictSame(
+      options(listener.defaultRoute!),
+      { balance: 'roundrobin', retries: 2, maxFails: 3, failTimeout: 10_000, healthCheck: { interval: 30_000, timeout: 2_000, rise: 2, fall: 3 } },
+      'in the default route, partly set',
+    );
   });
 
   t.test('bad values point at the value', async (t) => {
@@ -1696,7 +1873,12 @@ listeners:
       backends: [127.0.0.1:1]
       ${text}
 `;
-    expectConfigError(t, option('balance: random'), { line: 5, col: 16, at: 'random', message: 'expected one of roundrobin, leastconn, source, got string "random"' }, 'balance');
+    expectConfigError(
+      t,
+      option('balance: random'),
+      { line: 5, col: 16, at: 'random', message: 'expected one of roundrobin, leastconn, source, got string "random"' },
+      'balance',
+    );
     expectConfigError(t, option('retries: 101'), { line: 5, col: 16, at: '101', message: '101 is out of range (0-100)' }, 'retries');
     expectConfigError(t, option('retries: -1'), { line: 5, col: 16, at: '-1', message: '-1 is out of range (0-100)' }, 'negative retries');
     expectConfigError(t, option('maxFails: 1001'), { line: 5, col: 17, at: '1001', message: '1001 is out of range (0-1000)' }, 'maxFails');
@@ -1704,16 +1886,31 @@ listeners:
     expectConfigError(t, option('retries: .inf'), { line: 5, col: 16, at: '.inf', message: 'expected an integer, got number Infinity' }, 'retries .inf');
     expectConfigError(t, option('failTimeout: 10 s'), { line: 5, col: 20, at: '10 s', message: /^invalid duration "10 s"/ }, 'failTimeout');
     expectConfigError(t, option('healthCheck: { interval: 0 }'), { line: 5, col: 32, at: '0', message: 'must be longer than 0' }, 'healthCheck interval 0');
-    expectConfigError(t, option('healthCheck: { interval: 0ms }'), { line: 5, col: 32, at: '0ms', message: 'must be longer than 0' }, 'healthCheck interval 0ms');
-    expectConfigError(t, option('healthCheck: { timeout: "0s" }'), { line: 5, col: 31, at: '"0s"', message: 'must be longer than 0' }, 'healthCheck timeout 0s');
+    expectConfigError(
+      t,
+      option('healthCheck: { interval: 0ms }'),
+      { line: 5, col: 32, at: '0ms', message: 'must be longer than 0' },
+      'healthCheck interval 0ms',
+    );
+    expectConfigError(
+      t,
+      option('healthCheck: { timeout: "0s" }'),
+      { line: 5, col: 31, at: '"0s"', message: 'must be longer than 0' },
+      'healthCheck timeout 0s',
+    );
     expectConfigError(t, option('healthCheck: { rise: 0 }'), { line: 5, col: 28, at: '0', message: '0 is out of range (1-100)' }, 'healthCheck rise 0');
     expectConfigError(t, option('healthCheck: { fall: 101 }'), { line: 5, col: 28, at: '101', message: '101 is out of range (1-100)' }, 'healthCheck fall 101');
-    expectConfigError(t, option('healthCheck: { path: /healthz }'), { line: 5, col: 22, at: 'path', message: 'unknown key "path" (expected one of: interval, timeout, rise, fall)' }, 'healthCheck unknown key');
+    expectConfigError(
+      t,
+      option('healthCheck: { path: /healthz }'),
+      { line: 5, col: 22, at: 'path', message: 'unknown key "path" (expected one of: interval, timeout, rise, fall)' },
+      'healthCheck unknown key',
+    );
     expectConfigError(t, option('healthCheck: true'), { line: 5, col: 20, at: 'true', message: 'expected a mapping, got boolean true' }, 'healthCheck: true');
   });
 });
 
-t.test('PROXY protocol towards backends: the backend\'s own, else the route\'s, else none', async (t) => {
+t.test("PROXY protocol towards backends: the backend's own, else the route's, else none", async (t) => {
   const config = parseConfig(
     yaml`
 listeners:
@@ -1737,9 +1934,31 @@ listeners:
   );
   const listener = config.listeners[0]!;
   const versions = (route: RouteConfig): unknown => route.backends.map((entry) => [entry.address, entry.proxyProtocol]);
-  t.strictSame(versions(listener.routes[0]!), [['127.0.0.1:1', 'v2'], ['127.0.0.1:2', 'v1'], ['127.0.0.1:3', 'v2']], 'route v2: inherited unless the backend says otherwise');
-  t.strictSame(versions(listener.routes[1]!), [['127.0.0.1:4', null], ['127.0.0.1:5', 'v2']], 'no route setting: only the backend that asks');
-  t.strictSame(versions(listener.defaultRoute!), [['127.0.0.1:6', 'v1'], ['127.0.0.1:7', 'v2']], 'the default route too');
+  t.strictSame(
+    versions(listener.routes[0]!),
+    [
+      ['127.0.0.1:1', 'v2'],
+      ['127.0.0.1:2', 'v1'],
+      ['127.0.0.1:3', 'v2'],
+    ],
+    'route v2: inherited unless the backend says otherwise',
+  );
+  t.strictSame(
+    versions(listener.routes[1]!),
+    [
+      ['127.0.0.1:4', null],
+      ['127.0.0.1:5', 'v2'],
+    ],
+    'no route setting: only the backend that asks',
+  );
+  t.strictSame(
+    versions(listener.defaultRoute!),
+    [
+      ['127.0.0.1:6', 'v1'],
+      ['127.0.0.1:7', 'v2'],
+    ],
+    'the default route too',
+  );
   t.equal(listener.routes[0]!.backends[2]!.weight, 2, 'weight unaffected');
   t.notOk('proxyProtocol' in listener.routes[0]!, 'the route keeps no proxyProtocol of its own: it is resolved into the backends');
 
@@ -1749,16 +1968,38 @@ listeners:
     default:
       ${text}
 `;
-  expectConfigError(t, bad('backends: [{ address: 127.0.0.1:1, proxyProtocol: v3 }]'), { line: 4, col: 57, at: 'v3', message: 'expected one of v1, v2, got string "v3"' }, 'backend v3');
-  expectConfigError(t, bad('proxyProtocol: 2\n      backends: [127.0.0.1:1]'), { line: 4, col: 22, at: '2', message: 'expected one of v1, v2, got number 2' }, 'route 2');
-  expectConfigError(t, bad('proxyProtocol: V1\n      backends: [127.0.0.1:1]'), { line: 4, col: 22, at: 'V1', message: 'expected one of v1, v2, got string "V1"' }, 'case-sensitive');
+  expectConfigError(
+    t,
+    bad('backends: [{ address: 127.0.0.1:1, proxyProtocol: v3 }]'),
+    { line: 4, col: 57, at: 'v3', message: 'expected one of v1, v2, got string "v3"' },
+    'backend v3',
+  );
+  expectConfigError(
+    t,
+    bad('proxyProtocol: 2\n      backends: [127.0.0.1:1]'),
+    { line: 4, col: 22, at: '2', message: 'expected one of v1, v2, got number 2' },
+    'route 2',
+  );
+  expectConfigError(
+    t,
+    bad('proxyProtocol: V1\n      backends: [127.0.0.1:1]'),
+    { line: 4, col: 22, at: 'V1', message: 'expected one of v1, v2, got string "V1"' },
+    'case-sensitive',
+  );
 });
 
 t.test('listener traffic settings', async (t) => {
   t.test('defaults', async (t) => {
     const listener = parseConfig('listeners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n', FILE).listeners[0]!;
     t.strictSame(
-      { acceptProxyProtocol: listener.acceptProxyProtocol, proxyProtocolFrom: listener.proxyProtocolFrom, maxConnections: listener.maxConnections, maxConnectionsPerClient: listener.maxConnectionsPerClient, allow: listener.allow, deny: listener.deny },
+      {
+        acceptProxyProtocol: listener.acceptProxyProtocol,
+        proxyProtocolFrom: listener.proxyProtocolFrom,
+        maxConnections: listener.maxConnections,
+        maxConnectionsPerClient: listener.maxConnectionsPerClient,
+        allow: listener.allow,
+        deny: listener.deny,
+      },
       { acceptProxyProtocol: false, proxyProtocolFrom: [], maxConnections: 0, maxConnectionsPerClient: 0, allow: [], deny: [] },
     );
   });
@@ -1804,7 +2045,13 @@ listeners:
     t.strictSame([first!.routes[0]!.allow, first!.routes[0]!.deny], [['fe80::1/64'], ['0.0.0.0/0']], 'route allow and deny (host bits kept)');
     t.strictSame([first!.defaultRoute!.allow, first!.defaultRoute!.deny], [['127.0.0.1/32'], []], 'default route');
     t.strictSame(
-      { acceptProxyProtocol: second!.acceptProxyProtocol, maxConnections: second!.maxConnections, maxConnectionsPerClient: second!.maxConnectionsPerClient, allow: second!.allow, deny: second!.deny },
+      {
+        acceptProxyProtocol: second!.acceptProxyProtocol,
+        maxConnections: second!.maxConnections,
+        maxConnectionsPerClient: second!.maxConnectionsPerClient,
+        allow: second!.allow,
+        deny: second!.deny,
+      },
       { acceptProxyProtocol: false, maxConnections: 0, maxConnectionsPerClient: 0, allow: [], deny: [] },
       'explicit zero, empty and null values',
     );
@@ -1817,18 +2064,43 @@ listeners:
     ${text}
     default: { backends: [127.0.0.1:1] }
 `;
-    expectConfigError(t, setting('acceptProxyProtocol: yes'), { line: 3, col: 26, at: 'yes', message: 'expected true or false, got string "yes"' }, 'acceptProxyProtocol: yes');
+    expectConfigError(
+      t,
+      setting('acceptProxyProtocol: yes'),
+      { line: 3, col: 26, at: 'yes', message: 'expected true or false, got string "yes"' },
+      'acceptProxyProtocol: yes',
+    );
     expectConfigError(t, setting('maxConnections: -1'), { line: 3, col: 21, at: '-1', message: '-1 is out of range (0-10000000)' }, 'negative maxConnections');
-    expectConfigError(t, setting('maxConnections: 10000001'), { line: 3, col: 21, at: '10000001', message: '10000001 is out of range (0-10000000)' }, 'maxConnections too big');
-    expectConfigError(t, setting('maxConnectionsPerClient: 1.5'), { line: 3, col: 30, at: '1.5', message: 'expected an integer, got number 1.5' }, 'maxConnectionsPerClient fraction');
-    expectConfigError(t, setting('allow: 10.0.0.0/8'), { line: 3, col: 12, at: '10.0.0.0/8', message: 'expected a list, got string "10.0.0.0/8"' }, 'allow is a string');
+    expectConfigError(
+      t,
+      setting('maxConnections: 10000001'),
+      { line: 3, col: 21, at: '10000001', message: '10000001 is out of range (0-10000000)' },
+      'maxConnections too big',
+    );
+    expectConfigError(
+      t,
+      setting('maxConnectionsPerClient: 1.5'),
+      { line: 3, col: 30, at: '1.5', message: 'expected an integer, got number 1.5' },
+      'maxConnectionsPerClient fraction',
+    );
+    expectConfigError(
+      t,
+      setting('allow: 10.0.0.0/8'),
+      { line: 3, col: 12, at: '10.0.0.0/8', message: 'expected a list, got string "10.0.0.0/8"' },
+      'allow is a string',
+    );
     expectConfigError(
       t,
       setting('proxyProtocolFrom: [10.0.0.0/8]'),
       { line: 3, col: 24, at: '[10.0.0.0/8]', message: '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"' },
       'proxyProtocolFrom without acceptProxyProtocol',
     );
-    expectConfigError(t, setting('acceptProxyProtocol: true\n    proxyProtocolFrom: [10.0.0.0/33]'), { line: 4, col: 25, at: '10.0.0.0/33', message: /10\.0\.0\.0\/33/ }, 'a bad CIDR in proxyProtocolFrom');
+    expectConfigError(
+      t,
+      setting('acceptProxyProtocol: true\n    proxyProtocolFrom: [10.0.0.0/33]'),
+      { line: 4, col: 25, at: '10.0.0.0/33', message: /10\.0\.0\.0\/33/ },
+      'a bad CIDR in proxyProtocolFrom',
+    );
   });
 
   t.test('bad CIDRs point at the entry', async (t) => {
@@ -1912,7 +2184,8 @@ t.test('config.example.yaml loads, and so does every option it shows in comments
   const { config } = await loadConfigFile(file);
   t.equal(config.listeners[0]!.name, 'public');
   // Commented-out settings are written as "# key: value" (or "# - hostnames:" for a route): turn them on.
-  const settings = /^(\s*)# (?=admin:|  listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:|  alpn:|  backends:)/;
+  const settings =
+    /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:)/;
   const uncommented = text
     .split('\n')
     .map((line) => line.replace(settings, '$1'))
@@ -1921,7 +2194,17 @@ t.test('config.example.yaml loads, and so does every option it shows in comments
   const full = parseConfig(uncommented, 'config.example.yaml');
   const listener = full.listeners[0]!;
   t.ok(full.admin, 'admin');
-  t.ok(listener.acceptProxyProtocol && listener.maxConnections > 0 && listener.maxConnectionsPerClient > 0 && listener.allow.length > 0 && listener.deny.length > 0, 'listener options');
+  t.ok(
+    listener.acceptProxyProtocol &&
+      listener.maxConnections > 0 &&
+      listener.maxConnectionsPerClient > 0 &&
+      listener.allow.length > 0 &&
+      listener.deny.length > 0,
+    'listener options',
+  );
   t.ok(listener.routes[0]!.healthCheck && listener.routes[0]!.retries !== null && listener.routes[0]!.backends[0]!.proxyProtocol === 'v2', 'route options');
-  t.ok(listener.routes.some((route) => route.alpn.includes('acme-tls/1')), 'the ALPN route');
+  t.ok(
+    listener.routes.some((route) => route.alpn.includes('acme-tls/1')),
+    'the ALPN route',
+  );
 });

@@ -1,7 +1,20 @@
 import t, { type Test } from 'tap';
-import { boolean, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, ShapeError, string, type Path, type Shape } from '../../lib/config/shape.js';
+import {
+  boolean,
+  integer,
+  list,
+  object,
+  oneOf,
+  optional,
+  required,
+  scalar,
+  scalarOrObject,
+  ShapeError,
+  string,
+  type Path,
+  type Shape,
+} from '../../lib/config/shape.js';
 import { parseDuration, ValueError } from '../../lib/config/values.js';
-
 
 /** Asserts reading `value` fails with a ShapeError at `path` (on the key when `onKey`) with `message`. */
 function fails(t: Test, shape: Shape<unknown>, value: unknown, expected: { path: Path; message: string | RegExp; onKey?: boolean }, label: string): void {
@@ -146,9 +159,27 @@ t.test('object', async (t) => {
   });
 
   t.test('unknown keys point at the key and list the known ones', async (t) => {
-    fails(t, backend, { address: 'a:1', wieght: 2 }, { path: ['root', 'wieght'], message: 'unknown key "wieght" (expected one of: address, weight)', onKey: true }, 'typo');
-    fails(t, backend, { address: 'a:1', toString: 1 }, { path: ['root', 'toString'], message: /^unknown key "toString"/, onKey: true }, 'Object.prototype names are not known keys');
-    fails(t, backend, { wieght: 2 }, { path: ['root', 'wieght'], message: /^unknown key "wieght"/, onKey: true }, 'unknown key is reported before a missing one');
+    fails(
+      t,
+      backend,
+      { address: 'a:1', wieght: 2 },
+      { path: ['root', 'wieght'], message: 'unknown key "wieght" (expected one of: address, weight)', onKey: true },
+      'typo',
+    );
+    fails(
+      t,
+      backend,
+      { address: 'a:1', toString: 1 },
+      { path: ['root', 'toString'], message: /^unknown key "toString"/, onKey: true },
+      'Object.prototype names are not known keys',
+    );
+    fails(
+      t,
+      backend,
+      { wieght: 2 },
+      { path: ['root', 'wieght'], message: /^unknown key "wieght"/, onKey: true },
+      'unknown key is reported before a missing one',
+    );
   });
 
   t.test('missing required keys point at the mapping', async (t) => {
@@ -157,7 +188,13 @@ t.test('object', async (t) => {
 
   t.test('a required key that is present but empty points at the key', async (t) => {
     fails(t, backend, { address: null }, { path: ['root', 'address'], message: '"address" is empty', onKey: true }, 'null value');
-    fails(t, backend, { address: null, wieght: 1 }, { path: ['root', 'wieght'], message: /^unknown key "wieght"/, onKey: true }, 'an unknown key is still reported first');
+    fails(
+      t,
+      backend,
+      { address: null, wieght: 1 },
+      { path: ['root', 'wieght'], message: /^unknown key "wieght"/, onKey: true },
+      'an unknown key is still reported first',
+    );
     fails(t, backend, { address: undefined }, { path: ['root'], message: 'missing required key "address"' }, 'undefined counts as missing');
   });
 
@@ -167,7 +204,13 @@ t.test('object', async (t) => {
 
   t.test('field errors carry the field path', async (t) => {
     fails(t, backend, { address: 'a:1', weight: -1 }, { path: ['root', 'weight'], message: '-1 is out of range (0-1000)' }, 'bad weight');
-    fails(t, object({ inner: required(backend, 'x') }), { inner: { address: 5 } }, { path: ['root', 'inner', 'address'], message: 'expected a string, got number 5' }, 'nested');
+    fails(
+      t,
+      object({ inner: required(backend, 'x') }),
+      { inner: { address: 5 } },
+      { path: ['root', 'inner', 'address'], message: 'expected a string, got number 5' },
+      'nested',
+    );
   });
 
   t.test('non-mappings are refused', async (t) => {
@@ -207,7 +250,13 @@ t.test('scalarOrObject', async (t) => {
   t.same(backend.read({ address: 'a:1', weight: 2 }, []), { address: 'a:1', weight: 2 }, 'a mapping goes to the full form');
   fails(t, backend, 9443, { path: ['root'], message: 'a backend must be "host:port"' }, 'a number goes to the shorthand');
   fails(t, backend, ['a:1'], { path: ['root'], message: 'a backend must be "host:port"' }, 'a list goes to the shorthand');
-  fails(t, backend, { address: 'a:1', port: 1 }, { path: ['root', 'port'], message: /^unknown key "port"/, onKey: true }, 'mapping errors come from the full form');
+  fails(
+    t,
+    backend,
+    { address: 'a:1', port: 1 },
+    { path: ['root', 'port'], message: /^unknown key "port"/, onKey: true },
+    'mapping errors come from the full form',
+  );
   t.same(backend.jsonSchema(), { anyOf: [shorthand.jsonSchema(), full.jsonSchema()] });
   t.same((backend.jsonSchema().anyOf as unknown[])[0], { type: 'string' });
 });

@@ -12,7 +12,6 @@ import {
   ValueError,
 } from '../../lib/config/values.js';
 
-
 /** Asserts `run` throws a `ValueError` whose message matches `message`. */
 function rejects(t: Test, run: () => unknown, message: RegExp | string, label: string): void {
   try {
@@ -156,7 +155,12 @@ t.test('parseListenAddress', async (t) => {
     rejects(t, () => parseListenAddress(65536), 'port 65536 in "65536" is out of range (0-65535)', 'port too big (number)');
     rejects(t, () => parseListenAddress(-1), 'invalid port in "-1"', 'negative');
     rejects(t, () => parseListenAddress(8443.5), 'invalid port 8443.5', 'fraction');
-    rejects(t, () => parseListenAddress('::1:8443'), 'invalid address "::1:8443": write IPv6 addresses in brackets, e.g. "[::1]:8443"', 'IPv6 without brackets');
+    rejects(
+      t,
+      () => parseListenAddress('::1:8443'),
+      'invalid address "::1:8443": write IPv6 addresses in brackets, e.g. "[::1]:8443"',
+      'IPv6 without brackets',
+    );
     rejects(t, () => parseListenAddress('[::1]8443'), 'invalid address "[::1]8443": expected "[IPv6]:port"', 'no colon after ]');
     rejects(t, () => parseListenAddress('[::1]'), 'invalid address "[::1]": expected "[IPv6]:port"', 'brackets, no port');
     rejects(t, () => parseListenAddress('[::1:8443'), 'invalid address "[::1:8443": expected "[IPv6]:port"', 'unclosed bracket');
@@ -287,12 +291,29 @@ t.test('normalizeHostnamePattern', async (t) => {
 
   t.test('"*" only as the whole first label', async (t) => {
     for (const input of ['a.*.example.com', '*.*.example.com', '*example.com', 'foo*.example.com', '**.example.com', 'example.*', 'a*b.example.com']) {
-      rejects(t, () => normalizeHostnamePattern(input), `invalid hostname "${input}": "*" is only allowed as the whole first label, as in "*.example.com"`, input);
+      rejects(
+        t,
+        () => normalizeHostnamePattern(input),
+        `invalid hostname "${input}": "*" is only allowed as the whole first label, as in "*.example.com"`,
+        input,
+      );
     }
   });
 
   t.test('rejects names that are not DNS names', async (t) => {
-    for (const input of ['', '.example.com', 'a..example.com', 'example.com..', '-a.example.com', 'a-.example.com', 'a b.example.com', 'example.com:443', 'https://example.com', 'a.com/x', 'exämple.com:443']) {
+    for (const input of [
+      '',
+      '.example.com',
+      'a..example.com',
+      'example.com..',
+      '-a.example.com',
+      'a-.example.com',
+      'a b.example.com',
+      'example.com:443',
+      'https://example.com',
+      'a.com/x',
+      'exämple.com:443',
+    ]) {
       rejects(t, () => normalizeHostnamePattern(input), `invalid hostname "${input}"`, JSON.stringify(input));
     }
     for (const input of ['10.0.0.1', '127.0.0.256', '*.10', 'example.123', '1234']) {

@@ -73,14 +73,20 @@ function peer(address: string, port: number): string {
 const consumed = new WeakSet<LogLine>();
 
 async function closedLogFor(listener: string, client: string): Promise<LogLine> {
-  const line = await proxy.waitForLog((entry) => entry.msg === 'connection closed' && entry.listener === listener && entry.client === client && !consumed.has(entry), GUARD_MS);
+  const line = await proxy.waitForLog(
+    (entry) => entry.msg === 'connection closed' && entry.listener === listener && entry.client === client && !consumed.has(entry),
+    GUARD_MS,
+  );
   consumed.add(line);
   return line;
 }
 
 /** A listener's host as bound ("127.0.0.1" or "::1"). */
 function hostOf(listener: string): string {
-  return proxy.address(listener).replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return proxy
+    .address(listener)
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '');
 }
 
 /** A raw TCP connection to `listener` from `localAddress`. */
@@ -190,11 +196,7 @@ t.test('route deny/allow are checked once the hello is read', async (t) => {
     const { socket, tcp } = tlsFrom(listener, localAddress, sni);
     let port = 0;
     tcp.once('connect', () => (port = tcp.localPort!));
-    const failure = await guard(
-      handshakeResult(socket),
-      GUARD_MS,
-      'the route refusing the client',
-    );
+    const failure = await guard(handshakeResult(socket), GUARD_MS, 'the route refusing the client');
     socket.destroy();
     t.ok(failure, `${sni}: no session (${failure?.message})`);
     const log = await closedLogFor(listener, peer(localAddress, port));
@@ -271,7 +273,10 @@ function watch(socket: tls.TLSSocket): { state: () => { secure: boolean; closed:
   socket.on('error', () => {});
   socket.once('secureConnect', () => {
     secure = true;
-    readLine(socket).then((text) => (line = text), () => {});
+    readLine(socket).then(
+      (text) => (line = text),
+      () => {},
+    );
   });
   socket.once('close', () => (closed = true));
   return { state: () => ({ secure, closed, line }) };
@@ -372,27 +377,24 @@ t.test(`maxConnections holds at most ${MAX_WAITING} clients; one more is reset`,
   await finish('backlog', after);
 });
 
-t.test(
-  'while the listener is at maxConnections, denied and over-the-client-limit clients are still closed at once',
-  async (t) => {
-    const active = await sessionFrom('full', '127.0.0.1');
-    const held: net.Socket[] = [];
-    try {
-      for (const [label, localAddress, outcome] of [
-        ['denied 127.0.0.2', '127.0.0.2', 'denied'],
-        ['a second connection from 127.0.0.1 (limit 1 per client)', '127.0.0.1', 'client_limit'],
-      ] as const) {
-        const socket = await rawFrom('full', localAddress);
-        held.push(socket);
-        const client = peer(localAddress, socket.localPort!);
-        // The client half-closes on the proxy's FIN (allowHalfOpen), so watch for the end, reading.
-        const closed = await Promise.race([readUntilClosed(socket).then(() => true), sleep(HELD_WINDOW_MS * 2).then(() => false)]);
-        t.ok(closed, `${label}: closed at once, not held for a slot`);
-        if (closed) t.equal((await closedLogFor('full', client)).outcome, outcome, `${label}: outcome ${outcome}`);
-      }
-    } finally {
-      for (const socket of held) socket.destroy();
-      await finish('full', active);
+t.test('while the listener is at maxConnections, denied and over-the-client-limit clients are still closed at once', async (t) => {
+  const active = await sessionFrom('full', '127.0.0.1');
+  const held: net.Socket[] = [];
+  try {
+    for (const [label, localAddress, outcome] of [
+      ['denied 127.0.0.2', '127.0.0.2', 'denied'],
+      ['a second connection from 127.0.0.1 (limit 1 per client)', '127.0.0.1', 'client_limit'],
+    ] as const) {
+      const socket = await rawFrom('full', localAddress);
+      held.push(socket);
+      const client = peer(localAddress, socket.localPort!);
+      // The client half-closes on the proxy's FIN (allowHalfOpen), so watch for the end, reading.
+      const closed = await Promise.race([readUntilClosed(socket).then(() => true), sleep(HELD_WINDOW_MS * 2).then(() => false)]);
+      t.ok(closed, `${label}: closed at once, not held for a slot`);
+      if (closed) t.equal((await closedLogFor('full', client)).outcome, outcome, `${label}: outcome ${outcome}`);
     }
-  },
-);
+  } finally {
+    for (const socket of held) socket.destroy();
+    await finish('full', active);
+  }
+});

@@ -112,7 +112,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-
 function configObject(extraRoutes: Array<{ hostnames: string[]; backends: string[] }> = []): unknown {
   return {
     admin: { listen: '127.0.0.1:0' },
@@ -121,11 +120,7 @@ function configObject(extraRoutes: Array<{ hostnames: string[]; backends: string
       {
         name: 'main',
         listen: '127.0.0.1:0',
-        routes: [
-          { hostnames: ['a.example.com'], backends: [backendA.address] },
-          { hostnames: ['dead.example.com'], backends: [deadBackend] },
-          ...extraRoutes,
-        ],
+        routes: [{ hostnames: ['a.example.com'], backends: [backendA.address] }, { hostnames: ['dead.example.com'], backends: [deadBackend] }, ...extraRoutes],
         default: { backends: [backendB.address] },
       },
       { name: 'strict', listen: '127.0.0.1:0', routes: [{ hostnames: ['only.example.com'], backends: [backendA.address] }] },
@@ -226,7 +221,10 @@ t.test('metrics after real traffic equal what was sent', async (t) => {
   const logs = proxy.connectionLogs();
   t.equal(logs.length, total, 'one log line per connection');
 
-  const metrics = await scrapeUntil((m) => sumOf(m, `${M}connections_open`) === 0 && sumOf(m, `${M}connections_closed_total`) >= total, 'connections_open back to 0');
+  const metrics = await scrapeUntil(
+    (m) => sumOf(m, `${M}connections_open`) === 0 && sumOf(m, `${M}connections_closed_total`) >= total,
+    'connections_open back to 0',
+  );
 
   t.test('connections_accepted_total per listener', async (t) => {
     t.equal(sumOf(metrics, `${M}connections_accepted_total`, { listener: 'main' }), SENT.routeA + SENT.fallback + SENT.garbage + SENT.unreachable);
@@ -250,7 +248,9 @@ t.test('metrics after real traffic equal what was sent', async (t) => {
       const key = `${String(line.listener)}|${line.route === null ? 'none' : String(line.route)}|${String(line.outcome)}`;
       fromLogs.set(key, (fromLogs.get(key) ?? 0) + 1);
     }
-    const fromMetrics = new Map(samplesOf(metrics, `${M}connections_closed_total`).map((s) => [`${s.labels.listener}|${s.labels.route}|${s.labels.outcome}`, s.value]));
+    const fromMetrics = new Map(
+      samplesOf(metrics, `${M}connections_closed_total`).map((s) => [`${s.labels.listener}|${s.labels.route}|${s.labels.outcome}`, s.value]),
+    );
     t.same(Object.fromEntries(fromMetrics), Object.fromEntries(fromLogs), 'metrics equal the log lines');
   });
 
@@ -330,7 +330,10 @@ t.test('reloads: POST /reload (unchanged), SIGHUP after a change (applied), POST
     [{ generation: '2', sha256: sha256(text2), value: 1 }],
     'config_info follows the new file (one series only)',
   );
-  const config = JSON.parse((await request('GET', '/config')).body) as { generation: number; config: { listeners: Array<{ name: string; routes: unknown[] }> } };
+  const config = JSON.parse((await request('GET', '/config')).body) as {
+    generation: number;
+    config: { listeners: Array<{ name: string; routes: unknown[] }> };
+  };
   t.equal(config.generation, 2);
   t.equal(config.config.listeners[0]!.routes.length, 3, 'the new route is in the effective config');
   t.equal((await guard(session(proxy.port('main'), 'b.example.com'), GUARD_MS, 'new route')).backend, 'A', 'the new route is used');

@@ -70,8 +70,15 @@ function closedLogFor(client: string): Promise<LogLine> {
 }
 
 /** One Node TLS session offering `alpn`: who answered, the negotiated protocol, the certificate and the log line. */
-async function nodeSession(servername: string | undefined, alpn: string[] | undefined): Promise<{ identity: BackendIdentity; negotiated: string | false; certificateName: string; log: LogLine }> {
-  const socket = await guard(connectTls({ port: proxy.port('main'), ca: ca.cert, ...(servername ? { servername } : {}), ...(alpn ? { alpn } : {}) }), GUARD_MS, 'TLS handshake');
+async function nodeSession(
+  servername: string | undefined,
+  alpn: string[] | undefined,
+): Promise<{ identity: BackendIdentity; negotiated: string | false; certificateName: string; log: LogLine }> {
+  const socket = await guard(
+    connectTls({ port: proxy.port('main'), ca: ca.cert, ...(servername ? { servername } : {}), ...(alpn ? { alpn } : {}) }),
+    GUARD_MS,
+    'TLS handshake',
+  );
   const client = `127.0.0.1:${socket.localPort}`;
   try {
     const identity = JSON.parse(await guard(readLine(socket), GUARD_MS, 'identity line')) as BackendIdentity;
@@ -87,17 +94,59 @@ async function nodeSession(servername: string | undefined, alpn: string[] | unde
 type Case = { sni: string | undefined; alpn: string[] | undefined; backend: string; route: string; negotiated: string | false; why: string };
 
 const cases: Case[] = [
-  { sni: 'app.example.com', alpn: ['acme-tls/1'], backend: 'acme', route: 'app.example.com', negotiated: 'acme-tls/1', why: 'the ALPN route beats the same hostname without alpn' },
-  { sni: 'app.example.com', alpn: ['h2', 'acme-tls/1'], backend: 'acme', route: 'app.example.com', negotiated: 'acme-tls/1', why: 'offering acme-tls/1 among others is enough' },
+  {
+    sni: 'app.example.com',
+    alpn: ['acme-tls/1'],
+    backend: 'acme',
+    route: 'app.example.com',
+    negotiated: 'acme-tls/1',
+    why: 'the ALPN route beats the same hostname without alpn',
+  },
+  {
+    sni: 'app.example.com',
+    alpn: ['h2', 'acme-tls/1'],
+    backend: 'acme',
+    route: 'app.example.com',
+    negotiated: 'acme-tls/1',
+    why: 'offering acme-tls/1 among others is enough',
+  },
   { sni: 'app.example.com', alpn: undefined, backend: 'app', route: 'app.example.com', negotiated: false, why: 'no ALPN: the plain route' },
   { sni: 'app.example.com', alpn: ['h2', 'http/1.1'], backend: 'app', route: 'app.example.com', negotiated: 'h2', why: 'other protocols: the plain route' },
-  { sni: 'acme-only.example.com', alpn: ['acme-tls/1'], backend: 'acme', route: 'acme-only.example.com', negotiated: 'acme-tls/1', why: 'an ALPN-only hostname with its protocol' },
-  { sni: 'acme-only.example.com', alpn: ['h2'], backend: 'wild', route: '*.example.com', negotiated: 'h2', why: 'an ALPN-only hostname without its protocol falls through to the wildcard' },
+  {
+    sni: 'acme-only.example.com',
+    alpn: ['acme-tls/1'],
+    backend: 'acme',
+    route: 'acme-only.example.com',
+    negotiated: 'acme-tls/1',
+    why: 'an ALPN-only hostname with its protocol',
+  },
+  {
+    sni: 'acme-only.example.com',
+    alpn: ['h2'],
+    backend: 'wild',
+    route: '*.example.com',
+    negotiated: 'h2',
+    why: 'an ALPN-only hostname without its protocol falls through to the wildcard',
+  },
   { sni: 'acme-only.example.com', alpn: undefined, backend: 'wild', route: '*.example.com', negotiated: false, why: 'no ALPN at all: the wildcard' },
-  { sni: 'x.acme.test', alpn: ['acme-tls/1'], backend: 'acme', route: '*.acme.test', negotiated: 'acme-tls/1', why: 'a wildcard ALPN route beats its plain twin' },
+  {
+    sni: 'x.acme.test',
+    alpn: ['acme-tls/1'],
+    backend: 'acme',
+    route: '*.acme.test',
+    negotiated: 'acme-tls/1',
+    why: 'a wildcard ALPN route beats its plain twin',
+  },
   { sni: 'x.acme.test', alpn: ['http/1.1'], backend: 'wild', route: '*.acme.test', negotiated: 'http/1.1', why: 'the plain wildcard without acme-tls/1' },
   { sni: 'h2only.example.net', alpn: ['h2'], backend: 'h2', route: 'h2only.example.net', negotiated: 'h2', why: 'an ALPN-only hostname with its protocol' },
-  { sni: 'h2only.example.net', alpn: ['http/1.1'], backend: 'fallback', route: 'default', negotiated: 'http/1.1', why: 'an ALPN-only hostname without its protocol falls through to the default' },
+  {
+    sni: 'h2only.example.net',
+    alpn: ['http/1.1'],
+    backend: 'fallback',
+    route: 'default',
+    negotiated: 'http/1.1',
+    why: 'an ALPN-only hostname without its protocol falls through to the default',
+  },
   { sni: 'h2only.example.net', alpn: undefined, backend: 'fallback', route: 'default', negotiated: false, why: 'no ALPN: the default' },
   { sni: undefined, alpn: ['acme-tls/1', 'h2'], backend: 'fallback', route: 'default', negotiated: 'h2', why: 'no SNI: the default, whatever the ALPN' },
 ];
@@ -127,7 +176,11 @@ t.test('openssl s_client -alpn reaches the acme backend, without it the app', { 
     ['-alpn h2,acme-tls/1', ['-alpn', 'h2,acme-tls/1'], 'acme', /ALPN protocol: acme-tls\/1/],
   ] as const) {
     const before = proxy.connectionLogs().length;
-    const result = await runProgram(openssl!, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'app.example.com', '-verify_hostname', 'app.example.com', '-CAfile', caFile, ...extra], 'ping\n');
+    const result = await runProgram(
+      openssl!,
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'app.example.com', '-verify_hostname', 'app.example.com', '-CAfile', caFile, ...extra],
+      'ping\n',
+    );
     const output = `${result.stdout}\n${result.stderr}`;
     t.match(output, new RegExp(`subject=\\s*CN\\s*=\\s*${expected}\\b`), `${label}: certificate of backend ${expected}`);
     t.match(result.stdout, alpnLine, `${label}: ${alpnLine.source}`);

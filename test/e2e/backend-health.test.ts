@@ -202,7 +202,9 @@ t.test('a backend killed mid-run: no client fails, it is marked down, probed aft
   const deadline = Date.now() + 60_000;
   for (let index = 0; index < 100 && Date.now() < deadline; index++) {
     if (index === 30) await b.close();
-    const answer = await guard(whoAnswers({ port, servername: SNI, ca: ca.cert }), CONNECTION_GUARD_MS, `connection ${index + 1}`).catch((error: Error) => error);
+    const answer = await guard(whoAnswers({ port, servername: SNI, ca: ca.cert }), CONNECTION_GUARD_MS, `connection ${index + 1}`).catch(
+      (error: Error) => error,
+    );
     answers.push(answer instanceof Error ? `failed: ${answer.message}` : answer.backend);
   }
   const beforeKill = tally(answers.slice(0, 30));
@@ -328,7 +330,10 @@ t.test('a down backend whose probe connection hangs and whose client leaves mid-
   const port = proxy.port('health');
 
   // Nothing listens: one refused connect takes B out (maxFails 1).
-  await t.rejects(guard(connectTls({ port, servername: SNI, ca: ca.cert }), CONNECTION_GUARD_MS, 'the proxy to close the client'), 'the first client is closed');
+  await t.rejects(
+    guard(connectTls({ port, servername: SNI, ca: ca.cert }), CONNECTION_GUARD_MS, 'the proxy to close the client'),
+    'the first client is closed',
+  );
   await proxy.waitForLog((line) => isHealthLine(line, 'down', b.address), LOG_GUARD_MS);
   t.pass('B is marked down after one refused connect');
 
@@ -337,7 +342,11 @@ t.test('a down backend whose probe connection hangs and whose client leaves mid-
   t.teardown(() => blackhole.close());
   await sleep(600);
   const probeLog = await clientLeavingMidDial(proxy, port, 1_000);
-  t.same([probeLog.attempts, probeLog.backend], [1, b.address], `that client's connection was the one dialling B (outcome ${probeLog.outcome}, reason ${probeLog.reason})`);
+  t.same(
+    [probeLog.attempts, probeLog.backend],
+    [1, b.address],
+    `that client's connection was the one dialling B (outcome ${probeLog.outcome}, reason ${probeLog.reason})`,
+  );
 
   // B comes back for real on its port: after failTimeout a connection probes it again and finds it up.
   await blackhole.close();
@@ -357,24 +366,21 @@ t.test('a down backend whose probe connection hangs and whose client leaves mid-
   t.equal(up.cause, 'recovered', 'B is logged up again (cause recovered)');
 });
 
-t.test(
-  'a client that resets while its backend is being dialled is noticed: the dial stops and the connection is client_closed',
-  async (t) => {
-    const blackhole = await blackholeOn(Number((await unusedAddress()).split(':').pop()));
-    t.teardown(() => blackhole.close());
-    const silent = `127.0.0.1:${blackhole.port}`;
-    const config = proxyConfig({ backends: [silent] });
-    (config.listeners as Array<Record<string, unknown>>)[0]!.connectTimeout = '5s';
-    const proxy = await startProxy(config);
-    cleanUp(t, proxy, []);
-    const log = await clientLeavingMidDial(proxy, proxy.port('health'), 1_000);
-    t.same(
-      [log.outcome, log.reason, log.attempts, log.backend],
-      ['client_closed', 'ECONNRESET', 1, silent],
-      `the client reset during the dial: client_closed (logged after ${log.durationMs} ms)`,
-    );
-  },
-);
+t.test('a client that resets while its backend is being dialled is noticed: the dial stops and the connection is client_closed', async (t) => {
+  const blackhole = await blackholeOn(Number((await unusedAddress()).split(':').pop()));
+  t.teardown(() => blackhole.close());
+  const silent = `127.0.0.1:${blackhole.port}`;
+  const config = proxyConfig({ backends: [silent] });
+  (config.listeners as Array<Record<string, unknown>>)[0]!.connectTimeout = '5s';
+  const proxy = await startProxy(config);
+  cleanUp(t, proxy, []);
+  const log = await clientLeavingMidDial(proxy, proxy.port('health'), 1_000);
+  t.same(
+    [log.outcome, log.reason, log.attempts, log.backend],
+    ['client_closed', 'ECONNRESET', 1, silent],
+    `the client reset during the dial: client_closed (logged after ${log.durationMs} ms)`,
+  );
+});
 
 t.test('active health checks: a backend down at start is never chosen, then used after `rise` passing checks', async (t) => {
   const a = await startTlsBackend(ca, 'a');
@@ -515,12 +521,19 @@ t.test('all backends of a route down: the client is closed promptly and counted'
     CONNECTION_GUARD_MS,
     'GET /metrics',
   );
-  const counted = metrics.split('\n').find((line) => line.startsWith('sni_passthrough_connections_closed_total{') && line.includes('outcome="backend_unreachable"'));
+  const counted = metrics
+    .split('\n')
+    .find((line) => line.startsWith('sni_passthrough_connections_closed_total{') && line.includes('outcome="backend_unreachable"'));
   t.ok(counted, `a connections_closed_total series for backend_unreachable (${counted})`);
   t.equal(Number(counted?.split(' ').pop()), clients, `it counts all ${clients} clients`);
   const up = metrics.split('\n').filter((line) => line.startsWith('sni_passthrough_backend_up{'));
   t.same(
-    dead.map((address) => up.find((line) => line.includes(`backend="${address}"`))?.split(' ').pop()),
+    dead.map((address) =>
+      up
+        .find((line) => line.includes(`backend="${address}"`))
+        ?.split(' ')
+        .pop(),
+    ),
     ['0', '0'],
     'backend_up is 0 for both',
   );

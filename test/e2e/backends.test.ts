@@ -49,10 +49,7 @@ async function startBlackholes(count: number): Promise<{ addresses: string[]; cl
         const filler = net.connect(port, '127.0.0.1');
         filler.on('error', () => {});
         fillers.push(filler);
-        const connected = await Promise.race([
-          once(filler, 'connect').then(() => true),
-          new Promise<boolean>((resolve) => setTimeout(resolve, 800, false)),
-        ]);
+        const connected = await Promise.race([once(filler, 'connect').then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 800, false))]);
         if (!connected) filled = true;
       }
       if (!filled) throw new Error(`could not fill the accept queue of port ${port}`);
@@ -193,7 +190,10 @@ t.test('weights 1 and 3 over 200 sequential connections give 50 and 150', async 
   t.equal(weight1.accepted + weight3.accepted, 200, 'the backends saw exactly 200 sessions');
 
   const logs = await waitForLogs(sni, 200);
-  const logged = { light: logs.filter((line) => line.backend === weight1.address).length, heavy: logs.filter((line) => line.backend === weight3.address).length };
+  const logged = {
+    light: logs.filter((line) => line.backend === weight1.address).length,
+    heavy: logs.filter((line) => line.backend === weight3.address).length,
+  };
   t.same(logged, { light, heavy }, 'the log lines agree on which backend served each connection');
 });
 
@@ -216,7 +216,10 @@ t.test('a backend that takes the hello and resets without answering: the next ba
     t.ok(answer.authorized, `connection ${index + 1}: its certificate verifies (the hello was replayed intact)`);
   }
   const logs = await waitForLogs(sni, 8);
-  t.ok(logs.every((line) => line.outcome === 'ok' && line.backend === backendA.address), 'every line: ok, on the answering backend');
+  t.ok(
+    logs.every((line) => line.outcome === 'ok' && line.backend === backendA.address),
+    'every line: ok, on the answering backend',
+  );
   t.equal(logs.filter((line) => line.attempts === 2).length, 4, 'four connections went through the resetting backend first');
   t.equal(resetter.accepted, 4, 'and it kept being tried: closing before an answer does not count against its health (maxFails 3)');
 });

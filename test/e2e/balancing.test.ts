@@ -45,7 +45,13 @@ const named = await startTlsBackend(ca, 'named');
 const namedV6 = await startTlsBackend(ca, 'named-v6', { host: '::1' });
 const backends: TestBackend[] = [rr1, rr2, rr3, drainA, drainB, drained, lc1, lc2, lcLight, lcHeavy, src1, src2, src3, third, named, namedV6];
 // Failure state is kept per backend address, so every route gets its own dead addresses.
-const [deadDrain, deadR1, deadR2, deadD1, deadD2] = [await unusedAddress(), await unusedAddress(), await unusedAddress(), await unusedAddress(), await unusedAddress()];
+const [deadDrain, deadR1, deadR2, deadD1, deadD2] = [
+  await unusedAddress(),
+  await unusedAddress(),
+  await unusedAddress(),
+  await unusedAddress(),
+  await unusedAddress(),
+];
 
 const proxy = await startProxy({
   listeners: [
@@ -193,7 +199,9 @@ t.test('weight 0: the backend takes no new connections (exact: 0)', async (t) =>
 
 t.test('leastconn: new connections go to the backend with the fewest open ones', async (t) => {
   const held: tls.TLSSocket[] = [];
-  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+  });
 
   /** Opens a connection to `sni`, keeps it open, and says who answered. */
   const openHeld = async (sni: string): Promise<{ socket: tls.TLSSocket; backend: string }> => {
@@ -212,7 +220,11 @@ t.test('leastconn: new connections go to the backend with the fewest open ones',
       const fewest = Math.min(open['lc-1']!.length, open['lc-2']!.length);
       const { socket, backend } = await openHeld(sni);
       t.ok(backend in open, `connection ${index + 1} reached a leastconn backend (${backend})`);
-      t.equal(open[backend]!.length, fewest, `connection ${index + 1} went to a backend with the fewest open connections (${backend} had ${open[backend]!.length})`);
+      t.equal(
+        open[backend]!.length,
+        fewest,
+        `connection ${index + 1} went to a backend with the fewest open connections (${backend} had ${open[backend]!.length})`,
+      );
       open[backend]!.push(socket);
       order.push(backend);
     }
@@ -228,7 +240,9 @@ t.test('leastconn: new connections go to the backend with the fewest open ones',
     for (const socket of open[emptied]!) socket.end();
     await proxy.waitForLog(() => logsFor(proxy, sni).length >= closedBefore + 5, 10_000);
     t.same(
-      logsFor(proxy, sni).slice(closedBefore).map((line) => line.backend),
+      logsFor(proxy, sni)
+        .slice(closedBefore)
+        .map((line) => line.backend),
       Array(5).fill(emptiedAddress),
       `the proxy logged the 5 connections of ${emptied} as closed`,
     );
@@ -283,7 +297,8 @@ t.test('source: a client address keeps its backend; removing a backend moves onl
   t.same(unstable, [], `each of ${clients.length} client addresses reached the same backend on all ${perClient} connections`);
   const shares = tally([...home.values()]);
   t.comment(`measured: clients per backend ${JSON.stringify(shares)} (connections: ×${perClient})`);
-  for (const name of ['src-1', 'src-2', 'src-3']) t.ok((shares[name] ?? 0) > 0, `${name} has clients (${shares[name] ?? 0} of 40; an empty backend has odds ~1e-7)`);
+  for (const name of ['src-1', 'src-2', 'src-3'])
+    t.ok((shares[name] ?? 0) > 0, `${name} has clients (${shares[name] ?? 0} of 40; an empty backend has odds ~1e-7)`);
 
   const logs = await waitForLogs(proxy, sni, clients.length * perClient);
   t.same(

@@ -45,8 +45,6 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-
-
 /** Resolves once `socket` has closed. */
 function closed(socket: net.Socket): Promise<void> {
   if (socket.closed) return Promise.resolve();
@@ -133,7 +131,11 @@ t.test('check: a bad file exits 1 with FILE:LINE:COL: message', async (t) => {
     const { line, col } = positionOf(duplicateHostnameYaml, 'APP.Example.com.');
     const result = await runCli(['check', '--config', file]);
     t.equal(result.code, 1, 'exit 1');
-    t.match(result.stderr, new RegExp(`^${escapeRegExp(file)}:${line}:${col}: .*app\\.example\\.com`, 'm'), `points at ${line}:${col}: ${result.stderr.trim()}`);
+    t.match(
+      result.stderr,
+      new RegExp(`^${escapeRegExp(file)}:${line}:${col}: .*app\\.example\\.com`, 'm'),
+      `points at ${line}:${col}: ${result.stderr.trim()}`,
+    );
   });
 
   t.test('a file that does not exist', async (t) => {
@@ -182,7 +184,11 @@ t.test('a config error at startup: exit 1 with FILE:LINE:COL: message', async (t
   const result = await runCliExpectingExit(['--config', file, '--log-format', 'json']);
   t.notOk(result.killed, 'the proxy exited by itself');
   t.equal(result.code, 1, 'exit 1');
-  t.match(result.stderr, new RegExp(`^${escapeRegExp(file)}:${line}:${col}: .*bogus`), `starts with ${line}:${col}, as check prints it: ${result.stderr.trim()}`);
+  t.match(
+    result.stderr,
+    new RegExp(`^${escapeRegExp(file)}:${line}:${col}: .*bogus`),
+    `starts with ${line}:${col}, as check prints it: ${result.stderr.trim()}`,
+  );
   t.equal(result.stderr.trim().split('\n').length, 1, 'one line');
 });
 
@@ -190,7 +196,9 @@ t.test('graceful shutdown', async (t) => {
   const backend = await startTlsBackend(ca, 'echo');
   t.teardown(() => backend.close());
   const config = (drainTimeout?: string): unknown => ({
-    listeners: [{ name: 'main', listen: '127.0.0.1:0', ...(drainTimeout ? { drainTimeout } : {}), routes: [{ hostnames: [HOSTNAME], backends: [backend.address] }] }],
+    listeners: [
+      { name: 'main', listen: '127.0.0.1:0', ...(drainTimeout ? { drainTimeout } : {}), routes: [{ hostnames: [HOSTNAME], backends: [backend.address] }] },
+    ],
   });
   const shuttingDown = (proxy: ProxyProcess): Promise<unknown> => proxy.waitForLog((line) => /shutting down/.test(line.msg), 5_000);
 

@@ -210,7 +210,7 @@ t.test('not TLS: closed at once from the first bytes, no backend connection', as
   }
 });
 
-t.test("a real Node TLS client whose writes leave 1 byte at a time completes its session", async (t) => {
+t.test('a real Node TLS client whose writes leave 1 byte at a time completes its session', async (t) => {
   const raw = await connectRaw(proxy.port('main'));
   const client = clientOf(raw);
   const socket = fragmentingSocket(raw, { pieceSize: 1 });

@@ -28,7 +28,7 @@ function npmEnv(): NodeJS.ProcessEnv {
 function run(file: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { cwd, env: npmEnv(), timeout: NPM_GUARD_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : -1) : 0;
+      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
@@ -89,7 +89,9 @@ t.test('the tarball holds only what runs', async (t) => {
     'nothing outside bin/, dist/**/*.js, schema/, config.example.yaml, contrib/, README.md, LICENSE, CHANGELOG.md, package.json',
   );
   t.same(
-    files.filter((file) => /\.(ts|map)$/.test(file) || /^(lib|test|bench|demo|node_modules|coverage|\.tap|\.ci|\.scratch)\//.test(file) || /^tsconfig/.test(file)),
+    files.filter(
+      (file) => /\.(ts|map)$/.test(file) || /^(lib|test|bench|demo|node_modules|coverage|\.tap|\.ci|\.scratch)\//.test(file) || /^tsconfig/.test(file),
+    ),
     [],
     'no sources, source maps, tests, tooling',
   );
@@ -145,7 +147,11 @@ t.test('installed offline into an empty directory, it runs', async (t) => {
   const notCached = install.code !== 0 && /ENOTCACHED|cache mode is 'only-if-cached'|offline/i.test(output);
   if (notCached) {
     const line = output.split('\n').find((entry) => /ENOTCACHED|only-if-cached|404/.test(entry)) ?? output.trim().split('\n')[0];
-    t.test('the installed CLI runs', { skip: `npm's cache lacks a dependency of the package, so it cannot be installed offline (run \`npm ci\` first): ${line}` }, () => {});
+    t.test(
+      'the installed CLI runs',
+      { skip: `npm's cache lacks a dependency of the package, so it cannot be installed offline (run \`npm ci\` first): ${line}` },
+      () => {},
+    );
     return;
   }
   t.equal(install.code, 0, `npm install --offline: ${install.stderr}`);
@@ -179,14 +185,11 @@ t.test('installed offline into an empty directory, it runs', async (t) => {
   t.equal(schema.stdout, await readFile(join(installed, 'schema', 'config.schema.json'), 'utf8'), '`schema` prints the shipped schema file');
 });
 
-t.test(
-  'the packed package.json has no script npm treats as an install script',
-  async (t) => {
-    const extracted = join(work, 'extracted-scripts');
-    await run('mkdir', ['-p', extracted], work);
-    await run('tar', ['-xzf', tarball, '-C', extracted], work);
-    const packed = JSON.parse(await readFile(join(extracted, 'package', 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-    const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'].filter((name) => packed.scripts?.[name] !== undefined);
-    t.same(installScripts, [], 'no preinstall, install, postinstall or prepare');
-  },
-);
+t.test('the packed package.json has no script npm treats as an install script', async (t) => {
+  const extracted = join(work, 'extracted-scripts');
+  await run('mkdir', ['-p', extracted], work);
+  await run('tar', ['-xzf', tarball, '-C', extracted], work);
+  const packed = JSON.parse(await readFile(join(extracted, 'package', 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'].filter((name) => packed.scripts?.[name] !== undefined);
+  t.same(installScripts, [], 'no preinstall, install, postinstall or prepare');
+});

@@ -97,7 +97,13 @@ t.before(async () => {
       { name: 'untrusting', listen: '127.0.0.1:0', default: { backends: [plain.plain.address] } },
       { name: 'in-limit', listen: '127.0.0.1:0', acceptProxyProtocol: true, maxConnectionsPerClient: 1, default: { backends: [plain.plain.address] } },
       // Only the "load balancer" on 127.0.0.2 may send a header.
-      { name: 'in-trusted', listen: '127.0.0.1:0', acceptProxyProtocol: true, proxyProtocolFrom: ['127.0.0.2/32'], default: { backends: [plain.plain.address] } },
+      {
+        name: 'in-trusted',
+        listen: '127.0.0.1:0',
+        acceptProxyProtocol: true,
+        proxyProtocolFrom: ['127.0.0.2/32'],
+        default: { backends: [plain.plain.address] },
+      },
     ],
   });
 });
@@ -136,7 +142,14 @@ function uint16(value: number): Buffer {
 }
 
 /** The v2 header the spec prescribes for TCP over IPv4/IPv6 with one AUTHORITY TLV, built here byte by byte. */
-function expectedV2(family: 'TCP4' | 'TCP6', source: Buffer, destination: Buffer, sourcePort: number, destinationPort: number, authority: string | null): Buffer {
+function expectedV2(
+  family: 'TCP4' | 'TCP6',
+  source: Buffer,
+  destination: Buffer,
+  sourcePort: number,
+  destinationPort: number,
+  authority: string | null,
+): Buffer {
   const tlv = authority === null ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x02]), uint16(Buffer.byteLength(authority)), Buffer.from(authority, 'utf8')]);
   const body = Buffer.concat([source, destination, uint16(sourcePort), uint16(destinationPort), tlv]);
   return Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, family === 'TCP4' ? 0x11 : 0x21]), uint16(body.length), body]);
@@ -146,7 +159,11 @@ const LOOPBACK4 = Buffer.from([127, 0, 0, 1]);
 const LOOPBACK6 = Buffer.from('00000000000000000000000000000001', 'hex');
 
 /** One TLS session through `listener` (on `host`): identity line, an echoed line, then the client's local port and the log. */
-async function session(listener: string, servername: string | undefined, host = '127.0.0.1'): Promise<{ identity: BackendIdentity; clientPort: number; log: LogLine }> {
+async function session(
+  listener: string,
+  servername: string | undefined,
+  host = '127.0.0.1',
+): Promise<{ identity: BackendIdentity; clientPort: number; log: LogLine }> {
   const socket = await connectTls({ host, port: proxy.port(listener), ca: ca.cert, ...(servername === undefined ? {} : { servername }) });
   const clientPort = socket.localPort!;
   try {
@@ -169,8 +186,19 @@ t.test('PROXY out v1 over IPv4: the exact line, then the TLS session', async (t)
   const proxyPort = proxy.port('out');
   const { identity, clientPort, log } = await session('out', 'v1.example.com');
   const record = await recordFor(clientPort);
-  t.equal(record.raw.toString('latin1'), `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${proxyPort}\r\n`, 'byte-exact v1 line with the real client port and the listener port');
-  t.match(record.header, { version: 1, command: 'PROXY', family: 'TCP4', source: { address: '127.0.0.1', port: clientPort }, destination: { address: '127.0.0.1', port: proxyPort }, tlvs: [] });
+  t.equal(
+    record.raw.toString('latin1'),
+    `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${proxyPort}\r\n`,
+    'byte-exact v1 line with the real client port and the listener port',
+  );
+  t.match(record.header, {
+    version: 1,
+    command: 'PROXY',
+    family: 'TCP4',
+    source: { address: '127.0.0.1', port: clientPort },
+    destination: { address: '127.0.0.1', port: proxyPort },
+    tlvs: [],
+  });
   t.same(identity, { backend: 'pp', sni: 'v1.example.com', alpn: null }, 'the TLS session completed behind the header');
   t.equal(log.outcome, 'ok');
   t.equal(log.backend, pp.address);
@@ -199,7 +227,11 @@ t.test('PROXY out v2 without SNI: no AUTHORITY TLV', async (t) => {
   const proxyPort = proxy.port('out');
   const { identity, clientPort, log } = await session('out', undefined);
   const record = await recordFor(clientPort);
-  t.equal(record.raw.toString('hex'), expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, null).toString('hex'), 'byte-exact header, addresses only');
+  t.equal(
+    record.raw.toString('hex'),
+    expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, null).toString('hex'),
+    'byte-exact header, addresses only',
+  );
   t.same(record.header?.tlvs, [], 'no TLV');
   t.equal(identity.sni, null);
   t.equal(log.route, 'default');
@@ -215,7 +247,10 @@ t.test('per-backend proxyProtocol, and a backend overriding its route', async (t
     const { identity, clientPort } = await session('out', sni);
     const record = await recordFor(clientPort);
     t.equal(record.header?.version, version, `${sni}: v${version} header`);
-    const expected = version === 1 ? Buffer.from(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${proxyPort}\r\n`) : expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, sni);
+    const expected =
+      version === 1
+        ? Buffer.from(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${proxyPort}\r\n`)
+        : expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, sni);
     t.equal(record.raw.toString('hex'), expected.toString('hex'), `${sni}: byte-exact`);
     t.equal(identity.sni, sni, `${sni}: session completed`);
   }
@@ -228,7 +263,11 @@ t.test('PROXY out after failover: the backend that answered gets exactly one hea
     const { identity, clientPort, log } = await session('out', 'failover.example.com');
     attempts.push(log.attempts as number);
     const record = await recordFor(clientPort);
-    t.equal(record.raw.toString('hex'), expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, 'failover.example.com').toString('hex'), `round ${round}: byte-exact header`);
+    t.equal(
+      record.raw.toString('hex'),
+      expectedV2('TCP4', LOOPBACK4, LOOPBACK4, clientPort, proxyPort, 'failover.example.com').toString('hex'),
+      `round ${round}: byte-exact header`,
+    );
     t.equal(identity.backend, 'pp', `round ${round}: the TLS session completed (a doubled header would break it)`);
     t.equal(log.backend, pp.address, `round ${round}: logged backend`);
   }
@@ -337,9 +376,13 @@ t.test('a real nginx with proxy_protocol sees the client address and SNI', { ski
     ].join('\n'),
   );
   let nginxOutput = '';
-  const nginx: ChildProcess = spawn(NGINX, ['-p', directory, '-c', join(directory, 'nginx.conf'), '-g', `daemon off; pid ${join(directory, 'nginx.pid')}; error_log stderr;`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const nginx: ChildProcess = spawn(
+    NGINX,
+    ['-p', directory, '-c', join(directory, 'nginx.conf'), '-g', `daemon off; pid ${join(directory, 'nginx.pid')}; error_log stderr;`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   nginx.stdout!.on('data', (chunk) => (nginxOutput += chunk));
   nginx.stderr!.on('data', (chunk) => (nginxOutput += chunk));
   const nginxExited = once(nginx, 'exit');
@@ -461,7 +504,11 @@ t.test('PROXY in v2 with a TLV: the header address is the client; PROXY out v1 p
       { type: PP2_TYPE_AUTHORITY, value: Buffer.from('upstream.example.org') },
     ],
   });
-  t.match(readProxyHeader(header), { version: 2, family: 'TCP4', tlvs: [{ type: PP2_TYPE_NOOP }, { type: PP2_TYPE_AUTHORITY }] }, 'the hand-built header reads back');
+  t.match(
+    readProxyHeader(header),
+    { version: 2, family: 'TCP4', tlvs: [{ type: PP2_TYPE_NOOP }, { type: PP2_TYPE_AUTHORITY }] },
+    'the hand-built header reads back',
+  );
   const result = await proxiedSession('in', header, 'in-v1.example.com');
   t.equal(result.error, null, 'no error');
   t.equal(result.identity?.sni, 'in-v1.example.com', 'routed');
@@ -495,7 +542,15 @@ t.test('PROXY in v1 TCP6: logged as [addr]:port, passed on byte-exact by PROXY o
 t.test('PROXY in: a header trickled one byte at a time', async (t) => {
   for (const [label, header, port] of [
     ['v1', buildProxyV1({ address: '203.0.113.20', port: 4340 }, { address: '192.0.2.10', port: 443 }), 4340],
-    ['v2', buildProxyV2({ source: { address: '203.0.113.21', port: 4341 }, destination: { address: '192.0.2.10', port: 443 }, tlvs: [{ type: PP2_TYPE_NOOP, value: Buffer.alloc(7) }] }), 4341],
+    [
+      'v2',
+      buildProxyV2({
+        source: { address: '203.0.113.21', port: 4341 },
+        destination: { address: '192.0.2.10', port: 443 },
+        tlvs: [{ type: PP2_TYPE_NOOP, value: Buffer.alloc(7) }],
+      }),
+      4341,
+    ],
   ] as const) {
     const raw = await connectRaw(proxy.port('in'));
     await writeInPieces(raw, header, 1);
@@ -508,7 +563,11 @@ t.test('PROXY in: a header trickled one byte at a time', async (t) => {
     } finally {
       socket.destroy();
     }
-    t.equal((await closedLogFor('in', `${label === 'v1' ? '203.0.113.20' : '203.0.113.21'}:${port}`)).outcome, 'ok', `${label}: logged with the header address`);
+    t.equal(
+      (await closedLogFor('in', `${label === 'v1' ? '203.0.113.20' : '203.0.113.21'}:${port}`)).outcome,
+      'ok',
+      `${label}: logged with the header address`,
+    );
     t.same((await recordFor(port)).header?.source?.port, port, `${label}: passed on`);
   }
 });
@@ -534,12 +593,18 @@ t.test('PROXY in: a broken header is closed as bad_proxy_header', async (t) => {
   const before = pp.records.length + plain.plain!.accepted;
   for (const [label, bytes] of [
     ['v1 with nonsense', Buffer.from('PROXY TCP4 nonsense\r\n')],
-    ['v1 with a bad address, then a hello', Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.300 192.0.2.10 1 443\r\n'), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))])],
+    [
+      'v1 with a bad address, then a hello',
+      Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.300 192.0.2.10 1 443\r\n'), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]),
+    ],
     ['v2 with version nibble 3', Buffer.concat([V2_SIGNATURE, Buffer.from([0x31, 0x11, 0x00, 0x0c]), Buffer.alloc(12)])],
     ['v2 with an address block too short for its family', Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0x00, 0x04]), Buffer.alloc(4)])],
     ['v2 with command 0x2 (unassigned)', Buffer.concat([V2_SIGNATURE, Buffer.from([0x22, 0x11, 0x00, 0x0c]), Buffer.alloc(12)])],
     ['v1 without CRLF within 107 bytes', Buffer.from(`PROXY TCP4 203.0.113.7 192.0.2.10 1 443${' '.repeat(120)}`)],
-    ['v1 ended by a bare LF, then a hello', Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.10 1 443\n'), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))])],
+    [
+      'v1 ended by a bare LF, then a hello',
+      Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.10 1 443\n'), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]),
+    ],
     ['v1 with a port above 65535', Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.10 65536 443\r\n')],
     ['v1 TCP4 with IPv6 addresses', Buffer.from('PROXY TCP4 2001:db8::7 2001:db8::1 1 443\r\n')],
   ] as const) {
@@ -562,11 +627,7 @@ t.test('PROXY in: no header at all (a plain TLS hello) is closed as bad_proxy_he
   const socket = tls.connect({ host: '127.0.0.1', port: proxy.port('in'), servername: 'in.example.com', ca: ca.cert });
   let port = 0;
   socket.once('connect', () => (port = socket.localPort!));
-  const failure = await guard(
-    handshakeResult(socket),
-    GUARD_MS,
-    'the TLS client failing',
-  );
+  const failure = await guard(handshakeResult(socket), GUARD_MS, 'the TLS client failing');
   socket.destroy();
   t.ok(failure, `the handshake failed (${failure?.message})`);
   const tlsLog = await closedLogFor('in', `127.0.0.1:${port}`);
@@ -616,13 +677,25 @@ t.test('allow/deny on the listener use the PROXY header address', async (t) => {
   t.equal(allowed.identity?.backend, 'plain');
   t.equal((await closedLogFor('in-acl', '198.51.100.7:4400')).outcome, 'ok');
 
-  const denied = await rawExchange('in-acl', Buffer.concat([buildProxyV1({ address: '203.0.113.7', port: 4401 }, { address: '192.0.2.10', port: 443 }), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]));
+  const denied = await rawExchange(
+    'in-acl',
+    Buffer.concat([
+      buildProxyV1({ address: '203.0.113.7', port: 4401 }, { address: '192.0.2.10', port: 443 }),
+      wrapInRecords(buildClientHello({ serverName: 'in.example.com' })),
+    ]),
+  );
   t.equal(denied.received.length, 0, 'a denied header address gets nothing');
   const deniedLog = await closedLogFor('in-acl', '203.0.113.7:4401');
   t.equal(deniedLog.outcome, 'denied');
   t.equal(deniedLog.reason, 'listener_access_list');
 
-  const mapped = await rawExchange('in-acl', Buffer.concat([buildProxyV2({ source: { address: '::ffff:203.0.113.7', port: 4404 }, destination: { address: '::ffff:192.0.2.10', port: 443 } }), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]));
+  const mapped = await rawExchange(
+    'in-acl',
+    Buffer.concat([
+      buildProxyV2({ source: { address: '::ffff:203.0.113.7', port: 4404 }, destination: { address: '::ffff:192.0.2.10', port: 443 } }),
+      wrapInRecords(buildClientHello({ serverName: 'in.example.com' })),
+    ]),
+  );
   t.equal(mapped.received.length, 0, 'an IPv4-mapped IPv6 header address in a denied IPv4 range gets nothing');
   const mappedLog = await closedLogFor('in-acl', '203.0.113.7:4404');
   t.equal(mappedLog.outcome, 'denied', 'the mapped address is logged as IPv4 and denied');
@@ -667,7 +740,13 @@ t.test('maxConnectionsPerClient counts the PROXY header address', async (t) => {
       await guard(once(socket, 'secureConnect'), GUARD_MS, `${address}: handshake`);
       t.equal((JSON.parse(await guard(readLine(socket), GUARD_MS, 'identity')) as BackendIdentity).backend, 'plain', `${address}: served`);
     }
-    const over = await rawExchange('in-limit', Buffer.concat([buildProxyV1({ address: '198.51.100.1', port: 4502 }, { address: '192.0.2.10', port: 443 }), wrapInRecords(buildClientHello({ serverName: 'in.example.com' }))]));
+    const over = await rawExchange(
+      'in-limit',
+      Buffer.concat([
+        buildProxyV1({ address: '198.51.100.1', port: 4502 }, { address: '192.0.2.10', port: 443 }),
+        wrapInRecords(buildClientHello({ serverName: 'in.example.com' })),
+      ]),
+    );
     t.equal(over.received.length, 0, 'a second connection for 198.51.100.1 gets nothing');
     t.equal((await closedLogFor('in-limit', '198.51.100.1:4502')).outcome, 'client_limit', 'client_limit for the header address');
   } finally {
@@ -683,7 +762,11 @@ t.test('route deny uses the PROXY header address', async (t) => {
   t.equal(deniedLog.reason, 'route_access_list');
   t.equal(deniedLog.route, 'guarded.example.com');
 
-  const allowed = await proxiedSession('in', buildProxyV1({ address: '198.51.100.9', port: 4403 }, { address: '192.0.2.10', port: 443 }), 'guarded.example.com');
+  const allowed = await proxiedSession(
+    'in',
+    buildProxyV1({ address: '198.51.100.9', port: 4403 }, { address: '192.0.2.10', port: 443 }),
+    'guarded.example.com',
+  );
   t.equal(allowed.error, null, 'another header address is served');
   t.equal(allowed.identity?.backend, 'plain');
 });

@@ -143,9 +143,20 @@ interface Session {
  * destroyed and the promise rejected when it fails or after `timeoutMs`.
  * `resume`: a TLS session to offer for resumption, and where to keep the next one.
  */
-function openSession(address: string, servername: string, timeoutMs = GUARD_MS, resume?: { session: Buffer | null; keep(session: Buffer): void }): Promise<Session> {
+function openSession(
+  address: string,
+  servername: string,
+  timeoutMs = GUARD_MS,
+  resume?: { session: Buffer | null; keep(session: Buffer): void },
+): Promise<Session> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: portOf(address), servername, secureContext: clientContext, ...(resume?.session ? { session: resume.session } : {}) });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: portOf(address),
+      servername,
+      secureContext: clientContext,
+      ...(resume?.session ? { session: resume.session } : {}),
+    });
     if (resume) socket.on('session', (session: Buffer) => resume.keep(session));
     let pending = Buffer.alloc(0);
     let securedAt = NaN;
@@ -529,7 +540,12 @@ interface Expectation {
 /** What `expectation` must meet under `model` (the test's own account of the routing rules it relies on). */
 function answerFor(model: Model, expectation: Expectation): string {
   if (expectation.listener === 'extra') return model.extra ? 'C' : 'refused';
-  const exact: Record<string, string> = { 'stable.example.com': 'A', 'long.example.com': model.long, 'moving.example.com': model.moving[0]!, ...Object.fromEntries(model.hosts) };
+  const exact: Record<string, string> = {
+    'stable.example.com': 'A',
+    'long.example.com': model.long,
+    'moving.example.com': model.moving[0]!,
+    ...Object.fromEntries(model.hosts),
+  };
   if (exact[expectation.sni]) return exact[expectation.sni]!;
   if (expectation.sni.endsWith('.wild.example.com')) return 'C';
   return model.defaultBackend ?? 'alert';
@@ -587,7 +603,11 @@ function loadSteps(): Array<Step | 'invalid'> {
     { what: 'add a hostname', change: (m) => m.hosts.push(['h11.example.com', 'C']), probes: [{ listener: 'main', sni: 'h11.example.com', expect: 'C' }] },
     'invalid',
     { what: "move the long streams' route to A", change: (m) => (m.long = 'A'), probes: [{ listener: 'main', sni: 'long.example.com', expect: 'A' }] },
-    { what: 'remove the second listener again', change: (m) => (m.extra = false), probes: [{ listener: 'extra', sni: 'extra.example.com', expect: 'refused' }] },
+    {
+      what: 'remove the second listener again',
+      change: (m) => (m.extra = false),
+      probes: [{ listener: 'extra', sni: 'extra.example.com', expect: 'refused' }],
+    },
     {
       what: 'remove a hostname, move a route to C',
       change: (m) => {
@@ -741,7 +761,11 @@ async function loadPhase(
         `${label}: the ${what} file to be refused`,
       );
       const position = `${lineCount(text) + 1}:${col}`;
-      t.match(String(refused.error), new RegExp(`^${escapeRegExp(file.path)}:${position}: `), `${label}: ${what} (${kind}) refused as FILE:${position}: … (${refused.error})`);
+      t.match(
+        String(refused.error),
+        new RegExp(`^${escapeRegExp(file.path)}:${position}: `),
+        `${label}: ${what} (${kind}) refused as FILE:${position}: … (${refused.error})`,
+      );
       t.equal(refused.generation, generation, `${label}: ${what}: still generation ${generation}`);
       // Nothing disturbed: the routes of the running generation still answer (the load checks its own).
       t.equal(await probe(main, 'long.example.com'), model.long, `${label}: after the ${what} file, long.example.com still reaches ${model.long}`);
@@ -810,7 +834,11 @@ async function loadPhase(
     test: (testCpu.user + testCpu.system) / 1e6,
     proxy: ((await cpuSeconds(proxy.child.pid!)) ?? NaN) - (cpuBefore.proxy ?? NaN),
   };
-  t.equal(load.failures.length, 0, `${label}: no short connection failed (${load.succeeded} of ${load.attempts} ok, ${rate.toFixed(0)}/s): ${load.failures.slice(0, 5).join('; ')}`);
+  t.equal(
+    load.failures.length,
+    0,
+    `${label}: no short connection failed (${load.succeeded} of ${load.attempts} ok, ${rate.toFixed(0)}/s): ${load.failures.slice(0, 5).join('; ')}`,
+  );
   t.ok(load.succeeded > 0, `${label}: the short-connection load ran`);
   t.equal(reloadedLines(proxy).length, generation - 1, `${label}: exactly one reload per valid write (${generation - 1})`);
   // An in-place write is not atomic: the proxy may read the file between its truncation and the write and refuse
@@ -913,7 +941,9 @@ t.test('under load: 30 reloads through in-place writes, atomic renames and Confi
   t.comment(`load phases took ${total} s`);
   for (const figure of loadFigures) t.comment(figure);
   const rounded = visibilityMs.map((value) => Math.round(value));
-  t.comment(`reload visibility over ${rounded.length} changes: max ${Math.max(...rounded)} ms, median ${Math.round(median(visibilityMs))} ms, all: ${rounded.join(' ')}`);
+  t.comment(
+    `reload visibility over ${rounded.length} changes: max ${Math.max(...rounded)} ms, median ${Math.round(median(visibilityMs))} ms, all: ${rounded.join(' ')}`,
+  );
   t.comment(`applied (proxy log time - write): max ${Math.max(...appliedMs)} ms, median ${Math.round(median(appliedMs))} ms, all: ${appliedMs.join(' ')}`);
 });
 
@@ -922,7 +952,17 @@ t.test('invalid YAML and an invalid schema at reload: refused at the right line,
   const b = await startTlsBackend(ca, 'B');
   t.teardown(() => Promise.all([a.close(), b.close()]));
   const config = (backend: TestBackend): string =>
-    ['defaults:', '  drainTimeout: 2s', 'listeners:', '  - name: main', '    listen: 127.0.0.1:0', '    routes:', '      - hostnames: [a.example.com]', `        backends: [${backend.address}]`, ''].join('\n');
+    [
+      'defaults:',
+      '  drainTimeout: 2s',
+      'listeners:',
+      '  - name: main',
+      '    listen: 127.0.0.1:0',
+      '    routes:',
+      '      - hostnames: [a.example.com]',
+      `        backends: [${backend.address}]`,
+      '',
+    ].join('\n');
   const file = await PlainConfigFile.create(config(a));
   const proxy = await startProxy(null, { configFile: file.path });
   t.teardown(() => proxy.stop('SIGKILL'));
@@ -979,7 +1019,11 @@ t.test('invalid YAML and an invalid schema at reload: refused at the right line,
   // The proxy still reloads a valid file afterwards, as generation 2.
   await file.writeInPlace(config(b));
   const line = await waitForGeneration(proxy, 2);
-  t.same({ kept: line.kept, changed: line.changed, added: line.added, removed: line.removed }, { kept: ['main'], changed: ['main'], added: [], removed: [] }, 'the valid file is generation 2: main kept, its routes changed');
+  t.same(
+    { kept: line.kept, changed: line.changed, added: line.added, removed: line.removed },
+    { kept: ['main'], changed: ['main'], added: [], removed: [] },
+    'the valid file is generation 2: main kept, its routes changed',
+  );
   t.equal(await probe(main, 'a.example.com'), 'B', 'a.example.com now reaches B');
 });
 
@@ -995,7 +1039,9 @@ t.test("a reload whose new listener's port is taken changes nothing", async (t) 
     await new Promise((resolve) => blocker.close(resolve));
   });
   const route = (backend: TestBackend): unknown => ({ hostnames: ['a.example.com'], backends: [backend.address] });
-  const file = await PlainConfigFile.create(stringify({ defaults: { drainTimeout: '2s' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [route(a)] }] }));
+  const file = await PlainConfigFile.create(
+    stringify({ defaults: { drainTimeout: '2s' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [route(a)] }] }),
+  );
   const proxy = await startProxy(null, { configFile: file.path });
   t.teardown(() => proxy.stop('SIGKILL'));
   const main = proxy.address('main');
@@ -1021,7 +1067,11 @@ t.test("a reload whose new listener's port is taken changes nothing", async (t) 
   if (portsBefore === null) {
     t.comment('no /proc: cannot check the listening sockets');
   } else {
-    t.same(await listeningPorts(proxy.child.pid!), portsBefore, `the proxy listens on exactly what it did before (${portsBefore.join(', ')}): the fresh listener was closed again`);
+    t.same(
+      await listeningPorts(proxy.child.pid!),
+      portsBefore,
+      `the proxy listens on exactly what it did before (${portsBefore.join(', ')}): the fresh listener was closed again`,
+    );
   }
 
   // Once the port is free again, saving the same file again applies it, as generation 2.
@@ -1033,50 +1083,55 @@ t.test("a reload whose new listener's port is taken changes nothing", async (t) 
   t.equal(await probe(proxy.address('taken'), 'a.example.com'), 'B', 'the formerly taken port now serves');
 });
 
-t.test(
-  'an atomic rename of a same-size file with an older mtime (rsync -t, cp -p then mv, tar) is picked up',
-  async (t) => {
-    const a = await startTlsBackend(ca, 'A');
-    const b = await startTlsBackend(ca, 'B');
-    t.teardown(() => Promise.all([a.close(), b.close()]));
-    // Both files the same length: the port numbers are padded by a comment when their lengths differ.
-    const config = (backend: TestBackend): string =>
-      stringify({ defaults: { drainTimeout: '2s' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [backend.address] }] }] }) +
-      `#${' '.repeat(Math.max(a.address.length, b.address.length) - backend.address.length)}\n`;
-    const file = await PlainConfigFile.create(config(a));
-    t.equal(config(b).length, config(a).length, 'the new file has the same size as the running one');
-    const proxy = await startProxy(null, { configFile: file.path });
-    t.teardown(() => proxy.stop('SIGKILL'));
-    const main = proxy.address('main');
-    t.equal(await probe(main, 'a.example.com'), 'A', 'generation 1 routes a.example.com to A');
+t.test('an atomic rename of a same-size file with an older mtime (rsync -t, cp -p then mv, tar) is picked up', async (t) => {
+  const a = await startTlsBackend(ca, 'A');
+  const b = await startTlsBackend(ca, 'B');
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  // Both files the same length: the port numbers are padded by a comment when their lengths differ.
+  const config = (backend: TestBackend): string =>
+    `${stringify({
+      defaults: { drainTimeout: '2s' },
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [backend.address] }] }],
+    })}#${' '.repeat(Math.max(a.address.length, b.address.length) - backend.address.length)}\n`;
+  const file = await PlainConfigFile.create(config(a));
+  t.equal(config(b).length, config(a).length, 'the new file has the same size as the running one');
+  const proxy = await startProxy(null, { configFile: file.path });
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const main = proxy.address('main');
+  t.equal(await probe(main, 'a.example.com'), 'A', 'generation 1 routes a.example.com to A');
 
-    // A deploy tool's atomic update: the new content in a temp file, its mtime set to the source's (an hour ago), renamed over.
-    const temporary = `${file.path}.rsync-tmp`;
-    await writeFile(temporary, config(b));
-    const anHourAgo = new Date(Date.now() - 3_600_000);
-    await utimes(temporary, anHourAgo, anHourAgo);
-    const commit = commitTime();
-    await rename(temporary, file.path);
-    const giveUpMs = 2 * VISIBLE_WITHIN_MS;
-    const { visibleAfter, settled } = await pollUntil(
-      () => probeTimed(main, 'a.example.com'),
-      (result) => result.answer === 'B',
-      (result) => result.at,
-      commit.at,
-      giveUpMs,
-    );
-    await settled;
-    t.ok(visibleAfter <= VISIBLE_WITHIN_MS, `a.example.com reaches B within 1 s of the rename (${visibleAfter === Infinity ? `not within ${giveUpMs} ms` : `${Math.round(visibleAfter)} ms`})`);
-    t.equal(reloadedLines(proxy).length, 1, 'one reload');
-  },
-);
+  // A deploy tool's atomic update: the new content in a temp file, its mtime set to the source's (an hour ago), renamed over.
+  const temporary = `${file.path}.rsync-tmp`;
+  await writeFile(temporary, config(b));
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  await utimes(temporary, anHourAgo, anHourAgo);
+  const commit = commitTime();
+  await rename(temporary, file.path);
+  const giveUpMs = 2 * VISIBLE_WITHIN_MS;
+  const { visibleAfter, settled } = await pollUntil(
+    () => probeTimed(main, 'a.example.com'),
+    (result) => result.answer === 'B',
+    (result) => result.at,
+    commit.at,
+    giveUpMs,
+  );
+  await settled;
+  t.ok(
+    visibleAfter <= VISIBLE_WITHIN_MS,
+    `a.example.com reaches B within 1 s of the rename (${visibleAfter === Infinity ? `not within ${giveUpMs} ms` : `${Math.round(visibleAfter)} ms`})`,
+  );
+  t.equal(reloadedLines(proxy).length, 1, 'one reload');
+});
 
 t.test('SIGHUP reloads with --no-watch; a file change alone does not', async (t) => {
   const a = await startTlsBackend(ca, 'A');
   const b = await startTlsBackend(ca, 'B');
   t.teardown(() => Promise.all([a.close(), b.close()]));
   const config = (backend: TestBackend): string =>
-    stringify({ defaults: { drainTimeout: '2s' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [backend.address] }] }] });
+    stringify({
+      defaults: { drainTimeout: '2s' },
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [backend.address] }] }],
+    });
   const file = await PlainConfigFile.create(config(a));
   const proxy = await startProxy(null, { configFile: file.path, args: ['--no-watch'] });
   t.teardown(() => proxy.stop('SIGKILL'));
@@ -1148,7 +1203,10 @@ t.test('changed timeouts apply to new connections only', async (t) => {
   const a = await startTlsBackend(ca, 'A');
   t.teardown(() => a.close());
   const config = (idleTimeout: string): string =>
-    stringify({ defaults: { drainTimeout: '2s', idleTimeout }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [a.address] }] }] });
+    stringify({
+      defaults: { drainTimeout: '2s', idleTimeout },
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [a.address] }] }],
+    });
   const file = await PlainConfigFile.create(config('0'));
   const proxy = await startProxy(null, { configFile: file.path });
   t.teardown(() => proxy.stop('SIGKILL'));
@@ -1207,7 +1265,10 @@ t.test('check --config works on the file the proxy is running on', async (t) => 
   const a = await startTlsBackend(ca, 'A');
   t.teardown(() => a.close());
   const volume = await ConfigMapVolume.create(
-    stringify({ defaults: { drainTimeout: '2s' }, listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['check.example.com'], backends: [a.address] }] }] }),
+    stringify({
+      defaults: { drainTimeout: '2s' },
+      listeners: [{ name: 'main', listen: '127.0.0.1:0', routes: [{ hostnames: ['check.example.com'], backends: [a.address] }] }],
+    }),
   );
   const proxy = await startProxy(null, { configFile: volume.path });
   t.teardown(() => proxy.stop('SIGKILL'));
@@ -1222,7 +1283,10 @@ t.test('check --config works on the file the proxy is running on', async (t) => 
 
   // After a ConfigMap swap that `check` refuses, the running proxy refuses it too, at the same place.
   await volume.swap(`${await readFile(volume.path, 'utf8')}bogus: 1\n`);
-  const [bad, refused] = await Promise.all([runCli(['check', '--config', volume.path]), proxy.waitForLog((line) => line.msg.startsWith('config reload refused'))]);
+  const [bad, refused] = await Promise.all([
+    runCli(['check', '--config', volume.path]),
+    proxy.waitForLog((line) => line.msg.startsWith('config reload refused')),
+  ]);
   t.equal(bad.code, 1, 'check exits 1 on a bad file');
   t.equal(bad.stderr.trim(), String(refused.error), `check and the proxy report the same error (${refused.error})`);
   t.equal(await probe(proxy.address('main'), 'check.example.com'), 'A', 'the proxy keeps serving generation 1');

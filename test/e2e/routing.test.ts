@@ -137,11 +137,7 @@ async function session(servername: string | undefined, listener = 'main'): Promi
   }
 }
 
-function checkOkLog(
-  t: Test,
-  log: LogLine,
-  expected: { listener?: string; sni: string | null; route: string; backend: TestBackend },
-): void {
+function checkOkLog(t: Test, log: LogLine, expected: { listener?: string; sni: string | null; route: string; backend: TestBackend }): void {
   t.equal(log.listener, expected.listener ?? 'main', 'log: listener');
   t.match(log.client, /^127\.0\.0\.1:\d+$/, 'log: client address');
   t.equal(log.sni, expected.sni, 'log: sni');
@@ -181,7 +177,11 @@ for (const { sni, backend, route, loggedSni, why } of cases) {
     t.equal(result.identity.backend, backend, 'the right backend answered');
     t.equal(result.certificateName, backend, "the client saw that backend's own certificate");
     t.ok(result.authorized, 'the certificate verified against the CA');
-    t.equal(result.identity.sni?.toLowerCase().replace(/\.$/, '') ?? null, sni?.toLowerCase().replace(/\.$/, '') ?? null, 'the backend saw the SNI the client sent');
+    t.equal(
+      result.identity.sni?.toLowerCase().replace(/\.$/, '') ?? null,
+      sni?.toLowerCase().replace(/\.$/, '') ?? null,
+      'the backend saw the SNI the client sent',
+    );
     checkOkLog(t, result.log, { sni: loggedSni === undefined ? (sni ?? null) : loggedSni, route, backend: backends[backend]! });
   });
 }
@@ -250,7 +250,11 @@ t.test('no route and no default: unrecognized_name alert', async (t) => {
       const outcome = readUntilClosed(socket);
       socket.write(Buffer.concat([wrapInRecords(buildClientHello({ serverName: 'nope.example.org' })), Buffer.alloc(300_000, 0x17)]));
       const result = await outcome;
-      t.equal(result.received.toString('hex'), UNRECOGNIZED_NAME_ALERT.toString('hex'), `attempt ${attempt}: the alert arrived (ended by ${result.endedBy} ${result.errorCode ?? ''})`);
+      t.equal(
+        result.received.toString('hex'),
+        UNRECOGNIZED_NAME_ALERT.toString('hex'),
+        `attempt ${attempt}: the alert arrived (ended by ${result.endedBy} ${result.errorCode ?? ''})`,
+      );
       const log = await closedLogFor(client);
       t.equal(log.outcome, 'no_route');
     }
@@ -285,10 +289,22 @@ t.test('curl --resolve reaches each hostname on its own backend', { skip: curl ?
     ['shop.web.test', 'web-wild'],
   ] as const) {
     const linesBefore = proxy.connectionLogs().length;
-    const result = await runProgram(curl!, ['-sS', '--max-time', '8', '--resolve', `${name}:${port}:127.0.0.1`, '--cacert', caFile, `https://${name}:${port}/`]);
+    const result = await runProgram(curl!, [
+      '-sS',
+      '--max-time',
+      '8',
+      '--resolve',
+      `${name}:${port}:127.0.0.1`,
+      '--cacert',
+      caFile,
+      `https://${name}:${port}/`,
+    ]);
     t.equal(result.code, 0, `curl ${name} exited 0 (stderr: ${result.stderr.trim()})`);
     t.equal(result.stdout, expected, `${name} answered by ${expected}`);
-    const log = await proxy.waitForLog((line) => line.msg === 'connection closed' && line.sni === name && proxy.connectionLogs().indexOf(line) >= linesBefore, GUARD_MS);
+    const log = await proxy.waitForLog(
+      (line) => line.msg === 'connection closed' && line.sni === name && proxy.connectionLogs().indexOf(line) >= linesBefore,
+      GUARD_MS,
+    );
     // curl closes its socket as soon as it has the response; when the server's
     // close_notify is still in flight its kernel answers with a reset, which
     // the proxy logs as a normal end with reason client_reset.

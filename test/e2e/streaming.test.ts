@@ -260,7 +260,11 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
   const firstOutcome = readUntilClosed(first);
   first.end(Buffer.concat([hello, payload]));
   await waitFor(() => seenByBackend.length > 0, 'the first backend connection', 5_000);
-  t.same(await guard(seenByBackend[0]!, 5_000, 'the client FIN at the backend'), Buffer.concat([hello, payload]), "the backend got the hello, the payload and then the client's FIN");
+  t.same(
+    await guard(seenByBackend[0]!, 5_000, 'the client FIN at the backend'),
+    Buffer.concat([hello, payload]),
+    "the backend got the hello, the payload and then the client's FIN",
+  );
   const firstResult = await guard(firstOutcome, 5_000, 'the first connection to close');
   t.same(firstResult.received, reply, 'the client, after its FIN, still got the reply');
   t.equal(firstResult.endedBy, 'end', 'and then a FIN, not a reset');
@@ -277,7 +281,11 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
   t.notOk(second.destroyed, 'the client side is still open');
   second.end(late);
   await waitFor(() => seenByBackend.length > 1, 'the second backend connection', 5_000);
-  t.same(await guard(seenByBackend[1]!, 5_000, 'the late bytes and FIN at the backend'), Buffer.concat([hello, late]), 'the backend, after its FIN, still received everything and then the FIN');
+  t.same(
+    await guard(seenByBackend[1]!, 5_000, 'the late bytes and FIN at the backend'),
+    Buffer.concat([hello, late]),
+    'the backend, after its FIN, still received everything and then the FIN',
+  );
   await guard(closed(second), 5_000, 'the second connection to close');
 });
 
@@ -387,7 +395,10 @@ t.test('backpressure: a client that does not read keeps the proxy memory bounded
   t.equal(stableRounds, 5, `the backend stalled (its writes blocked after about ${(written / MiB).toFixed(1)} MiB)`);
   t.ok(written < size, 'the backend could not push the whole stream into a client that does not read');
   const growth = stalledRss - before;
-  t.ok(growth < growthBound, `proxy RSS grew by ${(growth / MiB).toFixed(1)} MiB (bound ${growthBound / MiB} MiB) while holding a stalled ${size / MiB} MiB stream`);
+  t.ok(
+    growth < growthBound,
+    `proxy RSS grew by ${(growth / MiB).toFixed(1)} MiB (bound ${growthBound / MiB} MiB) while holding a stalled ${size / MiB} MiB stream`,
+  );
 
   // Now read everything: nothing was lost while the stream was held back.
   const received = receiveAll(client.tls);

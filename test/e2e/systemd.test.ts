@@ -112,7 +112,6 @@ t.teardown(async () => {
   for (const process_ of [...running]) await process_.kill();
 });
 
-
 interface SessionResult {
   ok: boolean;
   error: string | null;
@@ -232,14 +231,24 @@ async function startNotifyReceiver(): Promise<NotifyReceiver> {
   const receiver = spawnWithLines(python!, ['-c', NOTIFY_RECEIVER, socketPath]);
   await receiver.waitForLine((line) => line.bound === socketPath, 'the notify receiver binding its socket');
   const messages = (): Array<{ fields: Record<string, string>; raw: string; pid: number | null }> =>
-    receiver.lines.filter((line) => typeof line.message === 'string').map((line) => ({ raw: String(line.message), fields: fieldsOf(String(line.message)), pid: line.pid as number | null }));
+    receiver.lines
+      .filter((line) => typeof line.message === 'string')
+      .map((line) => ({ raw: String(line.message), fields: fieldsOf(String(line.message)), pid: line.pid as number | null }));
   return {
     socketPath,
     process: receiver,
     messages,
     async waitFor(key, value, from = 0) {
       const matches = (fields: Record<string, string>): boolean => key in fields && (value === null || fields[key] === value);
-      await waitFor(() => messages().slice(from).some((message) => matches(message.fields)), `sd_notify ${key}=${value ?? '*'} (got ${JSON.stringify(messages().map((m) => m.raw))})`, GUARD_MS, 10);
+      await waitFor(
+        () =>
+          messages()
+            .slice(from)
+            .some((message) => matches(message.fields)),
+        `sd_notify ${key}=${value ?? '*'} (got ${JSON.stringify(messages().map((m) => m.raw))})`,
+        GUARD_MS,
+        10,
+      );
       const index = messages().findIndex((message, position) => position >= from && matches(message.fields));
       return { fields: messages()[index]!.fields, index, pid: messages()[index]!.pid };
     },
@@ -252,86 +261,93 @@ function listenerConfig(name: string, listen: string, backend: TestBackend, host
 
 const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
 
-t.test('sd_notify on a real unix datagram socket', { skip: python ? false : 'python3 is not installed (the test receiver and the proxy’s sender need it)' }, async (t) => {
-  const backend = await startTlsBackend(ca, 'A');
-  t.teardown(() => backend.close());
-  const receiver = await startNotifyReceiver();
-  t.teardown(async () => {
-    await receiver.process.kill();
-    await rm(join(receiver.socketPath, '..'), { recursive: true, force: true });
-  });
+t.test(
+  'sd_notify on a real unix datagram socket',
+  { skip: python ? false : 'python3 is not installed (the test receiver and the proxy’s sender need it)' },
+  async (t) => {
+    const backend = await startTlsBackend(ca, 'A');
+    t.teardown(() => backend.close());
+    const receiver = await startNotifyReceiver();
+    t.teardown(async () => {
+      await receiver.process.kill();
+      await rm(join(receiver.socketPath, '..'), { recursive: true, force: true });
+    });
 
-  // Ports picked beforehand, so a connection can be tried the moment READY=1 arrives.
-  const ports = [portOf(await unusedAddress()), portOf(await unusedAddress())];
-  const probes: Array<Promise<string[]>> = [];
-  receiver.process.onLine((line) => {
-    if (probes.length === 0 && typeof line.message === 'string' && fieldsOf(line.message).READY === '1') {
-      probes.push(Promise.all(ports.map((port) => tryConnect(port))));
+    // Ports picked beforehand, so a connection can be tried the moment READY=1 arrives.
+    const ports = [portOf(await unusedAddress()), portOf(await unusedAddress())];
+    const probes: Array<Promise<string[]>> = [];
+    receiver.process.onLine((line) => {
+      if (probes.length === 0 && typeof line.message === 'string' && fieldsOf(line.message).READY === '1') {
+        probes.push(Promise.all(ports.map((port) => tryConnect(port))));
+      }
+    });
+
+    const config = { listeners: [listenerConfig('one', `127.0.0.1:${ports[0]}`, backend), listenerConfig('two', `127.0.0.1:${ports[1]}`, backend)] };
+    const proxy = await startProxy(config, { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath } });
+    t.teardown(() => proxy.stop('SIGKILL'));
+
+    const ready = await receiver.waitFor('READY', '1');
+    t.equal(ready.index, 0, 'READY=1 is the first message');
+    t.same(await guard(probes[0]!, GUARD_MS, 'the probes'), ['connected', 'connected'], 'every listener accepts connections when READY=1 is seen');
+    t.match(ready.fields.STATUS, /^generation 1, 0 open connections$/, 'STATUS= with the generation and open connections');
+
+    if (linux) {
+      // The sender is a helper process of the proxy, not its main pid: why the unit says NotifyAccess=all.
+      t.not(ready.pid, proxy.child.pid, 'sent by a helper process');
+      t.equal(await parentOf(ready.pid!), proxy.child.pid, 'whose parent is the proxy');
+      const children = await childrenOf(proxy.child.pid!);
+      t.ok(
+        children.some((child) => /python/.test(child.comm)),
+        `a python3 sender runs as a child of the proxy while NOTIFY_SOCKET is set (${JSON.stringify(children)})`,
+      );
     }
-  });
 
-  const config = { listeners: [listenerConfig('one', `127.0.0.1:${ports[0]}`, backend), listenerConfig('two', `127.0.0.1:${ports[1]}`, backend)] };
-  const proxy = await startProxy(config, { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath } });
-  t.teardown(() => proxy.stop('SIGKILL'));
+    t.test('a reload: RELOADING=1 with MONOTONIC_USEC, then READY=1', async (t) => {
+      const from = receiver.messages().length;
+      await writeFile(proxy.configFile, stringify({ listeners: [...config.listeners, listenerConfig('three', '127.0.0.1:0', backend)] }));
+      const before = process.hrtime.bigint() / 1000n;
+      proxy.child.kill('SIGHUP');
+      const reloading = await receiver.waitFor('RELOADING', '1', from);
+      const after = process.hrtime.bigint() / 1000n;
+      t.equal(reloading.index, from, 'RELOADING=1 is the first message of the reload');
+      t.match(reloading.fields.MONOTONIC_USEC, /^\d+$/, 'MONOTONIC_USEC=<digits> in the same datagram');
+      const usec = BigInt(reloading.fields.MONOTONIC_USEC!);
+      // Both processes read CLOCK_MONOTONIC: the value lies between the test's readings around the reload (an order, not a duration).
+      t.ok(usec >= before && usec <= after, `MONOTONIC_USEC is CLOCK_MONOTONIC in microseconds (${before} <= ${usec} <= ${after})`);
+      const readyAgain = await receiver.waitFor('READY', '1', from + 1);
+      t.equal(readyAgain.index, from + 1, 'READY=1 right after');
+      t.match(readyAgain.fields.STATUS, /^generation 2, /, 'STATUS= has the new generation');
+      await proxy.waitForLog((line) => line.msg === 'config reloaded');
+    });
 
-  const ready = await receiver.waitFor('READY', '1');
-  t.equal(ready.index, 0, 'READY=1 is the first message');
-  t.same(await guard(probes[0]!, GUARD_MS, 'the probes'), ['connected', 'connected'], 'every listener accepts connections when READY=1 is seen');
-  t.match(ready.fields.STATUS, /^generation 1, 0 open connections$/, 'STATUS= with the generation and open connections');
+    t.test('a refused reload still ends with READY=1, on the old generation', async (t) => {
+      const from = receiver.messages().length;
+      await writeFile(proxy.configFile, 'listeners:\n  - listen: 127.0.0.1:0\n    bogus: 1\n');
+      proxy.child.kill('SIGHUP');
+      const reloading = await receiver.waitFor('RELOADING', '1', from);
+      t.equal(reloading.index, from);
+      const readyAgain = await receiver.waitFor('READY', '1', from + 1);
+      t.match(readyAgain.fields.STATUS, /^generation 2, /, 'still generation 2');
+      await proxy.waitForLog((line) => line.msg.startsWith('config reload refused'));
+    });
 
-  if (linux) {
-    // The sender is a helper process of the proxy, not its main pid: why the unit says NotifyAccess=all.
-    t.not(ready.pid, proxy.child.pid, 'sent by a helper process');
-    t.equal(await parentOf(ready.pid!), proxy.child.pid, 'whose parent is the proxy');
-    const children = await childrenOf(proxy.child.pid!);
-    t.ok(
-      children.some((child) => /python/.test(child.comm)),
-      `a python3 sender runs as a child of the proxy while NOTIFY_SOCKET is set (${JSON.stringify(children)})`,
-    );
-  }
-
-  t.test('a reload: RELOADING=1 with MONOTONIC_USEC, then READY=1', async (t) => {
-    const from = receiver.messages().length;
-    await writeFile(proxy.configFile, stringify({ listeners: [...config.listeners, listenerConfig('three', '127.0.0.1:0', backend)] }));
-    const before = process.hrtime.bigint() / 1000n;
-    proxy.child.kill('SIGHUP');
-    const reloading = await receiver.waitFor('RELOADING', '1', from);
-    const after = process.hrtime.bigint() / 1000n;
-    t.equal(reloading.index, from, 'RELOADING=1 is the first message of the reload');
-    t.match(reloading.fields.MONOTONIC_USEC, /^\d+$/, 'MONOTONIC_USEC=<digits> in the same datagram');
-    const usec = BigInt(reloading.fields.MONOTONIC_USEC!);
-    // Both processes read CLOCK_MONOTONIC: the value lies between the test's readings around the reload (an order, not a duration).
-    t.ok(usec >= before && usec <= after, `MONOTONIC_USEC is CLOCK_MONOTONIC in microseconds (${before} <= ${usec} <= ${after})`);
-    const readyAgain = await receiver.waitFor('READY', '1', from + 1);
-    t.equal(readyAgain.index, from + 1, 'READY=1 right after');
-    t.match(readyAgain.fields.STATUS, /^generation 2, /, 'STATUS= has the new generation');
-    await proxy.waitForLog((line) => line.msg === 'config reloaded');
-  });
-
-  t.test('a refused reload still ends with READY=1, on the old generation', async (t) => {
-    const from = receiver.messages().length;
-    await writeFile(proxy.configFile, 'listeners:\n  - listen: 127.0.0.1:0\n    bogus: 1\n');
-    proxy.child.kill('SIGHUP');
-    const reloading = await receiver.waitFor('RELOADING', '1', from);
-    t.equal(reloading.index, from);
-    const readyAgain = await receiver.waitFor('READY', '1', from + 1);
-    t.match(readyAgain.fields.STATUS, /^generation 2, /, 'still generation 2');
-    await proxy.waitForLog((line) => line.msg.startsWith('config reload refused'));
-  });
-
-  t.test('SIGTERM: STOPPING=1', async (t) => {
-    const from = receiver.messages().length;
-    const code = await guard(proxy.stop('SIGTERM'), GUARD_MS, 'the proxy exiting');
-    t.equal(code, 0, 'exit 0');
-    const stopping = await receiver.waitFor('STOPPING', '1', from);
-    t.match(stopping.fields.STATUS, /draining 0 connections/, 'STATUS= says what it drains');
-    t.same(
-      receiver.messages().slice(from).map((message) => Object.keys(message.fields).sort()),
-      [['STATUS', 'STOPPING']],
-      'one message at shutdown',
-    );
-  });
-});
+    t.test('SIGTERM: STOPPING=1', async (t) => {
+      const from = receiver.messages().length;
+      const code = await guard(proxy.stop('SIGTERM'), GUARD_MS, 'the proxy exiting');
+      t.equal(code, 0, 'exit 0');
+      const stopping = await receiver.waitFor('STOPPING', '1', from);
+      t.match(stopping.fields.STATUS, /draining 0 connections/, 'STATUS= says what it drains');
+      t.same(
+        receiver
+          .messages()
+          .slice(from)
+          .map((message) => Object.keys(message.fields).sort()),
+        [['STATUS', 'STOPPING']],
+        'one message at shutdown',
+      );
+    });
+  },
+);
 
 t.test(
   'sd_notify without python3: one systemd-notify run per message',
@@ -348,7 +364,10 @@ t.test(
     });
     // A PATH with systemd-notify and nothing else: the proxy cannot start its python3 sender and falls back.
     await symlink(systemdNotify!, join(bin, 'systemd-notify'));
-    const proxy = await startProxy({ listeners: [listenerConfig('one', '127.0.0.1:0', backend)] }, { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath, PATH: bin } });
+    const proxy = await startProxy(
+      { listeners: [listenerConfig('one', '127.0.0.1:0', backend)] },
+      { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath, PATH: bin } },
+    );
     t.teardown(() => proxy.stop('SIGKILL'));
     const ready = await receiver.waitFor('READY', '1');
     t.match(ready.fields.STATUS, /^generation 1, /);
@@ -387,7 +406,18 @@ t.test('without NOTIFY_SOCKET nothing is spawned', { skip: linux ? false : 'read
 
 /** Runs `systemd-socket-activate -l 127.0.0.1:PORT [--fdname=NAME] node cli --config FILE`; the proxy starts on the first connection. */
 async function socketActivated(port: number, fdname: string | null, configFile: string): Promise<LineProcess> {
-  const args = ['-l', `127.0.0.1:${port}`, ...(fdname ? [`--fdname=${fdname}`] : []), process.execPath, cliPath, '--config', configFile, '--log-format', 'json', '--no-watch'];
+  const args = [
+    '-l',
+    `127.0.0.1:${port}`,
+    ...(fdname ? [`--fdname=${fdname}`] : []),
+    process.execPath,
+    cliPath,
+    '--config',
+    configFile,
+    '--log-format',
+    'json',
+    '--no-watch',
+  ];
   const activator = spawnWithLines(socketActivate!, args);
   await waitFor(() => /Listening on/.test(activator.stderr()) || activator.child.exitCode !== null, 'systemd-socket-activate listening', GUARD_MS, 10);
   if (activator.child.exitCode !== null) throw new Error(`systemd-socket-activate exited: ${activator.stderr()}`);
@@ -431,38 +461,35 @@ t.test('socket activation with systemd-socket-activate', { skip: socketActivate 
     });
   }
 
-  t.test(
-    'connections waiting in the backlog at start are all served, whatever else the config binds first',
-    async (t) => {
-      const port = portOf(await unusedAddress());
-      const configFile = await writeConfig({
-        admin: { listen: 'localhost:0' },
-        listeners: [listenerConfig('first', 'localhost:0', backend), listenerConfig('public', '127.0.0.1:0', backend)],
-      });
-      const activator = await socketActivated(port, 'public', configFile);
-      t.teardown(() => activator.kill());
-      // The first connection starts the proxy; the others arrive while it starts. Each sends plain HTTP, which the proxy closes at once.
-      const COUNT = 10;
-      const answered = await Promise.all(
-        Array.from({ length: COUNT }, async () => {
-          const socket = net.connect({ port, host: '127.0.0.1' });
-          socket.on('error', () => {});
-          socket.write('GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n');
-          const closedByProxy = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
-          socket.resume();
-          const result = await Promise.race([closedByProxy, sleep(GUARD_MS / 2).then(() => false)]);
-          socket.destroy();
-          return result;
-        }),
-      );
-      await activator.waitForLine((line) => line.msg === 'ready', 'ready');
-      t.equal(answered.filter(Boolean).length, COUNT, 'every waiting connection was handled (closed as bad_hello)');
-      // The client sees its close before the proxy's log line is written: wait for the lines.
-      const handled = () => activator.lines.filter((line) => line.msg === 'connection closed' && line.listener === 'public');
-      await waitFor(() => handled().length >= COUNT, 'a log line for every waiting connection', GUARD_MS).catch(() => {});
-      t.equal(handled().length, COUNT, `one log line each (${handled().length})`);
-    },
-  );
+  t.test('connections waiting in the backlog at start are all served, whatever else the config binds first', async (t) => {
+    const port = portOf(await unusedAddress());
+    const configFile = await writeConfig({
+      admin: { listen: 'localhost:0' },
+      listeners: [listenerConfig('first', 'localhost:0', backend), listenerConfig('public', '127.0.0.1:0', backend)],
+    });
+    const activator = await socketActivated(port, 'public', configFile);
+    t.teardown(() => activator.kill());
+    // The first connection starts the proxy; the others arrive while it starts. Each sends plain HTTP, which the proxy closes at once.
+    const COUNT = 10;
+    const answered = await Promise.all(
+      Array.from({ length: COUNT }, async () => {
+        const socket = net.connect({ port, host: '127.0.0.1' });
+        socket.on('error', () => {});
+        socket.write('GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n');
+        const closedByProxy = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
+        socket.resume();
+        const result = await Promise.race([closedByProxy, sleep(GUARD_MS / 2).then(() => false)]);
+        socket.destroy();
+        return result;
+      }),
+    );
+    await activator.waitForLine((line) => line.msg === 'ready', 'ready');
+    t.equal(answered.filter(Boolean).length, COUNT, 'every waiting connection was handled (closed as bad_hello)');
+    // The client sees its close before the proxy's log line is written: wait for the lines.
+    const handled = () => activator.lines.filter((line) => line.msg === 'connection closed' && line.listener === 'public');
+    await waitFor(() => handled().length >= COUNT, 'a log line for every waiting connection', GUARD_MS).catch(() => {});
+    t.equal(handled().length, COUNT, `one log line each (${handled().length})`);
+  });
 
   t.test('an inherited socket that matches no listener: exit 1 with one line', async (t) => {
     const port = portOf(await unusedAddress());
@@ -475,139 +502,153 @@ t.test('socket activation with systemd-socket-activate', { skip: socketActivate 
     t.equal(await guard(activator.exited, GUARD_MS, 'the proxy exiting'), 1, 'exit 1');
     // systemd-socket-activate's own lines come first; what the proxy wrote is the rest.
     const own = /^(Listening on |Communication attempt on fd |Execing )/;
-    const proxyLines = activator.stderr().split('\n').filter((line) => line !== '' && !own.test(line));
+    const proxyLines = activator
+      .stderr()
+      .split('\n')
+      .filter((line) => line !== '' && !own.test(line));
     t.equal(proxyLines.length, 1, `one line (${JSON.stringify(proxyLines)})`);
     t.match(proxyLines[0], new RegExp(`^sni-passthrough: inherited socket "nosuch" on 127\\.0\\.0\\.1:${port} matches no listener`));
-    t.notOk(activator.lines.some((line) => line.msg === 'ready'), 'never ready');
+    t.notOk(
+      activator.lines.some((line) => line.msg === 'ready'),
+      'never ready',
+    );
   });
 });
 
-t.test('restart under load while the socket is held open: zero refused connections', { skip: python ? false : 'python3 is not installed (test/helpers/socket-holder.py)' }, async (t) => {
-  const backend = await startTlsBackend(ca, 'A');
-  t.teardown(() => backend.close());
-  const directory = await mkdtemp(join(tmpdir(), 'sni-holder-'));
-  t.teardown(() => rm(directory, { recursive: true, force: true }));
-  const configFile = join(directory, 'proxy.yaml');
-  const holder = spawnWithLines(python!, [
-    join(projectRoot, 'test', 'helpers', 'socket-holder.py'),
-    '--fdname',
-    'public',
-    '--',
-    process.execPath,
-    cliPath,
-    '--config',
-    configFile,
-    '--log-format',
-    'json',
-    '--no-watch',
-  ]);
-  t.teardown(() => holder.kill());
-  const port = Number((await holder.waitForLine((line) => line.holder === 'listening', 'the holder listening')).port);
-  await writeFile(configFile, stringify({ listeners: [{ ...listenerConfig('public', `127.0.0.1:${port}`, backend), drainTimeout: '10s' }] }));
+t.test(
+  'restart under load while the socket is held open: zero refused connections',
+  { skip: python ? false : 'python3 is not installed (test/helpers/socket-holder.py)' },
+  async (t) => {
+    const backend = await startTlsBackend(ca, 'A');
+    t.teardown(() => backend.close());
+    const directory = await mkdtemp(join(tmpdir(), 'sni-holder-'));
+    t.teardown(() => rm(directory, { recursive: true, force: true }));
+    const configFile = join(directory, 'proxy.yaml');
+    const holder = spawnWithLines(python!, [
+      join(projectRoot, 'test', 'helpers', 'socket-holder.py'),
+      '--fdname',
+      'public',
+      '--',
+      process.execPath,
+      cliPath,
+      '--config',
+      configFile,
+      '--log-format',
+      'json',
+      '--no-watch',
+    ]);
+    t.teardown(() => holder.kill());
+    const port = Number((await holder.waitForLine((line) => line.holder === 'listening', 'the holder listening')).port);
+    await writeFile(configFile, stringify({ listeners: [{ ...listenerConfig('public', `127.0.0.1:${port}`, backend), drainTimeout: '10s' }] }));
 
-  /** Starts (or restarts) the proxy and resolves with its pid once it is ready. */
-  const started = async (command: 'start' | 'restart'): Promise<number> => {
-    const from = holder.lines.length;
-    holder.send(command);
-    const line = await holder.waitForLine((entry) => entry.holder === 'started', `${command}: started`, GUARD_MS, from);
-    const pid = Number(line.pid);
-    await holder.waitForLine((entry) => entry.msg === 'ready' && entry.pid === pid, `${command}: ready (pid ${pid})`, GUARD_MS, from);
-    return pid;
-  };
-  const pids = [await started('start')];
+    /** Starts (or restarts) the proxy and resolves with its pid once it is ready. */
+    const started = async (command: 'start' | 'restart'): Promise<number> => {
+      const from = holder.lines.length;
+      holder.send(command);
+      const line = await holder.waitForLine((entry) => entry.holder === 'started', `${command}: started`, GUARD_MS, from);
+      const pid = Number(line.pid);
+      await holder.waitForLine((entry) => entry.msg === 'ready' && entry.pid === pid, `${command}: ready (pid ${pid})`, GUARD_MS, from);
+      return pid;
+    };
+    const pids = [await started('start')];
 
-  const TOTAL = 200;
-  /** The first restart is in two steps: `stop` here, then `start` once connections have arrived while no proxy process exists. */
-  const STOP_AT = 40;
-  /** The second restart (`restart`: stop and start at once) comes at the earliest here, once the second process has served a few. */
-  const RESTART_FROM = 100;
-  /** If the machine is slow, the pace waits at these points so that each phase still gets connections. */
-  const START_BY = 90;
-  const RESTART_BY = 170;
-  const results: Array<Promise<SessionResult>> = [];
-  /** Client ports of connections established while no proxy process existed at all. */
-  const inGap = new Set<number>();
-  let gapOpen = false;
-  let startSent = false;
-  let restartSent = false;
-  let second: Promise<number> | null = null;
-  let secondPid: number | null = null;
-  let third: Promise<number> | null = null;
-  const served = (pid: number | null): number => holder.lines.filter((line) => line.msg === 'connection closed' && line.pid === pid).length;
-  const canStart = (): boolean => gapOpen && inGap.size >= 5;
-  const canRestart = (): boolean => secondPid !== null && served(secondPid) >= 5;
-  const deadline = Date.now() + 120_000;
+    const TOTAL = 200;
+    /** The first restart is in two steps: `stop` here, then `start` once connections have arrived while no proxy process exists. */
+    const STOP_AT = 40;
+    /** The second restart (`restart`: stop and start at once) comes at the earliest here, once the second process has served a few. */
+    const RESTART_FROM = 100;
+    /** If the machine is slow, the pace waits at these points so that each phase still gets connections. */
+    const START_BY = 90;
+    const RESTART_BY = 170;
+    const results: Array<Promise<SessionResult>> = [];
+    /** Client ports of connections established while no proxy process existed at all. */
+    const inGap = new Set<number>();
+    let gapOpen = false;
+    let startSent = false;
+    let restartSent = false;
+    let second: Promise<number> | null = null;
+    let secondPid: number | null = null;
+    let third: Promise<number> | null = null;
+    const served = (pid: number | null): number => holder.lines.filter((line) => line.msg === 'connection closed' && line.pid === pid).length;
+    const canStart = (): boolean => gapOpen && inGap.size >= 5;
+    const canRestart = (): boolean => secondPid !== null && served(secondPid) >= 5;
+    const deadline = Date.now() + 120_000;
 
-  for (let index = 0; index < TOTAL && Date.now() < deadline; index++) {
-    if (index === STOP_AT) {
-      holder.send('stop');
-      void holder.waitForLine((line) => line.holder === 'exited' && line.pid === pids[0], 'the first proxy exiting').then(() => (gapOpen = true));
+    for (let index = 0; index < TOTAL && Date.now() < deadline; index++) {
+      if (index === STOP_AT) {
+        holder.send('stop');
+        void holder.waitForLine((line) => line.holder === 'exited' && line.pid === pids[0], 'the first proxy exiting').then(() => (gapOpen = true));
+      }
+      if (index >= START_BY && !startSent) await waitFor(canStart, 'connections arriving while no proxy runs', GUARD_MS * 2, 10);
+      if (!startSent && canStart()) {
+        gapOpen = false;
+        startSent = true;
+        second = started('start');
+        void second.then((pid) => (secondPid = pid));
+      }
+      if (index >= RESTART_BY && !restartSent) {
+        await guard(second!, GUARD_MS * 2, 'the second proxy ready');
+        await waitFor(canRestart, 'the second proxy serving', GUARD_MS * 2, 10);
+      }
+      if (index >= RESTART_FROM && !restartSent && canRestart()) {
+        restartSent = true;
+        third = started('restart');
+      }
+      results.push(
+        session(port, 'a.example.com', (socket) => {
+          if (gapOpen && socket.localPort !== undefined) inGap.add(socket.localPort);
+        }),
+      );
+      await sleep(10);
     }
-    if (index >= START_BY && !startSent) await waitFor(canStart, 'connections arriving while no proxy runs', GUARD_MS * 2, 10);
-    if (!startSent && canStart()) {
-      gapOpen = false;
-      startSent = true;
-      second = started('start');
-      void second.then((pid) => (secondPid = pid));
-    }
-    if (index >= RESTART_BY && !restartSent) {
-      await guard(second!, GUARD_MS * 2, 'the second proxy ready');
-      await waitFor(canRestart, 'the second proxy serving', GUARD_MS * 2, 10);
-    }
-    if (index >= RESTART_FROM && !restartSent && canRestart()) {
-      restartSent = true;
-      third = started('restart');
-    }
-    results.push(
-      session(port, 'a.example.com', (socket) => {
-        if (gapOpen && socket.localPort !== undefined) inGap.add(socket.localPort);
-      }),
+    pids.push(await guard(second!, GUARD_MS * 2, 'the second proxy ready'));
+    pids.push(await guard(third!, GUARD_MS * 2, 'the third proxy ready'));
+    t.equal(results.length, TOTAL, `${TOTAL} connections started`);
+    const outcomes = await guard(Promise.all(results), 120_000, 'every session finishing');
+
+    const failed = outcomes.filter((outcome) => !outcome.ok);
+    t.same(failed, [], 'every connection succeeded');
+    t.equal(outcomes.filter((outcome) => outcome.error === 'ECONNREFUSED').length, 0, 'no ECONNREFUSED');
+    t.ok(
+      outcomes.every((outcome) => outcome.backend === 'A'),
+      'each answered by the backend',
     );
-    await sleep(10);
-  }
-  pids.push(await guard(second!, GUARD_MS * 2, 'the second proxy ready'));
-  pids.push(await guard(third!, GUARD_MS * 2, 'the third proxy ready'));
-  t.equal(results.length, TOTAL, `${TOTAL} connections started`);
-  const outcomes = await guard(Promise.all(results), 120_000, 'every session finishing');
+    t.ok(inGap.size >= 5, `connections made while no proxy process existed: ${inGap.size}`);
+    t.equal(new Set(pids).size, 3, 'three proxy processes in turn');
 
-  const failed = outcomes.filter((outcome) => !outcome.ok);
-  t.same(failed, [], 'every connection succeeded');
-  t.equal(outcomes.filter((outcome) => outcome.error === 'ECONNREFUSED').length, 0, 'no ECONNREFUSED');
-  t.ok(
-    outcomes.every((outcome) => outcome.backend === 'A'),
-    'each answered by the backend',
-  );
-  t.ok(inGap.size >= 5, `connections made while no proxy process existed: ${inGap.size}`);
-  t.equal(new Set(pids).size, 3, 'three proxy processes in turn');
-
-  // Stop the last one (and the holder), then read who served what.
-  holder.send('quit');
-  t.equal(await guard(holder.exited, GUARD_MS, 'the holder exiting'), 0);
-  const exits = holder.lines.filter((line) => line.holder === 'exited');
-  t.same(
-    exits.map((line) => ({ pid: line.pid, code: line.code })),
-    pids.map((pid) => ({ pid, code: 0 })),
-    'each proxy exited 0 on SIGTERM',
-  );
-  for (const pid of pids) {
-    const listening = holder.lines.find((line) => line.msg === 'listening' && line.pid === pid);
-    t.same({ inherited: listening?.inherited, address: listening?.address }, { inherited: true, address: `127.0.0.1:${port}` }, `pid ${pid} served the inherited socket`);
-  }
-  const connectionLines = holder.lines.filter((line) => line.msg === 'connection closed');
-  t.equal(connectionLines.length, TOTAL, 'one log line per connection');
-  t.ok(
-    connectionLines.every((line) => line.outcome === 'ok'),
-    'all ok',
-  );
-  for (const pid of pids) t.ok(served(pid) > 0, `pid ${pid} served ${served(pid)} connections`);
-  // Usually all by the second process; one that gets SIGTERM before its first accept leaves them to the third.
-  const gapLines = connectionLines.filter((line) => inGap.has(portOf(String(line.client))));
-  t.equal(gapLines.length, inGap.size, 'each connection made during the gap has its log line');
-  t.ok(
-    gapLines.every((line) => line.pid === pids[1] || line.pid === pids[2]),
-    'connections that waited in the backlog were served by a process started after them',
-  );
-});
+    // Stop the last one (and the holder), then read who served what.
+    holder.send('quit');
+    t.equal(await guard(holder.exited, GUARD_MS, 'the holder exiting'), 0);
+    const exits = holder.lines.filter((line) => line.holder === 'exited');
+    t.same(
+      exits.map((line) => ({ pid: line.pid, code: line.code })),
+      pids.map((pid) => ({ pid, code: 0 })),
+      'each proxy exited 0 on SIGTERM',
+    );
+    for (const pid of pids) {
+      const listening = holder.lines.find((line) => line.msg === 'listening' && line.pid === pid);
+      t.same(
+        { inherited: listening?.inherited, address: listening?.address },
+        { inherited: true, address: `127.0.0.1:${port}` },
+        `pid ${pid} served the inherited socket`,
+      );
+    }
+    const connectionLines = holder.lines.filter((line) => line.msg === 'connection closed');
+    t.equal(connectionLines.length, TOTAL, 'one log line per connection');
+    t.ok(
+      connectionLines.every((line) => line.outcome === 'ok'),
+      'all ok',
+    );
+    for (const pid of pids) t.ok(served(pid) > 0, `pid ${pid} served ${served(pid)} connections`);
+    // Usually all by the second process; one that gets SIGTERM before its first accept leaves them to the third.
+    const gapLines = connectionLines.filter((line) => inGap.has(portOf(String(line.client))));
+    t.equal(gapLines.length, inGap.size, 'each connection made during the gap has its log line');
+    t.ok(
+      gapLines.every((line) => line.pid === pids[1] || line.pid === pids[2]),
+      'connections that waited in the backlog were served by a process started after them',
+    );
+  },
+);
 
 t.test('systemd-analyze verify on contrib/systemd', { skip: systemdAnalyze ? false : 'systemd-analyze is not installed' }, async (t) => {
   const directory = await mkdtemp(join(tmpdir(), 'sni-units-'));
@@ -620,10 +661,21 @@ t.test('systemd-analyze verify on contrib/systemd', { skip: systemdAnalyze ? fal
   t.test('what the units promise', async (t) => {
     const directives = (text: string): string[] => text.split('\n').filter((line) => /^[A-Za-z]+=/.test(line));
     const s = directives(service);
-    for (const expected of ['Type=notify', 'NotifyAccess=all', 'ExecReload=/bin/kill -HUP $MAINPID', 'DynamicUser=yes', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'AmbientCapabilities=CAP_NET_BIND_SERVICE']) {
+    for (const expected of [
+      'Type=notify',
+      'NotifyAccess=all',
+      'ExecReload=/bin/kill -HUP $MAINPID',
+      'DynamicUser=yes',
+      'ProtectSystem=strict',
+      'NoNewPrivileges=yes',
+      'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+    ]) {
       t.ok(s.includes(expected), `service: ${expected}`);
     }
-    t.match(s.find((line) => line.startsWith('ExecStart=')), /--config \/etc\/sni-passthrough\/proxy\.yaml/);
+    t.match(
+      s.find((line) => line.startsWith('ExecStart=')),
+      /--config \/etc\/sni-passthrough\/proxy\.yaml/,
+    );
     const d = directives(dropIn);
     t.ok(d.includes('AmbientCapabilities='), 'socket activation drops the capability');
     t.ok(d.includes('CapabilityBoundingSet='), 'and the bounding set');

@@ -55,7 +55,11 @@ export async function startTlsBackend(
   server.on('secureConnection', (socket) => {
     backend.accepted++;
     socket.on('error', () => {});
-    const identity: BackendIdentity = { backend: name, sni: (socket as tls.TLSSocket & { servername?: string | false }).servername || null, alpn: socket.alpnProtocol || null };
+    const identity: BackendIdentity = {
+      backend: name,
+      sni: (socket as tls.TLSSocket & { servername?: string | false }).servername || null,
+      alpn: socket.alpnProtocol || null,
+    };
     socket.write(`${JSON.stringify(identity)}\n`);
     socket.pipe(socket);
   });

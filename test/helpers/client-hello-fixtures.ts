@@ -103,11 +103,7 @@ export function record(contentType: number, fragment: Uint8Array, recordVersion 
  * fragments take them in order, the last size repeating as needed; with a
  * number every fragment has at most that size.
  */
-export function wrapInRecords(
-  handshake: Uint8Array,
-  fragmentSizes: number[] | number = MAX_FRAGMENT,
-  recordVersion = 0x0301,
-): Buffer {
+export function wrapInRecords(handshake: Uint8Array, fragmentSizes: number[] | number = MAX_FRAGMENT, recordVersion = 0x0301): Buffer {
   const sizes = typeof fragmentSizes === 'number' ? [fragmentSizes] : fragmentSizes;
   if (sizes.length === 0 || sizes.some((size) => size < 1)) throw new Error('fragment sizes must be >= 1');
   const records: Buffer[] = [];

@@ -83,7 +83,10 @@ export function parseIPv6(text: string): Buffer {
   // A trailing dotted quad stands for the last two groups.
   const lastColon = hex.lastIndexOf(':');
   if (hex.slice(lastColon + 1).includes('.')) {
-    const quad = hex.slice(lastColon + 1).split('.').map(Number) as [number, number, number, number];
+    const quad = hex
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number) as [number, number, number, number];
     hex = `${hex.slice(0, lastColon + 1)}${((quad[0] << 8) | quad[1]).toString(16)}:${((quad[2] << 8) | quad[3]).toString(16)}`;
   }
   const words = (part: string): number[] => (part === '' ? [] : part.split(':').map((word) => parseInt(word, 16)));
@@ -93,7 +96,9 @@ export function parseIPv6(text: string): Buffer {
   const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
   if (all.length !== 8) fail(`cannot expand ${text}`);
   const out = Buffer.alloc(16);
-  all.forEach((word, index) => out.writeUInt16BE(word, index * 2));
+  all.forEach((word, index) => {
+    out.writeUInt16BE(word, index * 2);
+  });
   return out;
 }
 
@@ -144,13 +149,13 @@ function readV1(buffer: Buffer): ProxyHeaderInfo | null {
 }
 
 const V2_FAMILIES: Record<number, string> = {
-  0x00: 'UNSPEC',
-  0x11: 'TCP4',
-  0x12: 'UDP4',
-  0x21: 'TCP6',
-  0x22: 'UDP6',
-  0x31: 'UNIX_STREAM',
-  0x32: 'UNIX_DGRAM',
+  0: 'UNSPEC',
+  17: 'TCP4',
+  18: 'UDP4',
+  33: 'TCP6',
+  34: 'UDP6',
+  49: 'UNIX_STREAM',
+  50: 'UNIX_DGRAM',
 };
 
 function readV2(buffer: Buffer): ProxyHeaderInfo | null {

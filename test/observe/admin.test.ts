@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminServer, browserRefusal, hostnameOf, type AdminHandlers } from '../../lib/observe/admin.js';
@@ -249,11 +249,9 @@ t.test('close() stops serving', async (t) => {
   await t.rejects(request(temporaryPort, 'GET', '/healthz'), { code: 'ECONNREFUSED' });
 });
 
-t.test(
-  'a handler that throws synchronously: 500, not an uncaught exception',
-  async (t) => {
-    // In a child process: the uncaught exception must not take this test process down.
-    const script = `
+t.test('a handler that throws synchronously: 500, not an uncaught exception', async (t) => {
+  // In a child process: the uncaught exception must not take this test process down.
+  const script = `
       import http from 'node:http';
       import { AdminServer } from './lib/observe/admin.js';
       let uncaught = 0;
@@ -277,15 +275,14 @@ t.test(
       console.log(JSON.stringify({ results, uncaught }));
       server.close();
       process.exit(0);`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
-    child.stderr.resume();
-    await guard(new Promise((resolve) => child.once('close', resolve)), 8_000, 'the child process');
-    const line = output.split('\n').find((text) => text.startsWith('{'));
-    t.ok(line, 'the child reported');
-    const report = JSON.parse(line ?? '{}') as { results?: Record<string, unknown>; uncaught?: number };
-    t.same(report.results, { '/readyz': 500, '/config': 500 }, 'each answered 500');
-    t.equal(report.uncaught, 0, 'no uncaught exception');
-  },
-);
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
+  child.stderr.resume();
+  await guard(new Promise((resolve) => child.once('close', resolve)), 8_000, 'the child process');
+  const line = output.split('\n').find((text) => text.startsWith('{'));
+  t.ok(line, 'the child reported');
+  const report = JSON.parse(line ?? '{}') as { results?: Record<string, unknown>; uncaught?: number };
+  t.same(report.results, { '/readyz': 500, '/config': 500 }, 'each answered 500');
+  t.equal(report.uncaught, 0, 'no uncaught exception');
+});

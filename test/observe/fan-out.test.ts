@@ -102,7 +102,14 @@ t.test('fan-outs nest', async (t) => {
 
 t.test('the result implements every ProxyObserver method', async (t) => {
   const observer = fanOut();
-  for (const method of ['connectionAccepted', 'connectionClosed', 'backendConnected', 'backendConnectFailed', 'backendHealthChanged', 'listenerError'] as const) {
+  for (const method of [
+    'connectionAccepted',
+    'connectionClosed',
+    'backendConnected',
+    'backendConnectFailed',
+    'backendHealthChanged',
+    'listenerError',
+  ] as const) {
     t.type(observer[method], 'function', method);
   }
 });

@@ -19,7 +19,8 @@ function parseMetrics(text: string): Sample[] {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
     if (!match) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]!] = pair[2]!.replace(/\\(.)/g, (_, char: string) => (char === 'n' ? '\n' : char));
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[pair[1]!] = pair[2]!.replace(/\\(.)/g, (_, char: string) => (char === 'n' ? '\n' : char));
     samples.push({ name: match[1]!, labels, value: Number(match[3]) });
   }
   return samples;
@@ -32,7 +33,9 @@ function find(samples: Sample[], name: string, labels: Record<string, string> = 
 
 /** The one value of `name` with exactly `labels`; undefined when absent. */
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const exact = samples.filter((sample) => sample.name === name && JSON.stringify(Object.entries(sample.labels).sort()) === JSON.stringify(Object.entries(labels).sort()));
+  const exact = samples.filter(
+    (sample) => sample.name === name && JSON.stringify(Object.entries(sample.labels).sort()) === JSON.stringify(Object.entries(labels).sort()),
+  );
   if (exact.length > 1) throw new Error(`${exact.length} samples of ${name} ${JSON.stringify(labels)}`);
   return exact[0]?.value;
 }
@@ -206,7 +209,20 @@ t.test('the text format: HELP and TYPE lines, content type, process metrics', as
   t.match(text, `# TYPE ${P}backend_connect_duration_seconds histogram`);
   t.match(text, `# HELP ${P}reloads_total `);
   t.match(text, /^process_cpu_user_seconds_total \d/m, 'Node’s process metrics are included');
-  for (const name of ['connections_accepted_total', 'connections_closed_total', 'connections_open', 'bytes_total', 'client_hello_failures_total', 'backend_connect_failures_total', 'backend_connect_duration_seconds', 'backend_up', 'backend_health_changes_total', 'reloads_total', 'config_generation', 'config_info']) {
+  for (const name of [
+    'connections_accepted_total',
+    'connections_closed_total',
+    'connections_open',
+    'bytes_total',
+    'client_hello_failures_total',
+    'backend_connect_failures_total',
+    'backend_connect_duration_seconds',
+    'backend_up',
+    'backend_health_changes_total',
+    'reloads_total',
+    'config_generation',
+    'config_info',
+  ]) {
     t.match(text, `# TYPE ${P}${name} `, `${name} is declared`);
   }
 });

@@ -147,7 +147,8 @@ t.test('smooth weighted round robin', async (t) => {
         const picks = firstChoices(pool, total * cycles);
         const counts = countBy(picks);
         weights.forEach((weight, index) => {
-          if ((counts.get(index + 1) ?? 0) !== weight * cycles) throw new Error(`weights ${weights}: backend ${index + 1} got ${counts.get(index + 1)} of ${total * cycles}`);
+          if ((counts.get(index + 1) ?? 0) !== weight * cycles)
+            throw new Error(`weights ${weights}: backend ${index + 1} got ${counts.get(index + 1)} of ${total * cycles}`);
         });
         for (let index = total; index < picks.length; index++) if (picks[index] !== picks[index - total]) throw new Error(`weights ${weights}: not periodic`);
         return true;
@@ -168,7 +169,8 @@ t.test('smooth weighted round robin', async (t) => {
           counts[planPorts(pool)[0]! - 1]!++;
           weights.forEach((weight, index) => {
             const ideal = (pick * weight) / total;
-            if (Math.abs(counts[index]! - ideal) >= weights.length) throw new Error(`weights ${weights}: backend ${index + 1} has ${counts[index]} after ${pick} picks (ideal ${ideal})`);
+            if (Math.abs(counts[index]! - ideal) >= weights.length)
+              throw new Error(`weights ${weights}: backend ${index + 1} has ${counts[index]} after ${pick} picks (ideal ${ideal})`);
           });
         }
         return true;
@@ -237,7 +239,8 @@ t.test('failover order and retries', async (t) => {
           const usable = weights.flatMap((weight, index) => (weight > 0 ? [index + 1] : []));
           for (let connection = 0; connection < connections; connection++) {
             const plan = planPorts(pool, `10.0.0.${connection}`);
-            if ([...plan].sort((a, b) => a - b).join() !== usable.join()) throw new Error(`weights ${weights} (${balance}): plan ${plan} is not each usable backend once`);
+            if ([...plan].sort((a, b) => a - b).join() !== usable.join())
+              throw new Error(`weights ${weights} (${balance}): plan ${plan} is not each usable backend once`);
           }
           return true;
         },

@@ -88,7 +88,9 @@ async function startBlackhole(): Promise<{ port: number; close(): void }> {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000); // never accept
     });`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = Number(await guard(new Promise<string>((resolve) => child.stdout.once('data', (data) => resolve(String(data).trim()))), 5_000, 'blackhole port'));
+  const port = Number(
+    await guard(new Promise<string>((resolve) => child.stdout.once('data', (data) => resolve(String(data).trim()))), 5_000, 'blackhole port'),
+  );
   // Fill the accept queue: these complete in the kernel, later ones hang.
   const fillers: net.Socket[] = [];
   for (let index = 0; index < 4; index++) {
@@ -229,15 +231,19 @@ t.test('connect timeout: "connect_timeout" when an address does not answer', asy
 const localhost = await lookup('localhost', { all: true, verbatim: true });
 const dualStack = new Set(localhost.map((entry) => entry.family)).size === 2;
 
-t.test('every address of a name is tried in turn', { skip: dualStack ? false : `localhost resolves to ${localhost.map((entry) => entry.address).join(', ')} here, not to both ::1 and 127.0.0.1` }, async (t) => {
-  // Listen on only one family: whichever comes first in the resolver's order is refused, the other connects.
-  for (const only of ['127.0.0.1', '::1']) {
-    const single = await startServer(only);
-    const { error, socket } = await dialOnce('localhost', single.port).result;
-    t.equal(error, null, `listening on ${only} only: connected`);
-    t.equal(await readAll(socket!), 'hello\n');
-    t.same(single.accepted, [only], `reached over ${only}`);
-    socket!.destroy();
-    await single.close();
-  }
-});
+t.test(
+  'every address of a name is tried in turn',
+  { skip: dualStack ? false : `localhost resolves to ${localhost.map((entry) => entry.address).join(', ')} here, not to both ::1 and 127.0.0.1` },
+  async (t) => {
+    // Listen on only one family: whichever comes first in the resolver's order is refused, the other connects.
+    for (const only of ['127.0.0.1', '::1']) {
+      const single = await startServer(only);
+      const { error, socket } = await dialOnce('localhost', single.port).result;
+      t.equal(error, null, `listening on ${only} only: connected`);
+      t.equal(await readAll(socket!), 'hello\n');
+      t.same(single.accepted, [only], `reached over ${only}`);
+      socket!.destroy();
+      await single.close();
+    }
+  },
+);

@@ -86,11 +86,7 @@ t.test('v1 encoding is byte-exact', async (t) => {
     ascii('PROXY TCP6 2001:db8::1 ::ffff:198.51.100.7 56324 443\r\n'),
     'mixed families: mapped destination stays mapped',
   );
-  t.same(
-    encodeProxyV1(addrs('fe80::1%eth0', 1, '::1', 2)),
-    ascii('PROXY TCP6 fe80::1 ::1 1 2\r\n'),
-    'a zone id is dropped',
-  );
+  t.same(encodeProxyV1(addrs('fe80::1%eth0', 1, '::1', 2)), ascii('PROXY TCP6 fe80::1 ::1 1 2\r\n'), 'a zone id is dropped');
   t.same(encodeProxyV1(addrs('0.0.0.0', 0, '255.255.255.255', 65535)), ascii('PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n'));
   const widest = encodeProxyV1(addrs('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535, 'FFFF:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535));
   t.equal(widest.length, 104, 'the widest v1 header fits in 107 bytes');
@@ -99,17 +95,9 @@ t.test('v1 encoding is byte-exact', async (t) => {
 
 t.test('v2 encoding is byte-exact', async (t) => {
   t.same(encodeProxyV2(V4, null), hex(SIG, '21 11 000c', V4_BYTES), 'IPv4, no authority');
-  t.same(
-    encodeProxyV2(V4, 'example.com'),
-    hex(SIG, '21 11 001a', V4_BYTES, '02 000b 6578616d706c652e636f6d'),
-    'IPv4 with PP2_TYPE_AUTHORITY',
-  );
+  t.same(encodeProxyV2(V4, 'example.com'), hex(SIG, '21 11 001a', V4_BYTES, '02 000b 6578616d706c652e636f6d'), 'IPv4 with PP2_TYPE_AUTHORITY');
   t.same(encodeProxyV2(V6, null), hex(SIG, '21 21 0024', V6_BYTES), 'IPv6, no authority');
-  t.same(
-    encodeProxyV2(V6, 'www.example.org'),
-    hex(SIG, '21 21 0036', V6_BYTES, '02 000f 7777772e6578616d706c652e6f7267'),
-    'IPv6 with PP2_TYPE_AUTHORITY',
-  );
+  t.same(encodeProxyV2(V6, 'www.example.org'), hex(SIG, '21 21 0036', V6_BYTES, '02 000f 7777772e6578616d706c652e6f7267'), 'IPv6 with PP2_TYPE_AUTHORITY');
   t.same(encodeProxyV2(V4, ''), hex(SIG, '21 11 000c', V4_BYTES), 'empty authority: no TLV');
   t.same(
     encodeProxyV2(addrs('::ffff:192.0.2.1', 56324, '::ffff:198.51.100.7', 443), null),
@@ -118,12 +106,7 @@ t.test('v2 encoding is byte-exact', async (t) => {
   );
   t.same(
     encodeProxyV2(addrs('192.0.2.1', 56324, '2001:db8::2', 443), 'a.b'),
-    hex(
-      SIG,
-      '21 21 002a',
-      '00000000000000000000ffffc0000201 20010db8000000000000000000000002 dc04 01bb',
-      '02 0003 612e62',
-    ),
+    hex(SIG, '21 21 002a', '00000000000000000000ffffc0000201 20010db8000000000000000000000002 dc04 01bb', '02 0003 612e62'),
     'mixed families: TCP over IPv6 with the IPv4 address mapped',
   );
   t.same(
@@ -196,9 +179,7 @@ t.test('v1 decoding', async (t) => {
     complete(leadingZeros.length, addrs('192.0.2.1', 80, '198.51.100.7', 0)),
     'ports with leading zeros are plain decimal',
   );
-  const widest = ascii(
-    'PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n',
-  );
+  const widest = ascii('PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n');
   const ones = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
   t.same(parseProxyHeader(widest), complete(104, addrs(ones, 65535, ones, 65535)), 'the widest TCP6 line');
 
@@ -255,11 +236,7 @@ t.test('v1 rejections', async (t) => {
   t.same(parseProxyHeader(ascii('PROXY TCP46')), rejected('malformed'), 'protocol token too long, before the line ends');
   t.same(parseProxyHeader(ascii(`PROXY UNKNOWN ${'x'.repeat(107 - 15)}\r\n`)), rejected('malformed'), 'CRLF ending at byte 108');
   t.same(parseProxyHeader(ascii(`PROXY UNKNOWN ${'x'.repeat(107 - 14)}`)), rejected('malformed'), '107 bytes, no CRLF');
-  t.same(
-    parseProxyHeader(ascii(`PROXY UNKNOWN ${'x'.repeat(107 - 15)}\r`)),
-    rejected('malformed'),
-    '107 bytes ending in CR: the LF would be byte 108',
-  );
+  t.same(parseProxyHeader(ascii(`PROXY UNKNOWN ${'x'.repeat(107 - 15)}\r`)), rejected('malformed'), '107 bytes ending in CR: the LF would be byte 108');
   const lfOnly = ascii('PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\n');
   t.same(parseProxyHeader(lfOnly), { status: 'incomplete', need: lfOnly.length + 1 }, 'LF alone does not end the line');
   const lfPadded = Buffer.concat([lfOnly, Buffer.alloc(107 - lfOnly.length, 0x41)]);
@@ -362,11 +339,7 @@ t.test('prefixes of valid headers are incomplete, never invalid', async (t) => {
   t.same(parseProxyHeader(hex(SIG, '21 11 000c c0')), { status: 'incomplete', need: 28 }, 'v2 need known after 16 bytes');
   t.same(parseProxyHeader(hex(SIG, '21 11')), { status: 'incomplete', need: 16 }, 'v2 need before 16 bytes');
   t.same(parseProxyHeader(hex(SIG, '21 11 ffff')), { status: 'incomplete', need: 16 + 0xffff }, 'v2 largest header');
-  t.same(
-    parseProxyHeader(ascii('PROXY TCP4 192.0.2.1 198.51.100.7 1 2\r')),
-    { status: 'incomplete', need: 39 },
-    'v1 waiting for the LF',
-  );
+  t.same(parseProxyHeader(ascii('PROXY TCP4 192.0.2.1 198.51.100.7 1 2\r')), { status: 'incomplete', need: 39 }, 'v1 waiting for the LF');
 });
 
 // ---------------------------------------------------------------------------
@@ -404,7 +377,10 @@ const ipv6Text = fc.tuple(ipv6Words, fc.integer({ min: 0, max: 3 })).map(([words
     case 1:
       return words.map((w) => w.toString(16).padStart(4, '0').toUpperCase()).join(':');
     case 2:
-      return `${words.slice(0, 6).map((w) => w.toString(16)).join(':')}:${words[6] >> 8}.${words[6] & 0xff}.${words[7] >> 8}.${words[7] & 0xff}`;
+      return `${words
+        .slice(0, 6)
+        .map((w) => w.toString(16))
+        .join(':')}:${words[6] >> 8}.${words[6] & 0xff}.${words[7] >> 8}.${words[7] & 0xff}`;
     default:
       return nodeIPv6(full);
   }
@@ -428,12 +404,7 @@ function expectedAddresses(input: ProxiedAddresses): ProxiedAddresses {
   const s4 = v4Of(input.source.address);
   const d4 = v4Of(input.destination.address);
   const both4 = s4 !== null && d4 !== null;
-  return addrs(
-    both4 ? s4 : asV6(input.source.address),
-    input.source.port,
-    both4 ? d4 : asV6(input.destination.address),
-    input.destination.port,
-  );
+  return addrs(both4 ? s4 : asV6(input.source.address), input.source.port, both4 ? d4 : asV6(input.destination.address), input.destination.port);
 }
 
 t.test('property: encode then decode gives the addresses back, normalised', async (t) => {

@@ -153,16 +153,17 @@ const cidr = (near: string[]) =>
 t.test('matches a simple reference implementation for IPv4 (property)', async (t) => {
   fc.assert(
     fc.property(
-      fc.array(ipv4, { minLength: 1, maxLength: 8 }).chain((clients) =>
-        fc.tuple(fc.constant(clients), fc.array(cidr(clients), { maxLength: 5 }), fc.array(cidr(clients), { maxLength: 5 })),
-      ),
+      fc
+        .array(ipv4, { minLength: 1, maxLength: 8 })
+        .chain((clients) => fc.tuple(fc.constant(clients), fc.array(cidr(clients), { maxLength: 5 }), fc.array(cidr(clients), { maxLength: 5 }))),
       ([clients, allow, deny]) => {
         const built = buildAccessCheck({ allow, deny });
         if (allow.length === 0 && deny.length === 0) return built === null;
         for (const client of clients) {
           const expected = reference(allow, deny, client);
           if (built!(client) !== expected) throw new Error(`allow ${allow} deny ${deny}: ${client} should be ${expected ? 'allowed' : 'refused'}`);
-          if (built!(`::ffff:${client}`) !== expected) throw new Error(`allow ${allow} deny ${deny}: ::ffff:${client} should be ${expected ? 'allowed' : 'refused'}`);
+          if (built!(`::ffff:${client}`) !== expected)
+            throw new Error(`allow ${allow} deny ${deny}: ::ffff:${client} should be ${expected ? 'allowed' : 'refused'}`);
         }
         return true;
       },

@@ -37,10 +37,7 @@ t.test('an exact name beats any wildcard, whatever the order', async (t) => {
 });
 
 t.test('the longest matching wildcard wins', async (t) => {
-  const table = buildRouteTable(
-    [route('short', ['*.example.com']), route('long', ['*.dev.example.com']), route('longest', ['*.x.dev.example.com'])],
-    fallback,
-  );
+  const table = buildRouteTable([route('short', ['*.example.com']), route('long', ['*.dev.example.com']), route('longest', ['*.x.dev.example.com'])], fallback);
   t.strictSame(lookup(table, 'a.example.com'), ['short', '*.example.com']);
   t.strictSame(lookup(table, 'a.dev.example.com'), ['long', '*.dev.example.com']);
   t.strictSame(lookup(table, 'a.b.dev.example.com'), ['long', '*.dev.example.com'], 'any depth below');
@@ -174,15 +171,18 @@ t.test('matches a tiny reference matcher on random names and patterns (property)
   const label = fc.constantFrom('a', 'b', 'ab', 'ba', 'x');
   const name = fc.array(label, { minLength: 1, maxLength: 5 }).map((labels) => labels.join('.'));
   const pattern = fc.tuple(fc.boolean(), name).map(([wildcard, base]) => (wildcard ? `*.${base}` : base));
-  const routes = fc
-    .uniqueArray(pattern, { minLength: 0, maxLength: 12 })
-    .chain((patterns) =>
-      fc.array(fc.integer({ min: 0, max: 3 }), { minLength: patterns.length, maxLength: patterns.length }).map((owners) =>
-        [0, 1, 2, 3]
-          .map((owner) => route(`r${owner}`, patterns.filter((_, index) => owners[index] === owner)))
-          .filter((candidate) => candidate.hostnames.length > 0),
-      ),
-    );
+  const routes = fc.uniqueArray(pattern, { minLength: 0, maxLength: 12 }).chain((patterns) =>
+    fc.array(fc.integer({ min: 0, max: 3 }), { minLength: patterns.length, maxLength: patterns.length }).map((owners) =>
+      [0, 1, 2, 3]
+        .map((owner) =>
+          route(
+            `r${owner}`,
+            patterns.filter((_, index) => owners[index] === owner),
+          ),
+        )
+        .filter((candidate) => candidate.hostnames.length > 0),
+    ),
+  );
   const serverName = fc.oneof(name, name, name, fc.constant(null), fc.constant(''));
 
   fc.assert(

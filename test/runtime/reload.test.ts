@@ -95,7 +95,7 @@ function manualGate(): { gate: () => Promise<void>; open(): void; waiting(): num
     open: () => {
       const release = held;
       held = [];
-      release.forEach((resolve) => resolve());
+      for (const resolve of release) resolve();
     },
     waiting: () => held.length,
   };
@@ -176,7 +176,8 @@ t.test('an invalid file is refused with FILE:LINE:COL, apply not called', async 
 t.test('apply throwing ListenError: refused, and the same file can be tried again', async (t) => {
   let fail = true;
   const h = await harness({
-    behaviour: () => (fail ? new ListenError('public', '127.0.0.1:1001', 'EADDRINUSE', Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })) : null),
+    behaviour: () =>
+      fail ? new ListenError('public', '127.0.0.1:1001', 'EADDRINUSE', Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })) : null,
   });
   await writeFile(h.file, configText(1001));
   const outcome = await guard(h.reloader.reload('admin'), 3_000, 'reload');
@@ -214,7 +215,11 @@ t.test('reloads never overlap, and a burst collapses into at most two applies', 
     [1001, 1002],
     'two applies: the running one and one more with the last write',
   );
-  t.same(h.calls, ['started', 'apply:1001', 'applied:1001', 'finished:applied', 'started', 'apply:1002', 'applied:1002', 'finished:applied'], 'hooks around each, never interleaved');
+  t.same(
+    h.calls,
+    ['started', 'apply:1001', 'applied:1001', 'finished:applied', 'started', 'apply:1002', 'applied:1002', 'finished:applied'],
+    'hooks around each, never interleaved',
+  );
 });
 
 t.test('a burst with no change while running gives one apply and one "unchanged"', async (t) => {
@@ -293,8 +298,12 @@ t.test('an unexpected apply error does not wedge later reloads', async (t) => {
   const secondOutcome = await settle(second, 'second reload');
   t.match(secondOutcome, { result: 'applied' }, 'round 2 applies');
   const thirdOutcome = await settle(third, 'third reload');
-  t.match(thirdOutcome, { result: 'applied', generation: (secondOutcome as ReloadOutcome).generation + 1 }, `the reload requested during round 2 runs (got ${thirdOutcome instanceof Error ? `rejection "${thirdOutcome.message}"` : JSON.stringify(thirdOutcome)})`);
-  t.equal(h.applied.at(-1)?.config.listeners[0]!.listen.port, 1003, 'and applies the last write');
+  t.match(
+    thirdOutcome,
+    { result: 'applied', generation: (secondOutcome as ReloadOutcome).generation + 1 },
+    `the reload requested during round 2 runs (got ${thirdOutcome instanceof Error ? `rejection "${thirdOutcome.message}"` : JSON.stringify(thirdOutcome)})`,
+  );
+  t.equal(h.applied.at(-1)!.config.listeners[0]!.listen.port, 1003, 'and applies the last write');
 });
 
 function escapeRegExp(text: string): string {

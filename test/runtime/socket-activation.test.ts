@@ -36,20 +36,32 @@ t.test('passedDescriptors', async (t) => {
   });
 
   t.test('names missing: null', async (t) => {
-    t.same(passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '2' }, PID), [
-      { fd: 3, name: null },
-      { fd: 4, name: null },
-    ], 'no LISTEN_FDNAMES');
-    t.same(passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '3', LISTEN_FDNAMES: 'public' }, PID), [
-      { fd: 3, name: 'public' },
-      { fd: 4, name: null },
-      { fd: 5, name: null },
-    ], 'fewer names than descriptors');
-    t.same(passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '3', LISTEN_FDNAMES: 'a::c' }, PID), [
-      { fd: 3, name: 'a' },
-      { fd: 4, name: null },
-      { fd: 5, name: 'c' },
-    ], 'an empty name in the middle');
+    t.same(
+      passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '2' }, PID),
+      [
+        { fd: 3, name: null },
+        { fd: 4, name: null },
+      ],
+      'no LISTEN_FDNAMES',
+    );
+    t.same(
+      passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '3', LISTEN_FDNAMES: 'public' }, PID),
+      [
+        { fd: 3, name: 'public' },
+        { fd: 4, name: null },
+        { fd: 5, name: null },
+      ],
+      'fewer names than descriptors',
+    );
+    t.same(
+      passedDescriptors({ LISTEN_PID: String(PID), LISTEN_FDS: '3', LISTEN_FDNAMES: 'a::c' }, PID),
+      [
+        { fd: 3, name: 'a' },
+        { fd: 4, name: null },
+        { fd: 5, name: 'c' },
+      ],
+      'an empty name in the middle',
+    );
   });
 
   t.test('more names than descriptors: only LISTEN_FDS count', async (t) => {
@@ -134,17 +146,27 @@ t.test('matchInheritedSockets', async (t) => {
     t.throws(() => matchInheritedSockets(config, [stray]), { message: /inherited socket "metrics" on 127\.0\.0\.1:9100 matches no listener/ });
 
     const unnamed = await inherited(t, null, { host: '::1', port: 9100 });
-    t.throws(() => matchInheritedSockets(config, [unnamed]), { message: /^inherited socket on \[::1\]:9100 matches no listener: name the listener like the socket's FileDescriptorName or give it that address/ });
+    t.throws(() => matchInheritedSockets(config, [unnamed]), {
+      message: /^inherited socket on \[::1\]:9100 matches no listener: name the listener like the socket's FileDescriptorName or give it that address/,
+    });
 
     const wildcard = await inherited(t, null, { host: null, port: 9100 });
-    t.throws(() => matchInheritedSockets(config, [wildcard]), { message: /inherited socket on :9100 matches no listener/ }, 'all interfaces printed as ":port"');
+    t.throws(
+      () => matchInheritedSockets(config, [wildcard]),
+      { message: /inherited socket on :9100 matches no listener/ },
+      'all interfaces printed as ":port"',
+    );
   });
 
   t.test('more sockets than listeners: the extra one is an error', async (t) => {
     const config = listeners(['  - name: public', '    listen: 127.0.0.1:8443', ...route]);
     const first = await inherited(t, 'public', { host: '127.0.0.1', port: 8443 });
     const second = await inherited(t, 'public', { host: '127.0.0.1', port: 8443 });
-    t.throws(() => matchInheritedSockets(config, [first, second]), { message: /inherited socket "public" on 127\.0\.0\.1:8443 matches no listener/ }, 'one listener cannot take two sockets');
+    t.throws(
+      () => matchInheritedSockets(config, [first, second]),
+      { message: /inherited socket "public" on 127\.0\.0\.1:8443 matches no listener/ },
+      'one listener cannot take two sockets',
+    );
   });
 
   t.test('a port-0 listener is matched by name only', async (t) => {

@@ -281,7 +281,10 @@ t.test('a config applied once shutdown began is refused and binds nothing', asyn
   await supervisor.apply(configOf([{ name: 'first', listen: '127.0.0.1:0' }]));
   const stopped = supervisor.shutdown();
   const free = await unusedAddress();
-  const refused = await supervisor.apply(configOf([{ name: 'late', listen: free }])).then(() => null, (error: unknown) => error);
+  const refused = await supervisor.apply(configOf([{ name: 'late', listen: free }])).then(
+    () => null,
+    (error: unknown) => error,
+  );
   t.ok(refused instanceof ShuttingDownError, `refused with ShuttingDownError (${String(refused)})`);
   t.equal(await connectError(portOf(free)), 'ECONNREFUSED', 'the late listener was never bound');
   t.equal(supervisor.generation, 1, 'the generation did not move');
@@ -305,10 +308,12 @@ t.test('terminateAll ends every open connection now, retired listeners included'
   const observer = new RecordingObserver();
   const supervisor = new Supervisor(observer);
   t.teardown(() => supervisor.shutdown());
-  const summary = await supervisor.apply(configOf([
-    { name: 'kept', listen: '127.0.0.1:0' },
-    { name: 'gone', listen: '127.0.0.1:0' },
-  ]));
+  const summary = await supervisor.apply(
+    configOf([
+      { name: 'kept', listen: '127.0.0.1:0' },
+      { name: 'gone', listen: '127.0.0.1:0' },
+    ]),
+  );
   const onKept = await connectThrough(portOf(summary.bound.kept!));
   const onGone = await connectThrough(portOf(summary.bound.gone!));
   await supervisor.apply(configOf([{ name: 'kept', listen: '127.0.0.1:0' }]));

@@ -1,13 +1,7 @@
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import {
-  MAX_HELLO_BYTES,
-  parseClientHello,
-  type ClientHello,
-  type HelloParseResult,
-  type HelloRejection,
-} from '../../lib/tls/client-hello.js';
+import { MAX_HELLO_BYTES, parseClientHello, type ClientHello, type HelloParseResult, type HelloRejection } from '../../lib/tls/client-hello.js';
 import {
   CONTENT_TYPE_HANDSHAKE,
   EXTENSION_ALPN,
@@ -128,9 +122,7 @@ t.test('hand-built hellos', async (t) => {
   const emptyExtensions = helloRecord({});
   t.same(parseClientHello(emptyExtensions), complete(null, [], emptyExtensions.length), 'empty extensions block');
 
-  const otherNameTypeToo = withServerNameData(
-    vector16(hostNameEntry('ignored', 7), hostNameEntry('Routed.example.')),
-  );
+  const otherNameTypeToo = withServerNameData(vector16(hostNameEntry('ignored', 7), hostNameEntry('Routed.example.')));
   t.same(parseClientHello(otherNameTypeToo), complete('routed.example', [], otherNameTypeToo.length));
 
   const maxLengthName = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`;
@@ -159,15 +151,7 @@ t.test('hand-built hellos', async (t) => {
 t.test('SSLv2-format hello', async (t) => {
   const cipherSpecs = Buffer.alloc(21, 1);
   const challenge = Buffer.alloc(16, 2);
-  const body = Buffer.concat([
-    Buffer.from([1]),
-    uint16(0x0002),
-    uint16(cipherSpecs.length),
-    uint16(0),
-    uint16(challenge.length),
-    cipherSpecs,
-    challenge,
-  ]);
+  const body = Buffer.concat([Buffer.from([1]), uint16(0x0002), uint16(cipherSpecs.length), uint16(0), uint16(challenge.length), cipherSpecs, challenge]);
   const sslv2 = Buffer.concat([uint16(0x8000 | body.length), body]);
   t.equal(sslv2.subarray(0, 11).toString('hex'), '802e010002001500000010');
   const expected = { status: 'complete', hello: { serverName: null, alpn: [], sslv2: true }, length: sslv2.length };
@@ -209,8 +193,7 @@ t.test('not_client_hello', async (t) => {
 
 t.test('bad_record', async (t) => {
   const valid = buildClientHello({ serverName: 'x.test' });
-  const withHeader = (version: number, length: number) =>
-    Buffer.concat([Buffer.from([CONTENT_TYPE_HANDSHAKE]), uint16(version), uint16(length), valid]);
+  const withHeader = (version: number, length: number) => Buffer.concat([Buffer.from([CONTENT_TYPE_HANDSHAKE]), uint16(version), uint16(length), valid]);
   t.same(parseClientHello(Buffer.from([0x16, 0x02])), rejected('bad_record'), 'major version 2, from byte 2');
   t.same(parseClientHello(withHeader(0x0203, valid.length)), rejected('bad_record'), 'major version 2');
   t.same(parseClientHello(Buffer.from([0x16, 0x03, 0x05])), rejected('bad_record'), 'minor version 5');
@@ -223,11 +206,7 @@ t.test('bad_record', async (t) => {
     const interrupted = Buffer.from(split);
     interrupted[firstRecordEnd] = contentType;
     t.same(parseClientHello(interrupted), rejected('bad_record'), `record type ${contentType} mid-hello`);
-    t.same(
-      parseClientHello(interrupted.subarray(0, firstRecordEnd + 1)),
-      rejected('bad_record'),
-      `record type ${contentType} mid-hello, from its first byte`,
-    );
+    t.same(parseClientHello(interrupted.subarray(0, firstRecordEnd + 1)), rejected('bad_record'), `record type ${contentType} mid-hello, from its first byte`);
   }
   const secondHeaderBadLength = Buffer.from(split);
   secondHeaderBadLength.writeUInt16BE(0, firstRecordEnd + 3);
@@ -244,10 +223,7 @@ t.test('malformed', async (t) => {
     ['body cut inside random', wrapInRecords(handshakeMessage(1, clientHelloBody().subarray(0, 20)))],
     ['body cut inside cipher_suites', wrapInRecords(handshakeMessage(1, clientHelloBody().subarray(0, 70)))],
     ['one stray byte where extensions would start', withBodyTail(Buffer.from([0]))],
-    [
-      'extensions length shorter than the rest',
-      withBodyTail(Buffer.concat([vector16(extension(43, Buffer.alloc(2))), Buffer.from([0])])),
-    ],
+    ['extensions length shorter than the rest', withBodyTail(Buffer.concat([vector16(extension(43, Buffer.alloc(2))), Buffer.from([0])]))],
     ['extensions length longer than the rest', withBodyTail(Buffer.concat([uint16(10), extension(43, Buffer.alloc(2))]))],
     ['extension data overruns the block', withBodyTail(vector16(uint16(43), uint16(5), Buffer.alloc(2)))],
     ['truncated extension header', withBodyTail(vector16(Buffer.from([0, 43, 0])))],
@@ -260,10 +236,7 @@ t.test('malformed', async (t) => {
         extraExtensionBytes: extension(EXTENSION_ALPN, Buffer.concat([vector16(vector8(Buffer.from('h2'))), Buffer.from([0])])),
       }),
     ],
-    [
-      'ALPN protocol overruns the list',
-      helloRecord({ extraExtensionBytes: extension(EXTENSION_ALPN, vector16(Buffer.from([5]), Buffer.from('h2'))) }),
-    ],
+    ['ALPN protocol overruns the list', helloRecord({ extraExtensionBytes: extension(EXTENSION_ALPN, vector16(Buffer.from([5]), Buffer.from('h2'))) })],
     ['duplicate ALPN extension', helloRecord({ alpn: ['h2'], extraExtensionBytes: alpnExtension(['http/1.1']) })],
   ];
   for (const [name, data] of cases) t.same(parseClientHello(data), rejected('malformed'), name);
@@ -308,13 +281,16 @@ t.test('server names with empty labels are bad_server_name; one trailing dot (th
 t.test('too_large', async (t) => {
   // A first record announcing a full 16 KiB fragment, of which only the handshake header has arrived.
   const recordHeader = Buffer.from([CONTENT_TYPE_HANDSHAKE, 0x03, 0x01, 0x40, 0x00]);
-  const declared = (bodyLength: number) =>
-    Buffer.concat([recordHeader, Buffer.from([HANDSHAKE_TYPE_CLIENT_HELLO]), uint24(bodyLength)]);
+  const declared = (bodyLength: number) => Buffer.concat([recordHeader, Buffer.from([HANDSHAKE_TYPE_CLIENT_HELLO]), uint24(bodyLength)]);
   t.same(parseClientHello(declared(0xffffff)), rejected('too_large'), 'from the header of a 2^24 - 1 declaration');
 
   // In 16 KiB records a message of L bytes needs L + 5 * ceil(L / 16384) record-layer bytes.
   const largestMessage = MAX_HELLO_BYTES - 4 * 5;
-  t.same(parseClientHello(declared(largestMessage - 4)), { status: 'incomplete', need: MAX_HELLO_BYTES }, 'largest that fits (need: the earliest its records could end)');
+  t.same(
+    parseClientHello(declared(largestMessage - 4)),
+    { status: 'incomplete', need: MAX_HELLO_BYTES },
+    'largest that fits (need: the earliest its records could end)',
+  );
   t.same(parseClientHello(declared(largestMessage - 3)), rejected('too_large'), 'one byte more');
 
   const fitsInFullRecords = buildClientHello({ extraExtensionBytes: paddingExtension(63000) });
@@ -355,11 +331,7 @@ t.test('hellos spanning records', async (t) => {
   const small = buildClientHello({ serverName: 'split.example', alpn: ['http/1.1'] });
   for (const sizes of [[1], [2], [3], [1, 2, 1], [4], [5, 1000]]) {
     const records = wrapInRecords(small, sizes);
-    t.same(
-      parseClientHello(records),
-      complete('split.example', ['http/1.1'], records.length),
-      `handshake header split by fragments ${sizes.join(',')}`,
-    );
+    t.same(parseClientHello(records), complete('split.example', ['http/1.1'], records.length), `handshake header split by fragments ${sizes.join(',')}`);
   }
 });
 
@@ -436,18 +408,9 @@ t.test('property: any bytes parse to one of the three shapes without throwing', 
     .map(([minor, fragmentLength, bodyLength]) =>
       Buffer.concat([Buffer.from([0x16, 0x03, minor]), uint16(fragmentLength), Buffer.from([1]), uint24(bodyLength)]),
     );
-  const prefix = fc.oneof(
-    fc.constant(Buffer.alloc(0)),
-    fc.constant(Buffer.from([0x16, 0x03])),
-    fc.constant(Buffer.from([0x80])),
-    validLookingHeader,
-  );
+  const prefix = fc.oneof(fc.constant(Buffer.alloc(0)), fc.constant(Buffer.from([0x16, 0x03])), fc.constant(Buffer.from([0x80])), validLookingHeader);
   const mutatedHello = fc
-    .tuple(
-      helloOptionsArb,
-      fragmentSizesArb,
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
-    )
+    .tuple(helloOptionsArb, fragmentSizesArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }))
     .map(([options, sizes, mutations]) => {
       const data = wrapInRecords(buildClientHello(options), sizes);
       for (const [position, value] of mutations) data[position % data.length] = value;
