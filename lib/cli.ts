@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
-import { ConfigError } from './config/errors.js';
+import { ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/load.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { ConfigError, type SourcePosition } from './errors.js';
+import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
-import { ShapeError, type Path } from './shape.js';
+import type { Path } from './shape.js';
 import { formatAddress, isLoopbackHost } from './values.js';
 import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
 

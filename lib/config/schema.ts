@@ -1,5 +1,6 @@
 import { boolean, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
-import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress, ValueError } from './values.js';
+import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress } from './values.js';
+import { ValueError } from '../errors.js';
 
 /** The config file's definition: read by the loader, published as JSON Schema. */
 

@@ -1,4 +1,4 @@
-import { ValueError } from './values.js';
+import { type ConfigPath, ShapeError, ValueError } from '../errors.js';
 
 /**
  * A small schema language for the config: each shape reads a plain value
@@ -6,21 +6,10 @@ import { ValueError } from './values.js';
  * Schema, so the loader and the published schema come from one definition.
  */
 
-export type Path = ReadonlyArray<string | number>;
+export type Path = ConfigPath;
 export type JsonSchema = Record<string, unknown>;
 
 /** A problem found while reading: where (a path into the document) and what. */
-export class ShapeError extends Error {
-  constructor(
-    readonly path: Path,
-    message: string,
-    /** Point at the key of the last path element instead of its value (unknown keys). */
-    readonly onKey = false,
-  ) {
-    super(message);
-  }
-}
-
 export interface Shape<T> {
   read(value: unknown, path: Path): T;
   jsonSchema(): JsonSchema;

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 import { domainToASCII } from 'node:url';
+import { ValueError } from '../errors.js';
 import type { ListenAddress } from './types.js';
 
 /**
@@ -7,7 +8,6 @@ import type { ListenAddress } from './types.js';
  * and returns the value or throws a `ValueError` whose message can be shown
  * as is after `FILE:LINE:COL:`.
  */
-export class ValueError extends Error {}
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 /** Node timers treat longer delays as 1 ms; no timeout here needs more than 24 days. */

@@ -1,5 +1,5 @@
-import type { ConnectionRecord, Outcome } from '../proxy/connection.js';
-import type { ProxyObserver } from '../proxy/observer.js';
+import type { ConnectionRecord, Outcome } from '../pipeline/record.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
 import type { Logger } from './logger.js';
 
 /** Outcomes an operator should look at; the rest are clients' doing and log at info. */

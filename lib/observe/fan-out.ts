@@ -1,4 +1,4 @@
-import type { ProxyObserver } from '../proxy/observer.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
 
 /** One observer that forwards every event to each of `observers` (logs, metrics). */
 export function fanOut(...observers: ProxyObserver[]): ProxyObserver {

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HealthChange } from '../proxy/backend-health.js';
-import type { ConnectionRecord } from '../proxy/connection.js';
-import type { ProxyObserver } from '../proxy/observer.js';
+import type { HealthChange } from '../backends/health.js';
+import type { ConnectionRecord } from '../pipeline/record.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
 
 /** What the metrics read from the running proxy when scraped (gauges), rather than tracking it on the hot path. */
 export interface MetricSources {

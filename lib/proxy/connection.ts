@@ -4,46 +4,13 @@ import type { AccessCheck } from '../routing/access-list.js';
 import { matchRoute, type RouteTable } from '../routing/route-table.js';
 import { UNRECOGNIZED_NAME_ALERT } from '../tls/alert.js';
 import { parseClientHello, type ClientHello } from '../tls/client-hello.js';
-import type { BackendAttempt, BackendPool, BackendTarget } from './backend-pool.js';
-import { dial } from './dial.js';
-import type { ProxyObserver } from './observer.js';
-import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxiedAddresses } from './proxy-protocol.js';
-import { closeSocket, ignoreError } from './sockets.js';
-
-/** How a connection ended; one per connection, in its log line and metrics. */
-export type Outcome =
-  | 'ok'
-  | 'no_route'
-  | 'bad_hello'
-  | 'hello_timeout'
-  | 'bad_proxy_header'
-  | 'denied'
-  | 'client_limit'
-  | 'client_closed'
-  | 'backend_unreachable'
-  | 'idle_timeout'
-  | 'client_error'
-  | 'backend_error'
-  | 'shutdown';
-
-/** What is known about a connection when it closes. */
-export interface ConnectionRecord {
-  listener: string;
-  /** The client's "address:port": from the PROXY header when the listener accepts one. */
-  client: string;
-  sni: string | null;
-  alpn: string[];
-  route: string | null;
-  backend: string | null;
-  /** Backends dialled (more than 1 when failover happened). */
-  attempts: number;
-  bytesFromClient: number;
-  bytesToClient: number;
-  durationMs: number;
-  outcome: Outcome;
-  /** Why, when the outcome alone does not say: the hello rejection, the socket error code, ... */
-  reason: string | null;
-}
+import type { BackendAttempt, BackendPool, BackendTarget } from '../backends/pool.js';
+import { dial } from '../backends/dial.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
+import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxiedAddresses } from '../net/proxy-protocol.js';
+import { canonicalAddress, formatPeer } from '../net/address.js';
+import { closeSocket, ignoreError } from '../net/sockets.js';
+import type { Outcome } from '../pipeline/record.js';
 
 export interface ActiveRoute {
   hostnames: readonly string[];
@@ -90,16 +57,6 @@ enum Phase {
   Connecting,
   Spliced,
   Closed,
-}
-
-/** "::ffff:192.0.2.1" → "192.0.2.1": dual-stack listeners see IPv4 clients as mapped addresses. */
-export function canonicalAddress(address: string | undefined): string {
-  if (address === undefined) return 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-function formatPeer(address: string, port: number | undefined): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /**

@@ -1,33 +1,16 @@
 import net from 'node:net';
 import type { ListenerConfig, RouteConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
+import { ListenError } from '../errors.js';
 import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
-import type { BackendRegistry } from './backend-health.js';
-import { BackendPool } from './backend-pool.js';
-import { canonicalAddress, ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Outcome, type Refusal } from './connection.js';
-import type { ProxyObserver } from './observer.js';
-import { ignoreError } from './sockets.js';
-
-const listenHints: Record<string, string> = {
-  EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
-  EACCES:
-    'permission denied: ports below 1024 need privileges: run under systemd (socket activation or AmbientCapabilities=CAP_NET_BIND_SERVICE) or grant node the capability with `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`',
-  EADDRNOTAVAIL: 'address not available: no local interface has that address',
-};
-
-/** Binding failed; the message is one line an operator can act on. */
-export class ListenError extends Error {
-  constructor(
-    readonly listener: string,
-    readonly address: string,
-    readonly code: string,
-    cause: Error,
-    hint: string = listenHints[code] ?? cause.message,
-  ) {
-    super(`cannot listen on ${address} (listener "${listener}"): ${hint}`, { cause });
-  }
-}
+import type { BackendRegistry } from '../backends/health.js';
+import { BackendPool } from '../backends/pool.js';
+import { canonicalAddress } from '../net/address.js';
+import type { Outcome } from '../pipeline/record.js';
+import { ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Refusal } from './connection.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
+import { ignoreError } from '../net/sockets.js';
 
 /** Accepted clients held unread while the listener is at `maxConnections`, at most this many (the kernel's default backlog). */
 const MAX_WAITING = 511;

@@ -1,8 +1,7 @@
-import { ConfigError } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import type { Logger } from '../observe/logger.js';
-import { ListenError } from '../proxy/listener.js';
-import { ShuttingDownError, type ApplySummary } from './supervisor.js';
+import { isOwnError } from '../errors.js';
+import type { ApplySummary } from './supervisor.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
 
@@ -80,10 +79,7 @@ export class ConfigReloader {
       return { result: 'applied', generation: summary.generation };
     } catch (error) {
       // Anything else is a bug, but a reload must still end as refused (and say why) for later reloads to run.
-      const message =
-        error instanceof ConfigError || error instanceof ListenError || error instanceof ShuttingDownError
-          ? error.message
-          : `unexpected error: ${(error as Error).stack ?? String(error)}`;
+      const message = isOwnError(error) ? error.message : `unexpected error: ${(error as Error).stack ?? String(error)}`;
       return { result: 'refused', generation: this.options.generation(), error: message };
     }
   }

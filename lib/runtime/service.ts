@@ -7,7 +7,7 @@ import { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
 import type { Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
-import { ListenError } from '../proxy/listener.js';
+import { ListenError } from '../errors.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
 import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';

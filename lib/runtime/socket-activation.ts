@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { ListenAddress, ListenerConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
+import { InheritedSocketError } from '../errors.js';
 
 /** The first descriptor systemd passes (sd_listen_fds: SD_LISTEN_FDS_START). */
 const FIRST_FD = 3;
@@ -37,7 +38,7 @@ export interface InheritedSocket {
 function wrap(descriptor: PassedDescriptor): InheritedSocket {
   const handle = new net.Socket({ fd: descriptor.fd, readable: false, writable: false });
   const address = handle.address();
-  if (!('port' in address)) throw new Error(`inherited descriptor ${descriptor.fd} is not a TCP socket`);
+  if (!('port' in address)) throw new InheritedSocketError(`inherited descriptor ${descriptor.fd} is not a TCP socket`);
   const wildcard = address.address === '::' || address.address === '0.0.0.0';
   return { handle, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } };
 }
@@ -63,7 +64,7 @@ export function matchInheritedSockets(listeners: readonly ListenerConfig[], sock
       listeners.find((candidate) => sameAddress(candidate) && !matched.has(candidate.name));
     if (!listener) {
       const label = socket.name ? `"${socket.name}" ` : '';
-      throw new Error(
+      throw new InheritedSocketError(
         `inherited socket ${label}on ${formatAddress(socket.address.host, socket.address.port)} matches no listener: name the listener like the socket's FileDescriptorName or give it that address`,
       );
     }

@@ -1,10 +1,11 @@
 import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
-import { BackendRegistry } from '../proxy/backend-health.js';
-import { Listener, ListenError } from '../proxy/listener.js';
-import type { Outcome } from '../proxy/connection.js';
-import type { ProxyObserver } from '../proxy/observer.js';
+import { BackendRegistry } from '../backends/health.js';
+import { ListenError, ShuttingDownError } from '../errors.js';
+import { Listener } from '../proxy/listener.js';
+import type { Outcome } from '../pipeline/record.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
 
 /** What one `apply` changed, by listener name. */
 export interface ApplySummary {
@@ -16,13 +17,6 @@ export interface ApplySummary {
   changed: string[];
   /** Bound address of every added listener, by name (the real port when the config asked for port 0). */
   bound: Record<string, string>;
-}
-
-/** A config applied after shutdown began: nothing changes. */
-export class ShuttingDownError extends Error {
-  constructor() {
-    super('the proxy is shutting down');
-  }
 }
 
 /** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
@@ -114,12 +108,12 @@ export class Supervisor {
 
   /** A port "in use" by one of this proxy's own listeners: say so, not "another process". */
   private explainOwnPort(error: unknown): unknown {
-    if (!(error instanceof ListenError) || error.code !== 'EADDRINUSE') return error;
+    if (!(error instanceof ListenError) || error.errno !== 'EADDRINUSE') return error;
     const port = Number(error.address.slice(error.address.lastIndexOf(':') + 1));
     const owner = [...this.active.values()].find((listener) => listener.boundAddress().endsWith(`:${port}`));
     if (!owner) return error;
     const hint = `the port is held by this proxy's listener "${owner.config.name}" on ${owner.boundAddress()}; changing the host of a listener on the same port needs a restart`;
-    return new ListenError(error.listener, error.address, error.code, error.cause as Error, hint);
+    return new ListenError(error.listener, error.address, error.errno, error.cause as Error, hint);
   }
 
   /** Open connections across active and retired listeners. */

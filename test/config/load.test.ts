@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError } from '../../lib/config/errors.js';
+import { ConfigError } from '../../lib/errors.js';
 import { DEFAULT_TIMEOUTS, loadConfigFile, parseConfig } from '../../lib/config/load.js';
 import type { BackendConfig, ListenerConfig, ProxyConfig, RouteConfig } from '../../lib/config/types.js';
 

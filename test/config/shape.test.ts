@@ -1,20 +1,7 @@
 import t, { type Test } from 'tap';
-import {
-  boolean,
-  integer,
-  list,
-  object,
-  oneOf,
-  optional,
-  required,
-  scalar,
-  scalarOrObject,
-  ShapeError,
-  string,
-  type Path,
-  type Shape,
-} from '../../lib/config/shape.js';
-import { parseDuration, ValueError } from '../../lib/config/values.js';
+import { boolean, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Path, type Shape } from '../../lib/config/shape.js';
+import { ShapeError, ValueError } from '../../lib/errors.js';
+import { parseDuration } from '../../lib/config/values.js';
 
 /** Asserts reading `value` fails with a ShapeError at `path` (on the key when `onKey`) with `message`. */
 function fails(t: Test, shape: Shape<unknown>, value: unknown, expected: { path: Path; message: string | RegExp; onKey?: boolean }, label: string): void {

@@ -9,8 +9,8 @@ import {
   parseCidr,
   parseDuration,
   parseListenAddress,
-  ValueError,
 } from '../../lib/config/values.js';
+import { ValueError } from '../../lib/errors.js';
 
 /** Asserts `run` throws a `ValueError` whose message matches `message`. */
 function rejects(t: Test, run: () => unknown, message: RegExp | string, label: string): void {

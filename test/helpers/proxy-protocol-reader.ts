@@ -1,7 +1,7 @@
 // An independent reader (and, for clients that play an upstream load
 // balancer, a writer) of HAProxy PROXY protocol headers, written for the tests
 // straight from the specification (haproxy doc/proxy-protocol.txt, sections
-// 2.1 and 2.2). It deliberately shares nothing with lib/proxy/proxy-protocol.ts
+// 2.1 and 2.2). It deliberately shares nothing with lib/net/proxy-protocol.ts
 // so that the tests do not check the proxy's encoder against itself.
 //
 // Also: a recording backend that reads the PROXY header a connection starts

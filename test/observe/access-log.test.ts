@@ -5,7 +5,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { accessLog } from '../../lib/observe/access-log.js';
-import type { ConnectionRecord, Outcome } from '../../lib/proxy/connection.js';
+import type { ConnectionRecord, Outcome } from '../../lib/pipeline/record.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 

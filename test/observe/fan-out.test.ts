@@ -2,9 +2,9 @@
 // event, with its arguments, to each observer in turn (logs, metrics).
 import t from 'tap';
 import { fanOut } from '../../lib/observe/fan-out.js';
-import type { HealthChange } from '../../lib/proxy/backend-health.js';
-import type { ConnectionRecord } from '../../lib/proxy/connection.js';
-import type { ProxyObserver } from '../../lib/proxy/observer.js';
+import type { HealthChange } from '../../lib/backends/health.js';
+import type { ConnectionRecord } from '../../lib/pipeline/record.js';
+import type { ProxyObserver } from '../../lib/pipeline/observer.js';
 
 type Call = [observer: string, event: string, ...args: unknown[]];
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { createMetrics } from '../../lib/observe/metrics.js';
-import type { ConnectionRecord } from '../../lib/proxy/connection.js';
+import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 
 interface Sample {
   name: string;

@@ -4,9 +4,9 @@
 // reaching a backend.
 import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
-import { BackendRegistry } from '../../lib/proxy/backend-health.js';
+import { BackendRegistry } from '../../lib/backends/health.js';
 import { Listener } from '../../lib/proxy/listener.js';
-import type { ProxyObserver } from '../../lib/proxy/observer.js';
+import type { ProxyObserver } from '../../lib/pipeline/observer.js';
 import { startEchoBackend } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';

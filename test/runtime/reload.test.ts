@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { LoadedConfig } from '../../lib/config/load.js';
-import { ListenError } from '../../lib/proxy/listener.js';
+import { ListenError } from '../../lib/errors.js';
 import { ConfigReloader, type ReloadOutcome } from '../../lib/runtime/reload.js';
 import type { ApplySummary } from '../../lib/runtime/supervisor.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';

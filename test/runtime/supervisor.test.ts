@@ -5,11 +5,11 @@ import t from 'tap';
 import net from 'node:net';
 import { parseConfig } from '../../lib/config/load.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
-import type { HealthChange } from '../../lib/proxy/backend-health.js';
-import type { ConnectionRecord } from '../../lib/proxy/connection.js';
-import { ListenError } from '../../lib/proxy/listener.js';
-import type { ProxyObserver } from '../../lib/proxy/observer.js';
-import { ShuttingDownError, Supervisor } from '../../lib/runtime/supervisor.js';
+import type { HealthChange } from '../../lib/backends/health.js';
+import type { ConnectionRecord } from '../../lib/pipeline/record.js';
+import { ListenError } from '../../lib/errors.js';
+import type { ProxyObserver } from '../../lib/pipeline/observer.js';
+import { Supervisor } from '../../lib/runtime/supervisor.js';
 import { startEchoBackend, unusedAddress } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { guard, waitFor } from '../helpers/wait.js';
@@ -207,7 +207,7 @@ t.test('apply, reapply, removal, a taken port, and shutdown', async (t) => {
       (rejection: unknown) => rejection,
     );
     t.ok(error instanceof ListenError, 'rejects with ListenError');
-    t.match(error, { listener: 'clash', address: `127.0.0.1:${takenPort}`, code: 'EADDRINUSE' });
+    t.match(error, { listener: 'clash', address: `127.0.0.1:${takenPort}`, code: 'SNIP_LISTEN_FAILED', errno: 'EADDRINUSE' });
     t.match((error as Error).message, `cannot listen on 127.0.0.1:${takenPort} (listener "clash")`);
     t.equal(supervisor.generation, 2, 'generation unchanged');
     t.equal(supervisor.config, second, 'config unchanged');
@@ -285,7 +285,7 @@ t.test('a config applied once shutdown began is refused and binds nothing', asyn
     () => null,
     (error: unknown) => error,
   );
-  t.ok(refused instanceof ShuttingDownError, `refused with ShuttingDownError (${String(refused)})`);
+  t.match(refused, { name: 'ShuttingDownError', code: 'SNIP_SHUTTING_DOWN' }, `refused as shutting down (${String(refused)})`);
   t.equal(await connectError(portOf(free)), 'ECONNREFUSED', 'the late listener was never bound');
   t.equal(supervisor.generation, 1, 'the generation did not move');
   await guard(stopped, 2_000, 'shutdown');

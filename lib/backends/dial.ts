@@ -1,6 +1,6 @@
 import { lookup, type LookupAddress } from 'node:dns';
 import net from 'node:net';
-import { ignoreError } from './sockets.js';
+import { ignoreError } from '../net/sockets.js';
 
 export type DialCallback = (error: string | null, socket: net.Socket | null) => void;
 

@@ -1,11 +1,11 @@
-// dial() (lib/proxy/dial.ts): TCP connects to backends with real sockets on
+// dial() (lib/backends/dial.ts): TCP connects to backends with real sockets on
 // loopback: IP addresses, DNS names resolved at connect time with every
 // address tried in turn, error codes, and cancellation.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { dial } from '../../lib/proxy/dial.js';
+import { dial } from '../../lib/backends/dial.js';
 import { unusedAddress } from '../helpers/backends.js';
 import { guard, sleep } from '../helpers/wait.js';
 

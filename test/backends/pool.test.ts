@@ -1,4 +1,4 @@
-// BackendPool (lib/proxy/backend-pool.ts): how a route's backends are chosen
+// BackendPool (lib/backends/pool.ts): how a route's backends are chosen
 // for each new connection and in which order they are tried, with the
 // shared per-backend state from BackendRegistry (passive and active health,
 // open connections for leastconn). Pure, apart from a few short waits for a
@@ -8,8 +8,8 @@ import t from 'tap';
 import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../lib/config/load.js';
 import type { BackendConfig, RouteConfig } from '../../lib/config/types.js';
-import { BackendRegistry, type HealthChange } from '../../lib/proxy/backend-health.js';
-import { BackendPool, type BackendTarget } from '../../lib/proxy/backend-pool.js';
+import { BackendRegistry, type HealthChange } from '../../lib/backends/health.js';
+import { BackendPool, type BackendTarget } from '../../lib/backends/pool.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CLIENT = '192.0.2.1';

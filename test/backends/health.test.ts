@@ -1,4 +1,4 @@
-// BackendState and BackendRegistry (lib/proxy/backend-health.ts): passive
+// BackendState and BackendRegistry (lib/backends/health.ts): passive
 // health (consecutive connect failures, failTimeout, one probe), active TCP
 // health checks with rise/fall hysteresis against real sockets on loopback,
 // and what a registry keeps across configs.
@@ -7,7 +7,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../lib/config/load.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
-import { BackendRegistry, BackendState, type HealthChange } from '../../lib/proxy/backend-health.js';
+import { BackendRegistry, BackendState, type HealthChange } from '../../lib/backends/health.js';
 import { unusedAddress } from '../helpers/backends.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 

@@ -9,7 +9,7 @@ import {
   type ProxiedAddresses,
   type ProxyHeaderRejection,
   type ProxyHeaderResult,
-} from '../../lib/proxy/proxy-protocol.js';
+} from '../../lib/net/proxy-protocol.js';
 
 // Vectors are written out by hand from haproxy's doc/proxy-protocol.txt, not
 // produced by the encoder under test.

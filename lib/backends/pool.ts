@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { BackendConfig, BalanceMode, RouteConfig } from '../config/types.js';
-import type { BackendRegistry, BackendState } from './backend-health.js';
+import type { BackendRegistry, BackendState } from './health.js';
 
 export interface BackendTarget {
   config: BackendConfig;

@@ -1,5 +1,5 @@
-import type { HealthObserver } from './backend-health.js';
-import type { ConnectionRecord } from './connection.js';
+import type { HealthObserver } from '../backends/health.js';
+import type { ConnectionRecord } from './record.js';
 
 /**
  * What the proxy reports as it works: logs and metrics subscribe here, so the

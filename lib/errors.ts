@@ -1,0 +1,117 @@
+// Every error this program raises on purpose, in one place (as undici does):
+// each has a `name` and a stable `code`, so callers, logs and tests match the
+// code and the message can improve without breaking anyone.
+
+/** A position in the config file, 1-based like editors show it. */
+export interface SourcePosition {
+  line: number;
+  col: number;
+}
+
+/** Where a value sits in the config document: keys and list indexes from the root. */
+export type ConfigPath = ReadonlyArray<string | number>;
+
+export type ConfigErrorCode =
+  /** The file cannot be opened or read (missing, permission, I/O error). */
+  | 'SNIP_CONFIG_UNREADABLE'
+  /** The path is not a regular file (a FIFO, device or directory). */
+  | 'SNIP_CONFIG_NOT_A_FILE'
+  /** The file is larger than the loader accepts. */
+  | 'SNIP_CONFIG_TOO_LARGE'
+  /** Reading and parsing took longer than the loader allows. */
+  | 'SNIP_CONFIG_TIMEOUT'
+  /** Not valid YAML, or YAML past the loader's limits (aliases, nesting). */
+  | 'SNIP_CONFIG_SYNTAX'
+  /** Valid YAML that is not a valid config. */
+  | 'SNIP_CONFIG_INVALID';
+
+/** Base of the errors below. */
+export abstract class SniPassthroughError extends Error {
+  abstract readonly code: string;
+}
+
+/**
+ * A config problem, tied to the YAML node that caused it when there is one:
+ * prints as `FILE:LINE:COL: message` (or `FILE: message` when the file itself
+ * could not be read).
+ */
+export class ConfigError extends SniPassthroughError {
+  override readonly name = 'ConfigError';
+  readonly code: ConfigErrorCode;
+  readonly file: string;
+  readonly position: SourcePosition | null;
+  readonly detail: string;
+
+  constructor(file: string, position: SourcePosition | null, detail: string, code: ConfigErrorCode = 'SNIP_CONFIG_INVALID') {
+    super(position ? `${file}:${position.line}:${position.col}: ${detail}` : `${file}: ${detail}`);
+    this.code = code;
+    this.file = file;
+    this.position = position;
+    this.detail = detail;
+  }
+}
+
+/** A config scalar that does not parse; the message can be shown as is after `FILE:LINE:COL:`. */
+export class ValueError extends SniPassthroughError {
+  override readonly name = 'ValueError';
+  readonly code = 'SNIP_CONFIG_VALUE';
+}
+
+/** A config value of the wrong shape, at `path` (the loader turns it into a `ConfigError` with the position). */
+export class ShapeError extends SniPassthroughError {
+  override readonly name = 'ShapeError';
+  readonly code = 'SNIP_CONFIG_SHAPE';
+
+  constructor(
+    readonly path: ConfigPath,
+    message: string,
+    /** Point at the key of the last path element instead of its value (unknown keys). */
+    readonly onKey = false,
+  ) {
+    super(message);
+  }
+}
+
+const listenHints: Record<string, string> = {
+  EADDRINUSE: 'address already in use: another process is listening there (find it with `ss -ltnp`)',
+  EACCES:
+    'permission denied: ports below 1024 need privileges: run under systemd (socket activation or AmbientCapabilities=CAP_NET_BIND_SERVICE) or grant node the capability with `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`',
+  EADDRNOTAVAIL: 'address not available: no local interface has that address',
+};
+
+/** Binding failed; the message is one line an operator can act on. `errno` is the system's code (`EADDRINUSE`). */
+export class ListenError extends SniPassthroughError {
+  override readonly name = 'ListenError';
+  readonly code = 'SNIP_LISTEN_FAILED';
+
+  constructor(
+    readonly listener: string,
+    readonly address: string,
+    readonly errno: string,
+    cause: Error,
+    hint: string = listenHints[errno] ?? cause.message,
+  ) {
+    super(`cannot listen on ${address} (listener "${listener}"): ${hint}`, { cause });
+  }
+}
+
+/** A config applied after shutdown began: nothing changes. */
+export class ShuttingDownError extends SniPassthroughError {
+  override readonly name = 'ShuttingDownError';
+  readonly code = 'SNIP_SHUTTING_DOWN';
+
+  constructor() {
+    super('the proxy is shutting down');
+  }
+}
+
+/** A socket passed by the service manager that cannot be served (not TCP, or no listener claims it). */
+export class InheritedSocketError extends SniPassthroughError {
+  override readonly name = 'InheritedSocketError';
+  readonly code = 'SNIP_INHERITED_SOCKET';
+}
+
+/** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
+export function isOwnError(error: unknown): error is SniPassthroughError {
+  return error instanceof SniPassthroughError;
+}
