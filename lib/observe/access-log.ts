@@ -19,6 +19,8 @@ export function accessLog(logger: Logger): ProxyObserver {
       if (change.state === 'down') logger.warn(change, 'backend down');
       else logger.info(change, 'backend up');
     },
+    connectionDropped() {},
+    panicRouting() {},
     listenerError(listener: string, error: Error): void {
       logger.error({ listener, err: error }, 'listener error');
     },

@@ -9,5 +9,7 @@ export function fanOut(...observers: ProxyObserver[]): ProxyObserver {
     backendConnectFailed: (listener, backend, reason) => observers.forEach((observer) => observer.backendConnectFailed(listener, backend, reason)),
     backendHealthChanged: (change) => observers.forEach((observer) => observer.backendHealthChanged(change)),
     listenerError: (listener, error) => observers.forEach((observer) => observer.listenerError(listener, error)),
+    connectionDropped: (listener, reason) => observers.forEach((observer) => observer.connectionDropped(listener, reason)),
+    panicRouting: (listener, route) => observers.forEach((observer) => observer.panicRouting(listener, route)),
   };
 }

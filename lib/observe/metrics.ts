@@ -124,6 +124,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     backendHealthChanged(change: HealthChange) {
       healthChanges.inc({ backend: change.backend, state: change.state, cause: change.cause });
     },
+    connectionDropped() {},
+    panicRouting() {},
     listenerError() {},
     reloadFinished(result) {
       reloads.inc({ result });

@@ -11,6 +11,20 @@ export interface ProxyObserver extends HealthObserver {
   connectionClosed(record: ConnectionRecord): void;
   backendConnected(listener: string, backend: string, latencyMs: number): void;
   backendConnectFailed(listener: string, backend: string, reason: string): void;
-  /** The listening socket failed after it was bound (e.g. out of file descriptors on accept). */
+  /** The listening socket failed after it was bound. */
   listenerError(listener: string, error: Error): void;
+  /**
+   * A client was closed as soon as it was accepted, before it became a
+   * connection: `fd_limit` when the process is at its file descriptor limit
+   * (the descriptors left are kept for the backend dials of open connections).
+   */
+  connectionDropped(listener: string, reason: DropReason): void;
+  /**
+   * Every backend of a route is marked down, so a connection tries them all
+   * anyway (panic routing: a single backend is never locked out after it
+   * recovers). Once per connection that does so.
+   */
+  panicRouting(listener: string, route: string): void;
 }
+
+export type DropReason = 'fd_limit';

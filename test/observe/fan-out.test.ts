@@ -17,6 +17,8 @@ function recording(name: string, calls: Call[]): ProxyObserver {
     backendConnectFailed: (...args) => calls.push([name, 'backendConnectFailed', ...args]),
     backendHealthChanged: (...args) => calls.push([name, 'backendHealthChanged', ...args]),
     listenerError: (...args) => calls.push([name, 'listenerError', ...args]),
+    connectionDropped: (...args) => calls.push([name, 'connectionDropped', ...args]),
+    panicRouting: (...args) => calls.push([name, 'panicRouting', ...args]),
   };
 }
 
@@ -45,6 +47,8 @@ function sendAll(observer: ProxyObserver): void {
   observer.backendConnectFailed('public', '127.0.0.1:9444', 'ECONNREFUSED');
   observer.backendHealthChanged(change);
   observer.listenerError('public', error);
+  observer.connectionDropped('public', 'fd_limit');
+  observer.panicRouting('public', 'app.example.com');
 }
 
 t.test('every event reaches every observer, in order, with the same arguments', async (t) => {
@@ -63,6 +67,10 @@ t.test('every event reaches every observer, in order, with the same arguments', 
     ['metrics', 'backendHealthChanged', change],
     ['logs', 'listenerError', 'public', error],
     ['metrics', 'listenerError', 'public', error],
+    ['logs', 'connectionDropped', 'public', 'fd_limit'],
+    ['metrics', 'connectionDropped', 'public', 'fd_limit'],
+    ['logs', 'panicRouting', 'public', 'app.example.com'],
+    ['metrics', 'panicRouting', 'public', 'app.example.com'],
   ]);
   t.equal(calls[2]![2], record, 'the same record object, not a copy');
   t.equal(calls[11]![3], error, 'the same error object');
@@ -71,7 +79,7 @@ t.test('every event reaches every observer, in order, with the same arguments', 
 t.test('one observer: passed straight through', async (t) => {
   const calls: Call[] = [];
   sendAll(fanOut(recording('only', calls)));
-  t.equal(calls.length, 6);
+  t.equal(calls.length, 8);
   t.ok(calls.every((call) => call[0] === 'only'));
 });
 

@@ -6,7 +6,7 @@ import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { Listener } from '../../lib/proxy/listener.js';
-import type { ProxyObserver } from '../../lib/pipeline/observer.js';
+import { RecordingObserver } from '../helpers/observer.js';
 import { startEchoBackend } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
@@ -17,15 +17,8 @@ t.teardown(() => echo.close());
 
 const HELLO = record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'app.example.com' }));
 
-const accepted: string[] = [];
-const observer: ProxyObserver = {
-  connectionAccepted: (listener) => accepted.push(listener),
-  connectionClosed: () => {},
-  backendConnected: () => {},
-  backendConnectFailed: () => {},
-  backendHealthChanged: () => {},
-  listenerError: () => {},
-};
+const observer = new RecordingObserver();
+const { accepted } = observer;
 
 function newListener(name: string): Listener {
   const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');

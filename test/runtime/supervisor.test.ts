@@ -5,42 +5,12 @@ import t from 'tap';
 import net from 'node:net';
 import { parseConfig } from '../../lib/config/load.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
-import type { HealthChange } from '../../lib/backends/health.js';
-import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 import { ListenError } from '../../lib/errors.js';
-import type { ProxyObserver } from '../../lib/pipeline/observer.js';
 import { Supervisor } from '../../lib/runtime/supervisor.js';
 import { startEchoBackend, unusedAddress } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
+import { RecordingObserver } from '../helpers/observer.js';
 import { guard, waitFor } from '../helpers/wait.js';
-
-/** Records every observer event (logs and metrics implement the same interface). */
-class RecordingObserver implements ProxyObserver {
-  accepted: string[] = [];
-  closed: ConnectionRecord[] = [];
-  connected: string[] = [];
-  connectFailures: string[] = [];
-  health: HealthChange[] = [];
-  listenerErrors: Array<{ listener: string; error: Error }> = [];
-  connectionAccepted(listener: string): void {
-    this.accepted.push(listener);
-  }
-  connectionClosed(closed: ConnectionRecord): void {
-    this.closed.push(closed);
-  }
-  backendConnected(_listener: string, backend: string): void {
-    this.connected.push(backend);
-  }
-  backendConnectFailed(_listener: string, backend: string, reason: string): void {
-    this.connectFailures.push(`${backend} ${reason}`);
-  }
-  backendHealthChanged(change: HealthChange): void {
-    this.health.push(change);
-  }
-  listenerError(listener: string, error: Error): void {
-    this.listenerErrors.push({ listener, error });
-  }
-}
 
 const echo = await startEchoBackend();
 t.teardown(() => echo.close());
