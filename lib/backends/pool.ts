@@ -55,6 +55,8 @@ export class BackendPool {
   private readonly useHealthChecks: boolean;
   private readonly currentWeights: number[];
   private readonly addressHashes: number[];
+  /** Every target's index: the usable set when health is ignored. */
+  private readonly everyIndex: number[];
   private tieBreak = 0;
 
   constructor(route: RouteConfig, registry: BackendRegistry) {
@@ -66,6 +68,7 @@ export class BackendPool {
     this.useHealthChecks = route.healthCheck !== null;
     this.currentWeights = this.targets.map(() => 0);
     this.addressHashes = this.targets.map((target) => hashString(target.config.address));
+    this.everyIndex = this.targets.map((_, index) => index);
   }
 
   /**
@@ -80,6 +83,21 @@ export class BackendPool {
       if (this.targets[index]!.state.isAvailable(now, this.useHealthChecks)) usable.push(index);
     }
     if (usable.length === 0) return [];
+    return this.order(usable, clientAddress);
+  }
+
+  /**
+   * Every backend (weight above 0) in the balancer's order, as if all were
+   * up: for when none is usable. Like Envoy's panic threshold and nginx's
+   * single upstream server, a route whose backends are all marked down still
+   * tries them, so one that has recovered is used at once instead of after
+   * its `failTimeout` or health checks.
+   */
+  panicPlan(clientAddress: string): BackendTarget[] {
+    return this.targets.length === 0 ? [] : this.order(this.everyIndex, clientAddress);
+  }
+
+  private order(usable: number[], clientAddress: string): BackendTarget[] {
     const chosen = this.choose(usable, clientAddress);
     const attempts = this.retries === null ? usable.length : this.retries + 1;
     const start = usable.indexOf(chosen);
@@ -91,12 +109,13 @@ export class BackendPool {
   /**
    * Claims a dial to `target`, counted as one of its connections from now on
    * (so leastconn sees dials in flight); null when another connection is
-   * already the one retrying it after its `failTimeout`.
+   * already the one retrying it after its `failTimeout`. `ignoreHealth`
+   * (panic routing) dials it whatever its state.
    */
-  beginAttempt(target: BackendTarget): BackendAttempt | null {
+  beginAttempt(target: BackendTarget, ignoreHealth = false): BackendAttempt | null {
     const { state } = target;
-    const probe = state.downUntil !== 0;
-    if (!state.startAttempt(performance.now())) return null;
+    const probe = !ignoreHealth && state.downUntil !== 0;
+    if (!ignoreHealth && !state.startAttempt(performance.now())) return null;
     state.active++;
     return { target, probe };
   }

@@ -24,6 +24,7 @@ function describeListener(listener: ListenerConfig): string[] {
     `clientHelloTimeout ${formatDuration(listener.clientHelloTimeout)}`,
     `connectTimeout ${formatDuration(listener.connectTimeout)}`,
     `idleTimeout ${listener.idleTimeout === 0 ? 'off' : formatDuration(listener.idleTimeout)}`,
+    `halfCloseTimeout ${listener.halfCloseTimeout === 0 ? 'off' : formatDuration(listener.halfCloseTimeout)}`,
     `drainTimeout ${formatDuration(listener.drainTimeout)}`,
     listener.acceptProxyProtocol ? `accepts PROXY protocol${listener.proxyProtocolFrom.length > 0 ? ` from ${listener.proxyProtocolFrom.join(' ')}` : ''}` : '',
     listener.maxConnections > 0 ? `maxConnections ${listener.maxConnections}` : '',

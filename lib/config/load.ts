@@ -10,6 +10,7 @@ export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   clientHelloTimeout: 10_000,
   connectTimeout: 5_000,
   idleTimeout: 0,
+  halfCloseTimeout: 60_000,
   drainTimeout: 30_000,
 };
 
@@ -102,12 +103,12 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
     }
 
-    const { clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout } = entry;
+    const { clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout } = entry;
     return {
       name,
       listen,
       ...defaults,
-      ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
+      ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout }),
       acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
       proxyProtocolFrom: entry.proxyProtocolFrom ?? [],
       maxConnections: entry.maxConnections ?? 0,

@@ -42,6 +42,10 @@ const timeoutFields = {
   clientHelloTimeout: optional(positiveDuration, 'how long a client may take to send its whole ClientHello (default 10s)'),
   connectTimeout: optional(positiveDuration, 'how long to wait for a backend to accept a connection before trying the next (default 5s)'),
   idleTimeout: optional(duration, 'close a connection with no bytes either way for this long; 0 = never (default 0)'),
+  halfCloseTimeout: optional(
+    duration,
+    "once one side has closed its half (FIN), close the connection when no byte flows for this long, as HAProxy's timeout client-fin; 0 = never (default 60s)",
+  ),
   drainTimeout: optional(duration, 'how long shutdown waits for open connections before closing them (default 30s)'),
 };
 

@@ -58,6 +58,8 @@ export interface ConnectionTimeouts {
   clientHelloTimeout: number;
   connectTimeout: number;
   idleTimeout: number;
+  /** Once either side has sent its FIN, close after this long without a byte (HAProxy's `timeout client-fin`/`server-fin`). */
+  halfCloseTimeout: number;
   drainTimeout: number;
 }
 

@@ -3,7 +3,9 @@ import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../backends/health.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
-import { Listener } from '../proxy/listener.js';
+import { DescriptorBudget } from '../listeners/descriptor-budget.js';
+import type { Listener } from '../listeners/listener.js';
+import { type ListenerContext, TlsListener } from '../listeners/tls-listener.js';
 import type { Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 
@@ -42,14 +44,14 @@ export class Supervisor {
   private readonly active = new Map<string, Listener>();
   /** Removed listeners whose connections have not all ended yet. */
   private readonly retired = new Set<Listener>();
-  private readonly observer: ProxyObserver;
-  /** Backend health and load, shared by all listeners and kept across reloads. */
+  /** Backend health and load and the descriptor budget, shared by all listeners and kept across reloads. */
+  private readonly context: ListenerContext;
   private readonly registry: BackendRegistry;
   private stopping = false;
 
-  constructor(observer: ProxyObserver) {
-    this.observer = observer;
+  constructor(observer: ProxyObserver, descriptors: DescriptorBudget | null = DescriptorBudget.forThisProcess()) {
     this.registry = new BackendRegistry(observer);
+    this.context = { observer, registry: this.registry, descriptors };
   }
 
   /**
@@ -66,7 +68,7 @@ export class Supervisor {
       if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new Listener(listenerConfig, this.observer, this.registry, inherited.get(listenerConfig.name) ?? null);
+        const listener = new TlsListener(listenerConfig, this.context, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         await listener.listen();
       }
@@ -119,14 +121,14 @@ export class Supervisor {
   /** Open connections across active and retired listeners. */
   openConnections(): number {
     let count = 0;
-    for (const listener of this.listeners()) count += listener.connections.size;
+    for (const listener of this.listeners()) count += listener.openConnections();
     return count;
   }
 
   /** Open connections by listener name (retired listeners included). */
   openConnectionsByListener(): Array<{ listener: string; open: number }> {
     const counts = new Map<string, number>();
-    for (const listener of this.listeners()) counts.set(listener.config.name, (counts.get(listener.config.name) ?? 0) + listener.connections.size);
+    for (const listener of this.listeners()) counts.set(listener.config.name, (counts.get(listener.config.name) ?? 0) + listener.openConnections());
     return [...counts].map(([listener, open]) => ({ listener, open }));
   }
 
@@ -159,7 +161,7 @@ export class Supervisor {
   }
 
   private retire(listener: Listener): void {
-    if (listener.connections.size === 0) return;
+    if (listener.openConnections() === 0) return;
     this.retired.add(listener);
     void listener.whenIdle().then(() => this.retired.delete(listener));
   }

@@ -31,7 +31,7 @@ listeners:
 `);
   t.strictSame(lines, [
     'listener "public" on 127.0.0.1:8443',
-    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, drainTimeout 30s',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s',
     '    app.example.com, *.dev.example.com -> 127.0.0.1:9443, 127.0.0.1:9444 (weight 2)',
     '        roundrobin, maxFails 3/10s',
     '    *.example.com -> 127.0.0.1:9445',
@@ -61,12 +61,12 @@ listeners:
 `);
   t.strictSame(lines, [
     'listener ":8443" on :8443',
-    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout 90s, drainTimeout 1500ms',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout 90s, halfCloseTimeout 1m, drainTimeout 1500ms',
     '    xn--bcher-kva.example, *.localhost -> [::1]:9443, app.internal:443',
     '        roundrobin, maxFails 3/10s',
     '    default -> (none: unrecognized_name alert)',
     'listener "dev" on [::1]:8444',
-    '    clientHelloTimeout 250ms, connectTimeout 1h, idleTimeout off, drainTimeout 30s',
+    '    clientHelloTimeout 250ms, connectTimeout 1h, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s',
     '    default -> 127.0.0.1:1 (weight 0), 127.0.0.1:2',
     '        roundrobin, maxFails 3/10s',
   ]);
@@ -98,7 +98,7 @@ listeners:
 `);
   t.strictSame(lines, [
     'listener "127.0.0.1:8443" on 127.0.0.1:8443',
-    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, drainTimeout 30s, accepts PROXY protocol, maxConnections 1000, maxConnectionsPerClient 10, allow 10.0.0.0/8 ::1/128, deny 10.0.0.7/32',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s, accepts PROXY protocol, maxConnections 1000, maxConnectionsPerClient 10, allow 10.0.0.0/8 ::1/128, deny 10.0.0.7/32',
     '    acme.example.com [alpn acme-tls/1] -> 127.0.0.1:9000',
     '        roundrobin, maxFails 3/10s',
     '    acme.example.com -> 127.0.0.1:9001 (PROXY v2), 127.0.0.1:9002 (weight 3, PROXY v1)',
@@ -142,14 +142,14 @@ listeners:
 `);
   t.strictSame(lines, [
     'listener "[::1]:8443" on [::1]:8443',
-    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout 596h, drainTimeout 30s',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout 596h, halfCloseTimeout 1m, drainTimeout 30s',
     '    a.example.com [alpn h2, http/1.1] -> [2001:db8::1]:9443',
     '        source, retries 0, maxFails 5/90s, allow 2001:db8::/32 192.0.2.7/32',
     '    a.example.com -> 127.0.0.1:9444 (PROXY v1)',
     '        roundrobin, maxFails 3/10s, health check every 5s',
     '    default -> (none: unrecognized_name alert)',
     'listener "0.0.0.0:8444" on 0.0.0.0:8444',
-    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, drainTimeout 30s',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s',
     '    default -> 127.0.0.1:9445',
     '        roundrobin, maxFails 3/250ms',
   ]);

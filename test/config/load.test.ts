@@ -145,7 +145,7 @@ t.test('the example from the issue, fully resolved', async (t) => {
 });
 
 t.test('built-in timeouts when there are no defaults', async (t) => {
-  t.strictSame(DEFAULT_TIMEOUTS, { clientHelloTimeout: 10_000, connectTimeout: 5_000, idleTimeout: 0, drainTimeout: 30_000 });
+  t.strictSame(DEFAULT_TIMEOUTS, { clientHelloTimeout: 10_000, connectTimeout: 5_000, idleTimeout: 0, halfCloseTimeout: 60_000, drainTimeout: 30_000 });
   const config = parseConfig(
     yaml`
 listeners:
@@ -662,7 +662,7 @@ listeners:
       line: 3,
       col: 3,
       at: 'helloTimeout',
-      message: 'unknown key "helloTimeout" (expected one of: clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout)',
+      message: 'unknown key "helloTimeout" (expected one of: clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout)',
     },
     'defaults',
   );
@@ -742,7 +742,7 @@ listeners:
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
     const listenerKeys =
-      'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+      'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443

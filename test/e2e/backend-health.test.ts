@@ -464,11 +464,12 @@ t.test('health state survives a reload for a backend that stays', async (t) => {
   t.equal(healthLines(proxy, 'down', b.address).length, 1, 'and no second `backend down` (its state was kept, not re-learned)');
 });
 
-t.test('all backends of a route down: the client is closed promptly and counted', async (t) => {
-  const dead = [await unusedAddress(), await unusedAddress()];
+t.test('all backends of a route down: every connection still tries them all (panic routing), and one that comes back is used at once', async (t) => {
+  const backends = [await backendDownAtStart('panic-a'), await backendDownAtStart('panic-b')];
+  const dead = backends.map((backend) => backend.address);
   const config = proxyConfig({ backends: dead, failTimeout: '5m' });
   const proxy = await startProxy({ ...config, admin: { listen: '127.0.0.1:0' } });
-  cleanUp(t, proxy, []);
+  cleanUp(t, proxy, backends);
   const port = proxy.port('health');
 
   const clients = 6;
@@ -485,25 +486,24 @@ t.test('all backends of a route down: the client is closed promptly and counted'
     logs.every((line) => line.outcome === 'backend_unreachable'),
     'every one: outcome backend_unreachable',
   );
-  // maxFails 3: each of the first 3 clients fails on both backends; then both are down.
-  const dialled = logs.slice(0, 3);
-  t.same(
-    dialled.map((line) => [line.attempts, line.reason]),
-    Array(3).fill([2, 'ECONNREFUSED']),
-    'the first 3: both backends dialled (attempts 2), reason ECONNREFUSED',
-  );
   const downLines = dead.map((address) => proxy.logs.find((line) => isHealthLine(line, 'down', address)));
   t.same(
     downLines.map((line) => line?.cause),
     ['connect_failures', 'connect_failures'],
-    'both backends are marked down (cause connect_failures)',
+    'both backends are marked down after maxFails (cause connect_failures)',
   );
-  const skipped = logs.slice(3);
   t.same(
-    skipped.map((line) => [line.attempts, line.reason, line.backend]),
-    Array(clients - 3).fill([0, 'no_backend_available', null]),
-    'the rest: no backend dialled (attempts 0, backend null), reason no_backend_available',
+    logs.map((line) => [line.attempts, line.reason]),
+    Array(clients).fill([2, 'ECONNREFUSED']),
+    'every client, before and after both were marked down, dialled both (attempts 2), reason ECONNREFUSED',
   );
+
+  // failTimeout is 5 minutes: without panic routing the backend would be skipped that long after it is back.
+  await backends[1]!.start();
+  const identity = await guard(whoAnswers({ port, servername: SNI, ca: ca.cert }), CONNECTION_GUARD_MS, 'a client after the backend is back');
+  t.equal(identity.backend, 'panic-b', 'the backend that came back serves the next client at once');
+  await proxy.waitForLog((line) => isHealthLine(line, 'up', dead[1]!), LOG_GUARD_MS);
+  t.pass('and it is marked up again (cause recovered)');
 
   const ready = proxy.logs.find((line) => line.msg === 'ready');
   const admin = String(ready?.admin);
@@ -525,7 +525,7 @@ t.test('all backends of a route down: the client is closed promptly and counted'
     .split('\n')
     .find((line) => line.startsWith('sni_passthrough_connections_closed_total{') && line.includes('outcome="backend_unreachable"'));
   t.ok(counted, `a connections_closed_total series for backend_unreachable (${counted})`);
-  t.equal(Number(counted?.split(' ').pop()), clients, `it counts all ${clients} clients`);
+  t.equal(Number(counted?.split(' ').pop()), clients, `it counts all ${clients} failed clients`);
   const up = metrics.split('\n').filter((line) => line.startsWith('sni_passthrough_backend_up{'));
   t.same(
     dead.map((address) =>
@@ -534,7 +534,7 @@ t.test('all backends of a route down: the client is closed promptly and counted'
         ?.split(' ')
         .pop(),
     ),
-    ['0', '0'],
-    'backend_up is 0 for both',
+    ['0', '1'],
+    'backend_up: 0 for the one still down, 1 for the one back',
   );
 });

@@ -53,9 +53,14 @@ export function runCli(args: string[]): Promise<{ code: number | null; stdout: s
  * `ready` (rejects if it exits first). Listeners should use port 0; their
  * real addresses come from the `listening` lines.
  */
-export async function startProxy(config: unknown, options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string } = {}): Promise<ProxyProcess> {
+export async function startProxy(
+  config: unknown,
+  /** `launcher`: a command that runs node with the rest of the line, e.g. `['prlimit', '--nofile=64:64']`. */
+  options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[] } = {},
+): Promise<ProxyProcess> {
   const configFile = options.configFile ?? (await writeConfig(config));
-  const child = spawn(process.execPath, [cliPath, '--config', configFile, '--log-format', 'json', ...(options.args ?? [])], {
+  const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
+  const child = spawn(command!, [...prefix, cliPath, '--config', configFile, '--log-format', 'json', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });

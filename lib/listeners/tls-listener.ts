@@ -1,52 +1,52 @@
 import net from 'node:net';
-import type { ListenerConfig, RouteConfig } from '../config/types.js';
+import type { BackendRegistry } from '../backends/health.js';
+import type { ListenerConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { ListenError } from '../errors.js';
-import { buildAccessCheck } from '../routing/access-list.js';
-import { buildRouteTable } from '../routing/route-table.js';
-import type { BackendRegistry } from '../backends/health.js';
-import { BackendPool } from '../backends/pool.js';
 import { canonicalAddress } from '../net/address.js';
-import type { Outcome } from '../pipeline/record.js';
-import { ProxyConnection, type ActiveRoute, type ConnectionHost, type ConnectionSettings, type Refusal } from './connection.js';
-import type { ProxyObserver } from '../pipeline/observer.js';
 import { ignoreError } from '../net/sockets.js';
+import { Connection, type ConnectionHost, type Refusal } from '../pipeline/connection.js';
+import type { ProxyObserver } from '../pipeline/observer.js';
+import type { Outcome } from '../pipeline/record.js';
+import type { ListenerSettings } from '../pipeline/settings.js';
+import type { DescriptorBudget } from './descriptor-budget.js';
+import type { Listener } from './listener.js';
+import { listenerSettings } from './settings.js';
 
-/** Accepted clients held unread while the listener is at `maxConnections`, at most this many (the kernel's default backlog). */
+/** Accepted clients held unread while the listener is at `maxConnections` or not yet open, at most this many (the kernel's default backlog). */
 const MAX_WAITING = 511;
 
-/** Turns a listener's config into what its connections use: route table, balancers, access checks. */
-export function connectionSettings(config: ListenerConfig, registry: BackendRegistry): ConnectionSettings {
-  const activeRoute = (route: RouteConfig): ActiveRoute => ({
-    hostnames: route.hostnames,
-    alpn: route.alpn,
-    pool: new BackendPool(route, registry),
-    access: buildAccessCheck(route),
-  });
-  return {
-    listener: config.name,
-    clientHelloTimeout: config.clientHelloTimeout,
-    connectTimeout: config.connectTimeout,
-    idleTimeout: config.idleTimeout,
-    acceptProxyProtocol: config.acceptProxyProtocol,
-    trustedProxies: buildAccessCheck({ allow: config.proxyProtocolFrom, deny: [] }),
-    access: buildAccessCheck(config),
-    routes: buildRouteTable(config.routes.map(activeRoute), config.defaultRoute ? activeRoute(config.defaultRoute) : null),
-  };
+/**
+ * How often connections get TCP keepalive switched on. Setting it costs
+ * several system calls per socket, so it is done here for the connections
+ * that have lived through one interval rather than at every splice: short
+ * connections, most of them, never pay.
+ */
+const KEEPALIVE_SWEEP_MS = 30_000;
+/** Idle time before keepalive probes start, so a peer that vanished (power loss, NAT timeout) is noticed. */
+const KEEPALIVE_DELAY_MS = 60_000;
+
+/** What every listener of a process shares: its observer, backend states, descriptor budget. */
+export interface ListenerContext {
+  observer: ProxyObserver;
+  registry: BackendRegistry;
+  /** null where the descriptor limit is unknown: nothing is refused for it. */
+  descriptors: DescriptorBudget | null;
 }
 
 /**
- * One listening socket and the connections it accepted. Its settings can be
- * swapped while it runs; connections keep what they were routed with.
+ * A TCP listener whose clients open with a TLS ClientHello (after a PROXY
+ * header where configured). Its settings can be swapped while it runs;
+ * connections keep what they were routed with.
  */
-export class Listener implements ConnectionHost {
+export class TlsListener implements Listener, ConnectionHost {
   config: ListenerConfig;
-  settings: ConnectionSettings;
+  settings: ListenerSettings;
   readonly observer: ProxyObserver;
-  readonly connections = new Set<ProxyConnection>();
+  readonly connections = new Set<Connection>();
+  private readonly context: ListenerContext;
   private readonly server: net.Server;
   private readonly inherited: net.Socket | null;
-  private readonly registry: BackendRegistry;
   private readonly perClient = new Map<string, number>();
   /**
    * Clients accepted while at `maxConnections` or before `open`, not read
@@ -58,21 +58,18 @@ export class Listener implements ConnectionHost {
   /** Whether accepted clients may start: a listener bound for a config being applied waits until it is committed. */
   private opened = false;
   private idleWaiters: Array<() => void> = [];
+  private keepAliveSweep: NodeJS.Timeout | null = null;
 
   /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
-  constructor(config: ListenerConfig, observer: ProxyObserver, registry: BackendRegistry, inherited: net.Socket | null = null) {
+  constructor(config: ListenerConfig, context: ListenerContext, inherited: net.Socket | null = null) {
     this.config = config;
-    this.observer = observer;
-    this.registry = registry;
+    this.context = context;
+    this.observer = context.observer;
     this.inherited = inherited;
-    this.settings = connectionSettings(config, registry);
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
+    this.settings = listenerSettings(config, context.registry);
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accepted(socket));
   }
 
-  /**
-   * Binds the configured address (or takes the inherited socket); rejects
-   * with a `ListenError`. Clients are held unread until `open`.
-   */
   listen(): Promise<string> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
@@ -90,41 +87,42 @@ export class Listener implements ConnectionHost {
     });
   }
 
-  /** The address actually bound ("127.0.0.1:41234"): differs from the config when it asked for port 0. */
   boundAddress(): string {
     const address = this.server.address();
     if (address === null || typeof address === 'string') return String(address);
     return formatAddress(address.address, address.port);
   }
 
-  /** Starts serving the clients held since `listen` and those to come. */
   open(): void {
     this.opened = true;
+    this.keepAliveSweep = setInterval(() => this.sweepKeepAlive(), KEEPALIVE_SWEEP_MS);
+    this.keepAliveSweep.unref();
     this.admitWaiting();
   }
 
-  /** New connections use `config` from now on; open ones keep theirs. */
   update(config: ListenerConfig): void {
     this.config = config;
-    this.settings = connectionSettings(config, this.registry);
+    this.settings = listenerSettings(config, this.context.registry);
     this.admitWaiting();
   }
 
-  /** Stops accepting at once; open connections go on. */
   stopAccepting(): void {
     if (this.server.listening) this.server.close();
+    this.resolveIfIdle();
   }
 
-  /** Resolves once no connection is open. */
+  openConnections(): number {
+    return this.connections.size;
+  }
+
   whenIdle(): Promise<void> {
-    if (this.connections.size === 0 && this.waiting.size === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Ends every open connection now, recording `outcome`. */
   terminateAll(outcome: Outcome): void {
     for (const socket of this.waiting) socket.destroy();
-    for (const connection of this.connections) connection.terminate(outcome);
+    for (const connection of this.connections) connection.finish(outcome, null);
   }
 
   admitClient(clientAddress: string): Refusal | null {
@@ -139,13 +137,14 @@ export class Listener implements ConnectionHost {
     else this.perClient.set(clientAddress, count - 1);
   }
 
-  connectionEnded(connection: ProxyConnection): void {
+  connectionEnded(connection: Connection): void {
     this.connections.delete(connection);
+    this.context.descriptors?.release();
     this.admitWaiting();
     this.resolveIfIdle();
   }
 
-  private readonly onConnection = (socket: net.Socket): void => {
+  private accepted(socket: net.Socket): void {
     // A client that will be refused anyway is refused now, not after waiting for a slot.
     if (this.opened && (!this.atCapacity() || this.refusesAtOnce(socket))) {
       this.start(socket);
@@ -161,7 +160,7 @@ export class Listener implements ConnectionHost {
       this.waiting.delete(socket);
       this.resolveIfIdle();
     });
-  };
+  }
 
   /** Whether the pipeline would close this client before reading from it (access list or per-client limit). */
   private refusesAtOnce(socket: net.Socket): boolean {
@@ -180,14 +179,34 @@ export class Listener implements ConnectionHost {
     return limit > 0 && this.connections.size >= limit;
   }
 
+  private isIdle(): boolean {
+    return this.connections.size === 0 && this.waiting.size === 0;
+  }
+
   private resolveIfIdle(): void {
-    if (this.connections.size === 0 && this.waiting.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (!this.isIdle()) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    // A listener that stopped accepting is done once idle: nothing is left to keep alive.
+    if (!this.server.listening && this.keepAliveSweep) {
+      clearInterval(this.keepAliveSweep);
+      this.keepAliveSweep = null;
+    }
   }
 
   /** A client waiting for a slot is not counted as accepted until it gets one. */
   private start(socket: net.Socket): void {
+    const { descriptors } = this.context;
+    if (descriptors && !descriptors.reserve()) {
+      // At the descriptor limit: refused here, where it is seen, rather than by libuv, where it is not.
+      socket.on('error', ignoreError);
+      socket.resetAndDestroy();
+      this.observer.connectionDropped(this.config.name, 'fd_limit');
+      return;
+    }
     this.observer.connectionAccepted(this.config.name);
-    this.connections.add(new ProxyConnection(socket, this));
+    const connection = new Connection(socket, this);
+    this.connections.add(connection);
+    connection.serve();
   }
 
   private admitWaiting(): void {
@@ -198,5 +217,9 @@ export class Listener implements ConnectionHost {
       socket.off('error', ignoreError);
       if (!socket.destroyed) this.start(socket);
     }
+  }
+
+  private sweepKeepAlive(): void {
+    for (const connection of this.connections) connection.enableKeepAlive(KEEPALIVE_DELAY_MS);
   }
 }

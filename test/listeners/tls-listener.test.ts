@@ -1,11 +1,11 @@
-// Listener (lib/proxy/listener.ts) with a real socket on 127.0.0.1: a listener
+// TlsListener (lib/listeners/tls-listener.ts) with a real socket on 127.0.0.1: a listener
 // bound for a config being applied holds its clients unread until `open`, and
 // `terminateAll` (the rollback of a failed apply) closes them without a byte
 // reaching a backend.
 import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
-import { Listener } from '../../lib/proxy/listener.js';
+import { TlsListener } from '../../lib/listeners/tls-listener.js';
 import { RecordingObserver } from '../helpers/observer.js';
 import { startEchoBackend } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
@@ -20,9 +20,9 @@ const HELLO = record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'app
 const observer = new RecordingObserver();
 const { accepted } = observer;
 
-function newListener(name: string): Listener {
+function newListener(name: string): TlsListener {
   const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');
-  return new Listener(config.listeners[0]!, observer, new BackendRegistry(observer));
+  return new TlsListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null });
 }
 
 const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));

@@ -1,0 +1,29 @@
+import type { AccessCheck } from '../routing/access-list.js';
+import type { RouteTable } from '../routing/route-table.js';
+import type { Target } from './target.js';
+
+/** A route as matching sees it: its patterns, its ALPN condition, who may use it, and where it sends connections. */
+export interface RouteEntry {
+  hostnames: readonly string[];
+  alpn: readonly string[];
+  access: AccessCheck | null;
+  target: Target;
+}
+
+/**
+ * Everything a connection needs from its listener's config, built once per
+ * config generation; a connection keeps the settings it was routed with.
+ */
+export interface ListenerSettings {
+  listener: string;
+  clientHelloTimeout: number;
+  connectTimeout: number;
+  idleTimeout: number;
+  /** Once either side has closed its half, the idle time after which the connection is closed (0: never). */
+  halfCloseTimeout: number;
+  acceptProxyProtocol: boolean;
+  /** Which peers may send the PROXY header; null: any. */
+  trustedProxies: AccessCheck | null;
+  access: AccessCheck | null;
+  routes: RouteTable<RouteEntry>;
+}

@@ -1,0 +1,67 @@
+// A listener's part of the pipeline without a listening socket: settings from
+// a YAML listener definition, every event recorded, every connection served
+// from a socket given to it. For testing a connection, a target or a splice
+// in this process, on real sockets (see socket-pair.ts).
+import type net from 'node:net';
+import { BackendRegistry } from '../../lib/backends/health.js';
+import { parseConfig } from '../../lib/config/load.js';
+import { listenerSettings } from '../../lib/listeners/settings.js';
+import { Connection, type ConnectionHost, type Refusal } from '../../lib/pipeline/connection.js';
+import type { ConnectionRecord } from '../../lib/pipeline/record.js';
+import type { ListenerSettings } from '../../lib/pipeline/settings.js';
+import { RecordingObserver } from './observer.js';
+import { guard } from './wait.js';
+
+export class TestConnectionHost implements ConnectionHost {
+  readonly observer = new RecordingObserver();
+  readonly registry = new BackendRegistry(this.observer);
+  settings: ListenerSettings;
+  /** Client addresses refused as if by an access list. */
+  readonly refused = new Set<string>();
+  readonly open = new Set<Connection>();
+  private readonly waiters: Array<{ count: number; resolve: () => void }> = [];
+
+  /** `listenerYaml`: one listener's keys, as under `listeners:` (without the dash), e.g. "listen: 127.0.0.1:0\ndefault: ...". */
+  constructor(listenerYaml: string) {
+    const indented = listenerYaml
+      .trim()
+      .split('\n')
+      .map((line, index) => (index === 0 ? `  - ${line}` : `    ${line}`))
+      .join('\n');
+    const config = parseConfig(`listeners:\n${indented}\n`, 'test.yaml');
+    this.registry.sync(config);
+    this.settings = listenerSettings(config.listeners[0]!, this.registry);
+  }
+
+  /** Serves `socket` (the accepted end of a socket pair) as the listener would. */
+  serve(socket: net.Socket): Connection {
+    const connection = new Connection(socket, this);
+    this.open.add(connection);
+    connection.serve();
+    return connection;
+  }
+
+  admitClient(clientAddress: string): Refusal | null {
+    return this.refused.has(clientAddress) ? 'denied' : null;
+  }
+
+  releaseClient(): void {}
+
+  connectionEnded(connection: Connection): void {
+    this.open.delete(connection);
+    for (const waiter of this.waiters.slice()) {
+      if (this.observer.closed.length >= waiter.count) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** Resolves with the `count`th connection record (1-based) once it is written. */
+  async record(count = 1): Promise<ConnectionRecord> {
+    if (this.observer.closed.length < count) {
+      await guard(new Promise<void>((resolve) => this.waiters.push({ count, resolve })), 10_000, `connection record ${count}`);
+    }
+    return this.observer.closed[count - 1]!;
+  }
+}
