@@ -427,6 +427,11 @@ t.test('incomplete input', async (t) => {
   }
   const offset = Buffer.concat([Buffer.alloc(7), records]).subarray(7);
   t.same(parseClientHello(offset), complete('x.test', [], records.length), 'a view into a larger buffer');
+  const withAlpn = helloRecord({ serverName: 'Plain.Test', alpn: ['h2'] });
+  const plain = new Uint8Array(new ArrayBuffer(withAlpn.length + 9), 9);
+  plain.set(withAlpn);
+  t.notOk(Buffer.isBuffer(plain));
+  t.same(parseClientHello(plain), complete('plain.test', ['h2'], withAlpn.length), 'a plain Uint8Array at an offset, not a Buffer');
 });
 
 // ---- properties ----
