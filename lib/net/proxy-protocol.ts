@@ -42,6 +42,7 @@ const V2_FIXED_BYTES = 16;
 const V2_VERSION = 2;
 const V2_COMMAND_LOCAL = 0;
 const V2_COMMAND_PROXY = 1;
+const V2_FAMILY_UNSPEC = 0;
 const V2_FAMILY_INET = 1;
 const V2_FAMILY_INET6 = 2;
 const V2_FAMILY_UNIX = 3;
@@ -432,10 +433,11 @@ function parseV2(data: Uint8Array): ProxyHeaderResult {
   if (command === V2_COMMAND_PROXY && bodyBytes < v2AddressBytes(family)) return invalid('malformed');
   const length = V2_FIXED_BYTES + bodyBytes;
   if (data.length < length) return incomplete(length);
-  // LOCAL: the proxy's own connection (health check); any address block is ignored.
+  // LOCAL: the proxy's own connection (health check); the whole block, TLVs included, is discarded unread (spec 2.2).
   if (command === V2_COMMAND_LOCAL) return complete(length, null);
+  // UNSPEC: address information of no defined size may come first, so where TLVs start is unknown; the block is ignored.
+  if (family !== V2_FAMILY_UNSPEC && !tlvsFillExactly(data, V2_FIXED_BYTES + v2AddressBytes(family), length)) return invalid('malformed');
 
-  // TLVs after the address block are skipped: `length` covers them.
   const a = V2_FIXED_BYTES;
   if (fam === V2_FAM_TCP4) {
     return complete(length, {
@@ -452,6 +454,22 @@ function parseV2(data: Uint8Array): ProxyHeaderResult {
   // UNSPEC family, UNIX sockets, or a datagram/unspecified transport: nothing a
   // TCP connection can use, so the connection's real endpoints stand (as HAProxy does).
   return complete(length, null);
+}
+
+/**
+ * True when [start, end) is a sequence of whole TLVs: each 3-byte header and
+ * the value its length announces fit, and the last ends exactly at `end` (as
+ * HAProxy checks). Values are not interpreted: the proxy reads none of them,
+ * so PP2_TYPE_SSL's sub-TLVs (and a CRC32C) are bounded by their TLV and
+ * otherwise left alone, as a receiver that ignores a TLV may (spec 2.2).
+ */
+function tlvsFillExactly(data: Uint8Array, start: number, end: number): boolean {
+  let p = start;
+  while (p < end) {
+    if (p + TLV_HEADER_BYTES > end) return false;
+    p += TLV_HEADER_BYTES + ((data[p + 1] << 8) | data[p + 2]);
+  }
+  return p === end;
 }
 
 function v2AddressBytes(family: number): number {

@@ -1,7 +1,12 @@
-import { BlockList, isIPv4 } from 'node:net';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { AccessLists } from '../config/types.js';
 
-/** Decides whether a client address may be served: `deny` wins over `allow`; an empty `allow` allows everyone. */
+/**
+ * Decides whether a client address may be served: `deny` wins over `allow`; an
+ * empty `allow` allows every IP address. Fails closed: anything that is not an
+ * IP address ('unknown' when the socket closed before its address was read,
+ * or text no parser accepts) is refused, even by a list with only `deny`.
+ */
 export type AccessCheck = (clientAddress: string) => boolean;
 
 /**
@@ -29,10 +34,19 @@ function toRanges(cidrs: readonly string[]): RangesByFamily | null {
 const ipv4Mapped = new BlockList();
 ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
 
-function contains(ranges: RangesByFamily, address: string): boolean {
-  if (isIPv4(address)) return ranges.ipv4?.check(address, 'ipv4') ?? false;
+type AddressKind = 'ipv4' | 'ipv4-mapped' | 'ipv6';
+
+/** Which ranges an address is checked against; null when it is not an IP address. */
+function kindOf(address: string): AddressKind | null {
+  if (isIPv4(address)) return 'ipv4';
+  if (!isIPv6(address)) return null;
+  return ipv4Mapped.check(address, 'ipv6') ? 'ipv4-mapped' : 'ipv6';
+}
+
+function contains(ranges: RangesByFamily, address: string, kind: AddressKind): boolean {
+  if (kind === 'ipv4') return ranges.ipv4?.check(address, 'ipv4') ?? false;
   // BlockList compares a mapped address with IPv4 ranges itself.
-  if (ipv4Mapped.check(address, 'ipv6')) return ranges.ipv4?.check(address, 'ipv6') ?? false;
+  if (kind === 'ipv4-mapped') return ranges.ipv4?.check(address, 'ipv6') ?? false;
   return ranges.ipv6?.check(address, 'ipv6') ?? false;
 }
 
@@ -42,7 +56,9 @@ export function buildAccessCheck(lists: AccessLists): AccessCheck | null {
   const deny = toRanges(lists.deny);
   if (allow === null && deny === null) return null;
   return (clientAddress) => {
-    if (deny !== null && contains(deny, clientAddress)) return false;
-    return allow === null || contains(allow, clientAddress);
+    const kind = kindOf(clientAddress);
+    if (kind === null) return false;
+    if (deny !== null && contains(deny, clientAddress, kind)) return false;
+    return allow === null || contains(allow, clientAddress, kind);
   };
 }

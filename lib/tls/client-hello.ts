@@ -31,8 +31,11 @@ const MAX_SESSION_ID_BYTES = 32;
 
 const EXTENSION_SERVER_NAME = 0;
 const EXTENSION_ALPN = 16;
+const EXTENSION_TYPES = 0x10000;
 const NAME_TYPE_HOST_NAME = 0;
 const MAX_HOST_NAME_BYTES = 255;
+const MAX_LABEL_BYTES = 63;
+const DOT = 0x2e;
 
 const SSLV2_HEADER_BYTES = 2;
 // msg_type(1) version(2) cipher_spec_length(2) session_id_length(2) challenge_length(2)
@@ -98,8 +101,11 @@ function parseTlsRecords(data: Uint8Array): HelloParseResult {
     }
 
     if (headerBytesRead === HANDSHAKE_HEADER_BYTES && messageBytesAfter <= 0) {
-      const message = recordStart === 0 ? data.subarray(fragmentStart, fragmentStart + messageLength) : reassembleMessage(data, messageLength);
-      const hello = parseClientHelloBody(message.subarray(HANDSHAKE_HEADER_BYTES));
+      // Read in place when the message sits in one record (offsets, not views: nothing allocated to read it).
+      const hello =
+        recordStart === 0
+          ? parseClientHelloBody(data, fragmentStart + HANDSHAKE_HEADER_BYTES, fragmentStart + messageLength)
+          : parseClientHelloBody(reassembleMessage(data, messageLength), HANDSHAKE_HEADER_BYTES, messageLength);
       if (typeof hello === 'string') return invalid(hello);
       return { status: 'complete', hello, length: fragmentEnd };
     }
@@ -133,8 +139,8 @@ function minimumRecordLayerEnd(recordEnd: number, messageBytesAfter: number): nu
 }
 
 /** Copies the fragments of a handshake message that spans records (headers already validated). */
-function reassembleMessage(data: Uint8Array, messageLength: number): Uint8Array {
-  const message = new Uint8Array(messageLength);
+function reassembleMessage(data: Uint8Array, messageLength: number): Buffer {
+  const message = Buffer.allocUnsafe(messageLength); // every byte is written below
   let copied = 0;
   let recordStart = 0;
   while (copied < messageLength) {
@@ -160,9 +166,9 @@ function skipVector(buf: Uint8Array, pos: number, end: number, prefixBytes: 1 | 
   return vectorEnd;
 }
 
-function parseClientHelloBody(body: Uint8Array): ClientHello | HelloRejection {
-  const end = body.length;
-  const sessionIdStart = 2 + RANDOM_BYTES; // after legacy_version and random
+/** The ClientHello body in buf[start, end): everything after the handshake header. */
+function parseClientHelloBody(body: Uint8Array, start: number, end: number): ClientHello | HelloRejection {
+  const sessionIdStart = start + 2 + RANDOM_BYTES; // after legacy_version and random
   if (sessionIdStart > end) return 'malformed';
   const cipherSuitesStart = skipVector(body, sessionIdStart, end, 1, 0, MAX_SESSION_ID_BYTES);
   const compressionStart = skipVector(body, cipherSuitesStart, end, 2, 2, 0xfffe);
@@ -175,10 +181,35 @@ function parseClientHelloBody(body: Uint8Array): ClientHello | HelloRejection {
   return parseExtensions(body, extensionsStart + 2, end);
 }
 
+// Which extension types the hello being parsed has shown: type t was seen when
+// extensionSeenIn[t] === extensionGeneration. Moving to the next generation
+// forgets them all at once, so a parse neither allocates nor clears the table
+// (only when the 16-bit generation wraps, once every 65,535 hellos). Parsing is
+// synchronous, so one table serves every connection.
+const extensionSeenIn = new Uint16Array(EXTENSION_TYPES);
+let extensionGeneration = 0;
+
+function nextExtensionGeneration(): number {
+  extensionGeneration = (extensionGeneration + 1) & 0xffff;
+  if (extensionGeneration === 0) {
+    extensionSeenIn.fill(0);
+    extensionGeneration = 1;
+  }
+  return extensionGeneration;
+}
+
+/**
+ * Reads server_name and ALPN. An extension type that appears twice makes the
+ * hello malformed (RFC 8446 section 4.2: "There MUST NOT be more than one
+ * extension of the same type"), whatever the type: BoringSSL and Go's
+ * crypto/tls refuse every such hello, OpenSSL those with a type it knows, and a
+ * proxy that picked one of two server names could route a connection to a
+ * backend that reads the other.
+ */
 function parseExtensions(buf: Uint8Array, start: number, end: number): ClientHello | HelloRejection {
+  const generation = nextExtensionGeneration();
   let hostNameEntry = NOT_FOUND;
   let alpnList = NOT_FOUND;
-  let sawServerName = false;
   let pos = start;
   while (pos < end) {
     if (pos + 4 > end) return 'malformed';
@@ -186,57 +217,59 @@ function parseExtensions(buf: Uint8Array, start: number, end: number): ClientHel
     const dataStart = pos + 4;
     const dataEnd = dataStart + readUint16(buf, pos + 2);
     if (dataEnd > end) return 'malformed';
+    if (extensionSeenIn[type] === generation) return 'malformed';
+    extensionSeenIn[type] = generation;
     if (type === EXTENSION_SERVER_NAME) {
-      if (sawServerName) return 'bad_server_name';
-      sawServerName = true;
       hostNameEntry = findHostNameEntry(buf, dataStart, dataEnd);
       if (hostNameEntry === NOT_FOUND) return 'bad_server_name';
     } else if (type === EXTENSION_ALPN) {
-      if (alpnList !== NOT_FOUND || !isValidAlpnExtension(buf, dataStart, dataEnd)) return 'malformed';
+      if (!isValidAlpnExtension(buf, dataStart, dataEnd)) return 'malformed';
       alpnList = dataStart;
     }
     pos = dataEnd;
   }
+  if (hostNameEntry === NOT_FOUND && alpnList === NOT_FOUND) return { serverName: null, alpn: [], sslv2: false };
+  const text = asBuffer(buf);
   return {
-    serverName: hostNameEntry === NOT_FOUND ? null : decodeHostName(buf, hostNameEntry),
-    alpn: alpnList === NOT_FOUND ? [] : decodeAlpnList(buf, alpnList),
+    serverName: hostNameEntry === NOT_FOUND ? null : decodeHostName(text, hostNameEntry),
+    alpn: alpnList === NOT_FOUND ? [] : decodeAlpnList(text, alpnList),
     sslv2: false,
   };
 }
 
 /**
- * Position of the single valid host_name entry in a server_name extension, or
- * NOT_FOUND if the extension is invalid. Like OpenSSL (which the backends run),
- * a second host_name entry makes it invalid rather than ambiguous.
+ * Position of the host_name entry in a server_name extension, or NOT_FOUND
+ * unless the extension's list is exactly one valid host_name entry. RFC 6066
+ * allows several names of different types, but no other type was ever
+ * defined, and OpenSSL and BoringSSL (which most backends run) refuse any list
+ * that is not one host_name: routing such a hello would hand the backend a
+ * hello it refuses, or one whose name it reads differently.
  */
 function findHostNameEntry(buf: Uint8Array, start: number, end: number): number {
   if (skipVector(buf, start, end, 2, 1, 0xffff) !== end) return NOT_FOUND;
-  let found = NOT_FOUND;
-  let pos = start + 2;
-  while (pos < end) {
-    const nameEnd = skipVector(buf, pos + 1, end, 2, 0, 0xffff);
-    if (nameEnd === NOT_FOUND) return NOT_FOUND;
-    if (buf[pos] === NAME_TYPE_HOST_NAME) {
-      if (found !== NOT_FOUND || !isValidHostName(buf, pos + 3, nameEnd)) return NOT_FOUND;
-      found = pos;
-    }
-    pos = nameEnd;
-  }
-  return found;
+  const entry = start + 2;
+  if (buf[entry] !== NAME_TYPE_HOST_NAME) return NOT_FOUND;
+  if (skipVector(buf, entry + 1, end, 2, 1, MAX_HOST_NAME_BYTES) !== end) return NOT_FOUND;
+  return isValidHostName(buf, entry + 3, end) ? entry : NOT_FOUND;
 }
 
-/** Printable ASCII without empty labels (".a", "a..b"); one trailing dot (the root) is allowed. */
+/**
+ * Printable ASCII in labels of 1 to 63 bytes (RFC 1035 section 2.3.4): no
+ * empty label (".a", "a..b"), none longer than a DNS name may have, so that no
+ * wildcard route matches a name DNS could never resolve. One trailing dot (the
+ * root) is allowed.
+ */
 function isValidHostName(buf: Uint8Array, start: number, end: number): boolean {
-  const length = end - start;
-  if (length === 0 || length > MAX_HOST_NAME_BYTES) return false;
-  let previous = 0x2e; // as if after a dot, so a leading dot is an empty label
+  let labelStart = start;
   for (let i = start; i < end; i++) {
     const byte = buf[i];
     if (byte < 0x21 || byte > 0x7e) return false;
-    if (byte === 0x2e && previous === 0x2e) return false;
-    previous = byte;
+    if (byte === DOT) {
+      if (i === labelStart || i - labelStart > MAX_LABEL_BYTES) return false;
+      labelStart = i + 1;
+    }
   }
-  return true;
+  return end - labelStart <= MAX_LABEL_BYTES;
 }
 
 function isValidAlpnExtension(buf: Uint8Array, start: number, end: number): boolean {
@@ -248,22 +281,23 @@ function isValidAlpnExtension(buf: Uint8Array, start: number, end: number): bool
   return true;
 }
 
-function decodeLatin1(buf: Uint8Array, start: number, end: number): string {
-  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+/** `buf` as a Buffer, to decode text without a view per string (the proxy's reads already are Buffers). */
+function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-function decodeHostName(buf: Uint8Array, entry: number): string {
+function decodeHostName(buf: Buffer, entry: number): string {
   const start = entry + 3;
   let end = start + readUint16(buf, entry + 1);
-  if (buf[end - 1] === 0x2e) end--;
-  return decodeLatin1(buf, start, end).toLowerCase();
+  if (buf[end - 1] === DOT) end--;
+  return buf.toString('latin1', start, end).toLowerCase();
 }
 
-function decodeAlpnList(buf: Uint8Array, extensionStart: number): string[] {
+function decodeAlpnList(buf: Buffer, extensionStart: number): string[] {
   const end = extensionStart + 2 + readUint16(buf, extensionStart);
   const protocols: string[] = [];
   for (let pos = extensionStart + 2; pos < end; pos += 1 + buf[pos]) {
-    protocols.push(decodeLatin1(buf, pos + 1, pos + 1 + buf[pos]));
+    protocols.push(buf.toString('latin1', pos + 1, pos + 1 + buf[pos]));
   }
   return protocols;
 }

@@ -116,6 +116,54 @@ export function wrapInRecords(handshake: Uint8Array, fragmentSizes: number[] | n
   return Buffer.concat(records);
 }
 
+/** The handshake message carried by `records` (their fragments joined; record headers not checked). */
+export function unwrapRecords(records: Uint8Array): Buffer {
+  const data = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+  const fragments: Buffer[] = [];
+  for (let offset = 0; offset + 5 <= data.length; ) {
+    const end = offset + 5 + data.readUInt16BE(offset + 3);
+    fragments.push(data.subarray(offset + 5, end));
+    offset = end;
+  }
+  return Buffer.concat(fragments);
+}
+
+export interface RawExtension {
+  type: number;
+  data: Buffer;
+}
+
+/** Where a ClientHello message's extensions block starts (its 2-byte length), or the message length when it has none. */
+function extensionsOffset(message: Buffer): number {
+  let offset = 4 + 2 + 32; // handshake header, legacy_version, random
+  offset += 1 + message[offset]!; // session_id
+  offset += 2 + message.readUInt16BE(offset); // cipher_suites
+  offset += 1 + message[offset]!; // compression_methods
+  return offset;
+}
+
+/** The extensions of a well-formed ClientHello handshake message, in order. */
+export function helloExtensions(message: Uint8Array): RawExtension[] {
+  const buffer = Buffer.from(message);
+  const start = extensionsOffset(buffer);
+  const extensions: RawExtension[] = [];
+  if (start === buffer.length) return extensions;
+  const end = start + 2 + buffer.readUInt16BE(start);
+  for (let offset = start + 2; offset < end; ) {
+    const length = buffer.readUInt16BE(offset + 2);
+    extensions.push({ type: buffer.readUInt16BE(offset), data: buffer.subarray(offset + 4, offset + 4 + length) });
+    offset += 4 + length;
+  }
+  return extensions;
+}
+
+/** The ClientHello handshake message `message` with its extensions replaced by `extensions` (everything before them kept). */
+export function withHelloExtensions(message: Uint8Array, extensions: RawExtension[]): Buffer {
+  const buffer = Buffer.from(message);
+  const body = Buffer.concat([buffer.subarray(4, extensionsOffset(buffer)), vector16(...extensions.map(({ type, data }) => extension(type, data)))]);
+  return handshakeMessage(HANDSHAKE_TYPE_CLIENT_HELLO, body);
+}
+
 /**
  * Length of the record-layer bytes carrying the first handshake message in
  * `data`, or 0 while incomplete. Deliberately independent of the parser under test.

@@ -260,12 +260,18 @@ t.test('v2 decoding', async (t) => {
     '03 0004 deadbeef', // PP2_TYPE_CRC32C, not checked
   );
   t.same(parseProxyHeader(Buffer.concat([tlvs, hex('16 03 01')])), complete(tlvs.length, V4), 'TLVs skipped');
-  const overrunningTlv = hex(SIG, '21 11 0010', V4_BYTES, '02 ffff 61');
-  t.same(
-    parseProxyHeader(Buffer.concat([overrunningTlv, Buffer.alloc(64)])),
-    complete(32, V4),
-    'a TLV claiming more than the header holds is not read past the header',
+  t.same(parseProxyHeader(hex(SIG, '21 11 000f', V4_BYTES, '04 0000')), complete(31, V4), 'an empty TLV');
+  const ssl = hex(
+    SIG,
+    '21 21 002e',
+    V6_BYTES,
+    '20 0007', // PP2_TYPE_SSL: client, verify, and sub-TLVs that do not fit it
+    '01 00000000 21 ff',
   );
+  t.same(parseProxyHeader(ssl), complete(ssl.length, V6), "PP2_TYPE_SSL's contents are not interpreted, only bounded");
+
+  t.same(parseProxyHeader(hex(SIG, '21 00 0005', 'ffffffffff')), complete(21, null), 'PROXY, family UNSPEC: the block is ignored, TLVs or not');
+  t.same(parseProxyHeader(hex(SIG, '20 11 0010', V4_BYTES, '02ffff61')), complete(32, null), 'LOCAL: the block is discarded unread, TLVs or not');
 
   t.same(parseProxyHeader(hex(SIG, '20 00 0000')), complete(16, null), 'LOCAL');
   t.same(parseProxyHeader(hex(SIG, '20 11 000c', V4_BYTES)), complete(28, null), 'LOCAL ignores its address block');
@@ -294,11 +300,26 @@ t.test('v2 rejections', async (t) => {
     ['IPv4 family with no block', hex(SIG, '21 11 0000'), 'malformed'],
     ['UNIX block cut short', hex(SIG, '21 31 00d7'), 'malformed'],
     ['UDP over IPv6 cut short', hex(SIG, '21 22 000c'), 'malformed'],
+    // TLVs must fill the rest of the header exactly, as HAProxy requires.
+    ['a TLV longer than the header', hex(SIG, '21 11 0010', V4_BYTES, '02 ffff 61'), 'malformed'],
+    ['a TLV one byte longer than the header', hex(SIG, '21 11 0011', V4_BYTES, '02 0003 6161'), 'malformed'],
+    ['a second TLV longer than the header', hex(SIG, '21 11 0014', V4_BYTES, '04 0000 02 0003 6161'), 'malformed'],
+    ['one byte after the address block', hex(SIG, '21 11 000d', V4_BYTES, '04'), 'malformed'],
+    ['two bytes after the address block', hex(SIG, '21 11 000e', V4_BYTES, '04 00'), 'malformed'],
+    ['a TLV header cut after a whole TLV', hex(SIG, '21 11 0011', V4_BYTES, '04 0000 02 00'), 'malformed'],
+    ['IPv6, a TLV longer than the header', hex(SIG, '21 21 0028', V6_BYTES, '04 0002 00'), 'malformed'],
+    ['UDP over IPv4, a TLV longer than the header', hex(SIG, '21 12 0010', V4_BYTES, '04 0002 00'), 'malformed'],
+    ['UNIX, a stray byte after the block', hex(SIG, '21 31 00d9', '00'.repeat(216), '04'), 'malformed'],
+    ['PP2_TYPE_SSL longer than the header', hex(SIG, '21 11 0015', V4_BYTES, '20 0009 01 00000000 21'), 'malformed'],
   ];
   for (const [label, bytes, reason] of cases) t.same(parseProxyHeader(bytes), rejected(reason), label);
   t.same(parseProxyHeader(hex(SIG, '31')), rejected('unsupported'), 'version refused from byte 13 alone');
   t.same(parseProxyHeader(hex(SIG, '21 51')), rejected('unsupported'), 'family refused from byte 14 alone');
   t.same(parseProxyHeader(hex(SIG, '21 11 0004')), rejected('malformed'), 'length refused from the first 16 bytes');
+  const overrunThenHello = hex(SIG, '21 11 0010', V4_BYTES, '02 0005 61', '16 03 01 00 05');
+  t.same(parseProxyHeader(overrunThenHello), rejected('malformed'), "a TLV reaching into the client's bytes after the header");
+  t.same(parseProxyHeader(overrunThenHello.subarray(0, 31)), { status: 'incomplete', need: 32 }, 'decided once the whole header has arrived');
+  t.same(parseProxyHeader(hex(SIG, '21 31 00dc', '00'.repeat(216), '04 0001 00')), complete(236, null), 'UNIX with a TLV');
 });
 
 t.test('not PROXY protocol, decided at the first differing byte', async (t) => {
@@ -501,6 +522,35 @@ t.test('property: arbitrary bytes never throw', async (t) => {
     { numRuns: 2000 },
   );
   t.pass('4000 random inputs');
+});
+
+t.test('property: a v2 header is accepted exactly when its TLVs end where it ends', async (t) => {
+  const tlv = fc.record({ type: fc.integer({ min: 0, max: 255 }), value: fc.uint8Array({ maxLength: 40 }) });
+  fc.assert(
+    fc.property(fc.constantFrom('11', '21', '12', '31'), fc.array(tlv, { maxLength: 5 }), (fam, list) => {
+      const block = fam === '11' || fam === '12' ? hex(V4_BYTES) : fam === '21' ? hex(V6_BYTES) : Buffer.alloc(216);
+      const tlvBytes = Buffer.concat(
+        list.map(({ type, value }) => Buffer.concat([Buffer.from([type]), hex(value.length.toString(16).padStart(4, '0')), value])),
+      );
+      const boundaries = new Set<number>([0]);
+      let offset = 0;
+      for (const { value } of list) boundaries.add((offset += 3 + value.length));
+      // Declare every body length from the address block to the end of the TLVs: only TLV boundaries are whole.
+      for (let cut = 0; cut <= tlvBytes.length; cut++) {
+        const body = block.length + cut;
+        const header = Buffer.concat([hex(SIG, '21', fam, body.toString(16).padStart(4, '0')), block, tlvBytes.subarray(0, cut)]);
+        const result = parseProxyHeader(Buffer.concat([header, hex('16 03 01')]));
+        const expected = boundaries.has(cut) ? 'complete' : 'invalid';
+        if (result.status !== expected || (result.status === 'invalid' && result.reason !== 'malformed')) {
+          throw new Error(`fam ${fam}, ${cut} of ${tlvBytes.length} TLV bytes: ${JSON.stringify(result)}`);
+        }
+        if (result.status === 'complete' && result.length !== header.length) throw new Error(`length ${result.length}, header ${header.length}`);
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 TLV lists, every declared length');
 });
 
 t.test('property: every prefix of an encoded header is incomplete', async (t) => {

@@ -18,6 +18,7 @@ import {
   serverNameExtension,
   uint16,
   uint24,
+  unwrapRecords,
   vector16,
   vector8,
   wrapInRecords,
@@ -122,9 +123,6 @@ t.test('hand-built hellos', async (t) => {
   const emptyExtensions = helloRecord({});
   t.same(parseClientHello(emptyExtensions), complete(null, [], emptyExtensions.length), 'empty extensions block');
 
-  const otherNameTypeToo = withServerNameData(vector16(hostNameEntry('ignored', 7), hostNameEntry('Routed.example.')));
-  t.same(parseClientHello(otherNameTypeToo), complete('routed.example', [], otherNameTypeToo.length));
-
   const maxLengthName = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`;
   t.equal(maxLengthName.length, 255);
   const longName = helloRecord({ serverName: maxLengthName });
@@ -138,6 +136,19 @@ t.test('hand-built hellos', async (t) => {
     extraExtensionBytes: Buffer.concat([extension(0xfe0d, Buffer.alloc(100, 7)), extension(43, Buffer.alloc(0))]),
   });
   t.same(parseClientHello(otherExtensions), complete('a.example', [], otherExtensions.length), 'ECH and others skipped');
+
+  // Chromium sends two GREASE extensions and makes sure their values differ.
+  const twoGrease = helloRecord({
+    serverName: 'g.example',
+    extraExtensionBytes: Buffer.concat([extension(0x0a0a, Buffer.alloc(0)), extension(0x1a1a, Buffer.alloc(1))]),
+  });
+  t.same(parseClientHello(twoGrease), complete('g.example', [], twoGrease.length), 'two different GREASE types');
+
+  const extensionTypeExtremes = helloRecord({
+    serverName: 'x.example',
+    extraExtensionBytes: Buffer.concat([extension(0xffff, Buffer.alloc(0)), extension(1, Buffer.alloc(0))]),
+  });
+  t.same(parseClientHello(extensionTypeExtremes), complete('x.example', [], extensionTypeExtremes.length), 'types 1 and 0xffff beside 0 (server_name)');
 
   const anyLegacyVersion = helloRecord({ serverName: 'x.test', legacyVersion: 0x0301 });
   t.same(parseClientHello(anyLegacyVersion), complete('x.test', [], anyLegacyVersion.length));
@@ -237,9 +248,48 @@ t.test('malformed', async (t) => {
       }),
     ],
     ['ALPN protocol overruns the list', helloRecord({ extraExtensionBytes: extension(EXTENSION_ALPN, vector16(Buffer.from([5]), Buffer.from('h2'))) })],
-    ['duplicate ALPN extension', helloRecord({ alpn: ['h2'], extraExtensionBytes: alpnExtension(['http/1.1']) })],
   ];
   for (const [name, data] of cases) t.same(parseClientHello(data), rejected('malformed'), name);
+});
+
+t.test('an extension type that appears twice makes the hello malformed, whatever the type (RFC 8446 4.2; as BoringSSL and Go)', async (t) => {
+  const empty = Buffer.alloc(0);
+  const cases: [string, Buffer][] = [
+    ['server_name, the same name twice', helloRecord({ serverName: 'a.test', extraExtensionBytes: serverNameExtension('a.test') })],
+    ['server_name, two different names', helloRecord({ serverName: 'a.test', extraExtensionBytes: serverNameExtension('b.test') })],
+    ['ALPN', helloRecord({ alpn: ['h2'], extraExtensionBytes: alpnExtension(['http/1.1']) })],
+    ['supported_versions (43)', helloRecord({ serverName: 'a.test', extraExtensionBytes: Buffer.concat([extension(43, empty), extension(43, empty)]) })],
+    ['padding (21), not adjacent', helloRecord({ extraExtensionBytes: Buffer.concat([paddingExtension(3), extension(51, empty), paddingExtension(0)]) })],
+    ['a GREASE value', helloRecord({ extraExtensionBytes: Buffer.concat([extension(0x2a2a, empty), extension(0x2a2a, empty)]) })],
+    ['an unassigned type (0xffff)', helloRecord({ extraExtensionBytes: Buffer.concat([extension(0xffff, empty), extension(0xffff, Buffer.alloc(5))]) })],
+    [
+      'before server_name is read',
+      helloRecord({ extraExtensionBytes: Buffer.concat([extension(7, empty), extension(7, empty), serverNameExtension('a.test')]) }),
+    ],
+  ];
+  for (const [name, data] of cases) {
+    t.same(parseClientHello(data), rejected('malformed'), name);
+    t.same(parseClientHello(wrapInRecords(unwrapRecords(data), 9)), rejected('malformed'), `${name}, in 9-byte records`);
+  }
+  // The first problem in wire order decides: an invalid server_name before the duplicate is what the hello is refused for.
+  const badNameThenDuplicate = helloRecord({ serverName: 'a..test', extraExtensionBytes: Buffer.concat([extension(7, empty), extension(7, empty)]) });
+  t.same(parseClientHello(badNameThenDuplicate), rejected('bad_server_name'));
+
+  // Types seen in one hello are forgotten by the next: the same hello parses again and again.
+  const valid = helloRecord({ serverName: 'again.test', alpn: ['h2'], extraExtensionBytes: extension(43, empty) });
+  for (let i = 0; i < 3; i++) t.same(parseClientHello(valid), complete('again.test', ['h2'], valid.length), `parse ${i + 1}`);
+});
+
+t.test('types seen by one parse stay forgotten across the 16-bit generation wrap', async (t) => {
+  // Every type here appears once per hello; a stale mark surviving a wrap would show as a false duplicate.
+  const empty = Buffer.alloc(0);
+  const types = [0xfe0d, 43, 51, 0xffff];
+  const valid = helloRecord({ serverName: 'wrap.test', extraExtensionBytes: Buffer.concat(types.map((type) => extension(type, empty))) });
+  let failures = 0;
+  for (let i = 0; i < 0x10000 + 3; i++) if (parseClientHello(valid).status !== 'complete') failures++;
+  t.equal(failures, 0, '65,539 consecutive parses of one valid hello');
+  const duplicate = helloRecord({ extraExtensionBytes: Buffer.concat([extension(43, empty), extension(43, empty)]) });
+  t.same(parseClientHello(duplicate), rejected('malformed'), 'and a duplicate is still seen after the wrap');
 });
 
 t.test('bad_server_name', async (t) => {
@@ -249,6 +299,10 @@ t.test('bad_server_name', async (t) => {
     ['empty host_name', helloRecord({ serverName: '' })],
     ['only a non-host_name entry', withServerNameData(vector16(hostNameEntry('x.test', 1)))],
     ['two host_name entries', withServerNameData(vector16(hostNameEntry('a.test'), hostNameEntry('b.test')))],
+    ['the same host_name twice', withServerNameData(vector16(hostNameEntry('a.test'), hostNameEntry('a.test')))],
+    ['a host_name, then another name type', withServerNameData(vector16(hostNameEntry('a.test'), hostNameEntry('a.test', 1)))],
+    ['another name type, then a host_name', withServerNameData(vector16(hostNameEntry('ignored', 7), hostNameEntry('routed.example')))],
+    ['a host_name, then an empty entry of another type', withServerNameData(vector16(hostNameEntry('a.test'), hostNameEntry('', 255)))],
     ['list length longer than the extension', withServerNameData(Buffer.concat([uint16(20), hostNameEntry('x.test')]))],
     ['list length shorter than the extension', withServerNameData(Buffer.concat([uint16(3), hostNameEntry('x.test')]))],
     ['host_name overruns the list', withServerNameData(vector16(Buffer.from([0]), uint16(50), Buffer.from('x.test')))],
@@ -258,7 +312,6 @@ t.test('bad_server_name', async (t) => {
     ['non-ASCII bytes', helloRecord({ serverName: 'caf\xc3\xa9.test' })],
     ['256 bytes', helloRecord({ serverName: 'a'.repeat(256) })],
     ['only the root dot', helloRecord({ serverName: '.' })],
-    ['duplicate extension', helloRecord({ serverName: 'a.test', extraExtensionBytes: serverNameExtension('a.test') })],
   ];
   for (const [name, data] of cases) t.same(parseClientHello(data), rejected('bad_server_name'), name);
 });
@@ -276,6 +329,22 @@ t.test('server names with empty labels are bad_server_name; one trailing dot (th
   t.same(parseClientHello(singleLabel), complete('localhost', [], singleLabel.length), 'a single label with the root dot');
   const emptyLabelRecords = wrapInRecords(buildClientHello({ serverName: 'a..example.com' }), 7);
   t.same(parseClientHello(emptyLabelRecords), rejected('bad_server_name'), 'also when the hello spans several records');
+});
+
+t.test('server names with a label over 63 bytes are bad_server_name (RFC 1035 2.3.4)', async (t) => {
+  const label63 = 'a'.repeat(63);
+  const label64 = 'b'.repeat(64);
+  for (const serverName of [label64, `${label64}.example.com`, `www.${label64}.com`, `www.example.${label64}`, `${label64}.`, `x.${'c'.repeat(200)}`]) {
+    t.same(
+      parseClientHello(helloRecord({ serverName })),
+      rejected('bad_server_name'),
+      `${serverName.length} bytes, a label of ${serverName.split('.').map((label) => label.length)}`,
+    );
+  }
+  for (const serverName of [label63, `${label63}.example.com`, `www.example.${label63}`, `${label63}.`]) {
+    const data = helloRecord({ serverName });
+    t.same(parseClientHello(data), complete(serverName.replace(/\.$/, ''), [], data.length), `63-byte label in ${serverName.length} bytes`);
+  }
 });
 
 t.test('too_large', async (t) => {
@@ -358,6 +427,11 @@ t.test('incomplete input', async (t) => {
   }
   const offset = Buffer.concat([Buffer.alloc(7), records]).subarray(7);
   t.same(parseClientHello(offset), complete('x.test', [], records.length), 'a view into a larger buffer');
+  const withAlpn = helloRecord({ serverName: 'Plain.Test', alpn: ['h2'] });
+  const plain = new Uint8Array(new ArrayBuffer(withAlpn.length + 9), 9);
+  plain.set(withAlpn);
+  t.notOk(Buffer.isBuffer(plain));
+  t.same(parseClientHello(plain), complete('plain.test', ['h2'], withAlpn.length), 'a plain Uint8Array at an offset, not a Buffer');
 });
 
 // ---- properties ----
@@ -370,17 +444,19 @@ const alpnArb = fc.array(
   fc.uint8Array({ minLength: 1, maxLength: 20 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
   { minLength: 1, maxLength: 4 },
 );
-const otherExtensionArb = fc
-  .record({
+/** Extensions other than server_name and ALPN, each type at most once (a repeated type is malformed). */
+const otherExtensionsArb = fc.uniqueArray(
+  fc.record({
     type: fc.integer({ min: 1, max: 0xffff }).filter((type) => type !== EXTENSION_ALPN),
     data: fc.uint8Array({ maxLength: 120 }),
-  })
-  .map(({ type, data }) => extension(type, data));
+  }),
+  { maxLength: 3, selector: (candidate) => candidate.type },
+);
 const helloOptionsArb = fc.record(
   {
     serverName: serverNameArb,
     alpn: alpnArb,
-    extraExtensionBytes: fc.array(otherExtensionArb, { maxLength: 3 }).map((list) => Buffer.concat(list)),
+    extraExtensionBytes: otherExtensionsArb.map((list) => Buffer.concat(list.map(({ type, data }) => extension(type, data)))),
   },
   { requiredKeys: [] },
 );
@@ -469,4 +545,47 @@ t.test('property: a hello trickled byte by byte is parsed a bounded number of ti
     { numRuns: 300 },
   );
   t.pass('complete, with the call count bounded');
+});
+
+t.test('property: repeating any extension of a valid hello, anywhere in the list, makes it malformed', async (t) => {
+  const extensionsArb = fc
+    .tuple(fc.option(serverNameArb, { nil: null }), fc.option(alpnArb, { nil: null }), otherExtensionsArb)
+    .map(([serverName, alpn, others]) => [
+      ...(serverName === null ? [] : [serverNameExtension(serverName)]),
+      ...(alpn === null ? [] : [alpnExtension(alpn)]),
+      ...others.map(({ type, data }) => extension(type, data)),
+    ])
+    .filter((list) => list.length > 0);
+  fc.assert(
+    fc.property(extensionsArb, fc.nat(), fc.nat(), fragmentSizesArb, (list, which, where, sizes) => {
+      if (parseClientHello(withBodyTail(vector16(...list))).status !== 'complete') return false;
+      const repeated = [...list];
+      repeated.splice(where % (list.length + 1), 0, list[which % list.length]!);
+      const message = handshakeMessage(HANDSHAKE_TYPE_CLIENT_HELLO, Buffer.concat([clientHelloBody({ omitExtensions: true }), vector16(...repeated)]));
+      return isDeepStrictEqual(parseClientHello(wrapInRecords(message, sizes)), rejected('malformed'));
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('every repetition refused');
+});
+
+t.test('property: a server name is accepted exactly when every label is 1-63 bytes and the whole at most 255', async (t) => {
+  const labelLength = fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 62, max: 65 }));
+  const label = labelLength.chain((length) =>
+    fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_'), minLength: length, maxLength: length }),
+  );
+  const nameArb = fc.tuple(fc.array(label, { minLength: 1, maxLength: 6 }), fc.boolean()).map(([labels, rooted]) => labels.join('.') + (rooted ? '.' : ''));
+  fc.assert(
+    fc.property(nameArb, (serverName) => {
+      const data = helloRecord({ serverName });
+      const labelsFit = serverName
+        .replace(/\.$/, '')
+        .split('.')
+        .every((part) => part.length <= 63);
+      const expected = labelsFit && serverName.length <= 255 ? complete(serverName.replace(/\.$/, ''), [], data.length) : rejected('bad_server_name');
+      return isDeepStrictEqual(parseClientHello(data), expected);
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 names with labels up to 80 bytes');
 });
