@@ -136,11 +136,10 @@ export class Connection {
     this.openSockets--;
   }
 
-  /** Turns TCP keepalive on for both sides of a relaying connection (once), so a peer that vanished (power loss, NAT timeout) is noticed. */
-  enableKeepAlive(delay: number): void {
+  /** Turns TCP keepalive on for the backend side of a relaying connection (once), so a backend that vanished is noticed. */
+  enableBackendKeepAlive(delay: number): void {
     if (!this.relaying || this.keptAlive) return;
     this.keptAlive = true;
-    this.client.setKeepAlive(true, delay);
     this.backendSocket?.setKeepAlive(true, delay);
   }
 

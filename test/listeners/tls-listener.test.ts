@@ -7,6 +7,7 @@ import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { TlsListener } from '../../lib/listeners/tls-listener.js';
 import { RecordingObserver } from '../helpers/observer.js';
+import { runProgram, which } from '../helpers/programs.js';
 import { startEchoBackend } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
@@ -62,4 +63,20 @@ t.test('terminateAll before open(): held clients are closed and no backend is di
   t.equal(outcome.received.length, 0, 'the client got nothing');
   await guard(listener.whenIdle(), 3_000, 'the listener idle');
   t.equal(echo.accepted, 1, 'still only the first test’s backend connection');
+});
+
+t.test('accepted sockets have TCP keepalive from the start (inherited from the listening socket, no per-connection calls)', async (t) => {
+  const ss = await which('ss');
+  if (ss === null) return t.skip('ss (iproute2) is not installed');
+  const listener = newListener('keepalive');
+  const port = portOf(await listener.listen());
+  listener.open();
+  t.teardown(() => listener.stopAccepting());
+  const client = await connectRaw(port);
+  t.teardown(() => client.destroy());
+  client.write(HELLO);
+  await waitFor(() => listener.openConnections() === 1, 'the connection started', 3_000);
+  // The proxy's end of the connection: local port = the listener's port.
+  const { stdout } = await runProgram(ss, ['-tnoH', 'state', 'established', `( sport = :${port} )`]);
+  t.match(stdout, /timer:\(keepalive,/, `the accepted socket has a keepalive timer (${stdout.trim()})`);
 });
