@@ -3,7 +3,7 @@ import type { AdminConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { accessLog } from '../observe/access-log.js';
-import { AdminServer } from '../observe/admin.js';
+import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
 import type { Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
@@ -13,7 +13,6 @@ import { onSignals } from './signals.js';
 import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
 import { Supervisor, type ApplySummary } from './supervisor.js';
 import { monotonicMicroseconds, systemdNotifier, type Notify } from './systemd-notify.js';
-import { watchConfigFile } from './watch.js';
 
 export interface ServiceOptions {
   configFile: string;
@@ -85,8 +84,9 @@ export class ProxyService {
       started: () => this.notify?.({ RELOADING: '1', MONOTONIC_USEC: monotonicMicroseconds() }),
       finished: (outcome) => this.reloadFinished(outcome),
     });
+    // chokidar is loaded only when the file is watched.
     const watcher = options.watch
-      ? await watchConfigFile(
+      ? await (await import('./watch.js')).watchConfigFile(
           options.configFile,
           () => void this.reload('watch'),
           (error) => logger.error({ err: error }, 'config file watch failed; SIGHUP still reloads'),
@@ -158,9 +158,11 @@ export class ProxyService {
   }
 
   private async startAdmin(config: AdminConfig): Promise<{ server: AdminServer; address: string }> {
+    // The endpoint's HTTP server and prom-client are loaded only for a config that has one.
+    const [{ AdminServer }] = await Promise.all([import('../observe/admin.js'), this.metrics.enableProcessMetrics()]);
     const server = new AdminServer(
       {
-        metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+        metrics: () => this.metrics.scrape(),
         ready: () => !this.stopping && this.supervisor.generation > 0,
         config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
         reload: async () => {
