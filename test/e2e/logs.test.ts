@@ -6,7 +6,7 @@
 //   variable names something else (stdout redirected, the variable inherited).
 //   stdout is a regular file here, whose dev:ino the test reads itself.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,4 +121,40 @@ t.test('JOURNAL_STREAM naming another stream: plain JSON lines', async (t) => {
     lines.some((line) => (JSON.parse(line) as { outcome?: string }).outcome === 'backend_unreachable'),
     'the same lines, unprefixed',
   );
+});
+
+/** Starts the CLI with stdout on a pipe and `args`; resolves once `ready` appears in its output. */
+async function runPiped(t: Test, args: string[]): Promise<{ child: ChildProcess; output(): string; exited: Promise<number | null> }> {
+  const configFile = await writeConfig(await config());
+  const child = spawn(process.execPath, [cliPath, '--config', configFile, '--no-watch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += String(chunk)));
+  child.stderr!.on('data', (chunk: Buffer) => (output += String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let attempt = 0; attempt < GUARD_MS / 50 && !/\bready\b/.test(output); attempt++) await sleep(50);
+  t.match(output, /\bready\b/, 'ready');
+  return { child, output: () => output, exited };
+}
+
+t.test('--log-format pretty: one human-readable line per event', async (t) => {
+  const run = await runPiped(t, ['--log-format', 'pretty']);
+  const ready = run
+    .output()
+    .split('\n')
+    .find((line) => /\bready\b/.test(line));
+  t.match(ready, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready /, `pretty, not JSON (${ready})`);
+  run.child.kill('SIGTERM');
+  t.equal(await guard(run.exited, GUARD_MS, 'the exit'), 0);
+  t.match(run.output(), /INFO: stopped/, 'the last line written before the exit');
+});
+
+t.test('stdout closed by its reader: log lines are dropped and the proxy still exits at once', async (t) => {
+  const run = await runPiped(t, ['--log-format', 'json']);
+  run.child.stdout!.destroy();
+  const port = Number(/"address":"127\.0\.0\.1:(\d+)"[^\n]*"msg":"listening"/.exec(run.output())![1]);
+  // Lines to write into the closed pipe (EPIPE), then a shutdown that must not wait for them.
+  for (let index = 0; index < 5; index++) await helloFor(port, 'unknown.example.com');
+  run.child.kill('SIGTERM');
+  t.equal(await guard(run.exited, GUARD_MS, 'the exit with stdout closed'), 0);
 });
