@@ -34,7 +34,7 @@ interface RunCommandOptions {
 
 async function run(options: RunCommandOptions & { config: string }): Promise<void> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  const { logger, flush } = createLogger({ level: options.logLevel, format });
+  const { logger, flush } = await createLogger({ level: options.logLevel, format, env: process.env });
   const exit = (code: number): void => {
     void flush().then(() => process.exit(code));
   };

@@ -1,12 +1,61 @@
+import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord, Outcome } from '../pipeline/record.js';
-import type { ProxyObserver } from '../pipeline/observer.js';
+import type { DropReason, ProxyObserver } from '../pipeline/observer.js';
 import type { Logger } from './logger.js';
 
 /** Outcomes an operator should look at; the rest are clients' doing and log at info. */
 const warningOutcomes = new Set<Outcome>(['backend_unreachable', 'backend_error']);
 
-/** Logs: the one line per connection when it closes, backend health changes and listener failures. */
-export function accessLog(logger: Logger): ProxyObserver {
+const dropMessages: Record<DropReason, string> = {
+  fd_limit: 'client dropped: the process is at its open file limit (raise LimitNOFILE= or ulimit -n)',
+};
+
+export interface AccessLogOptions {
+  /** At most one line per listener (and reason or route) this often for events that can come in storms. */
+  rateLimitMs?: number;
+  /** Milliseconds on a monotonic clock (tests pass their own). */
+  now?: () => number;
+}
+
+/**
+ * Lets the first event of a kind through, then one line per window at most:
+ * the events in between are counted, and the next line (or, once the window
+ * ends, a line of its own) carries that count as `suppressed`. Under a
+ * descriptor storm or a dead cluster every connection would otherwise log.
+ */
+class RateLimitedLines {
+  private readonly windows = new Map<string, { endsAt: number; suppressed: number; summary: NodeJS.Timeout | null }>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Calls `write(suppressed)` now, or later once for all the events of this window. */
+  event(key: string, write: (suppressed: number) => void): void {
+    const now = this.now();
+    const window = this.windows.get(key);
+    if (window === undefined || (now >= window.endsAt && window.summary === null)) {
+      // Whatever an earlier window suppressed was reported by its own summary line.
+      this.windows.set(key, { endsAt: now + this.windowMs, suppressed: 0, summary: null });
+      write(0);
+      return;
+    }
+    window.suppressed++;
+    window.summary ??= setTimeout(
+      () => {
+        const suppressed = window.suppressed;
+        this.windows.set(key, { endsAt: this.now() + this.windowMs, suppressed: 0, summary: null });
+        write(suppressed);
+      },
+      Math.max(0, window.endsAt - now),
+    ).unref();
+  }
+}
+
+/** Logs: the one line per connection when it closes, backend health changes, listener failures, and (rate-limited) dropped clients and panic routing. */
+export function accessLog(logger: Logger, { rateLimitMs = 10_000, now = () => performance.now() }: AccessLogOptions = {}): ProxyObserver {
+  const limited = new RateLimitedLines(rateLimitMs, now);
   return {
     connectionAccepted() {},
     connectionClosed(record: ConnectionRecord): void {
@@ -19,8 +68,14 @@ export function accessLog(logger: Logger): ProxyObserver {
       if (change.state === 'down') logger.warn(change, 'backend down');
       else logger.info(change, 'backend up');
     },
-    connectionDropped() {},
-    panicRouting() {},
+    connectionDropped(listener: string, reason: DropReason): void {
+      limited.event(JSON.stringify(['dropped', listener, reason]), (suppressed) => logger.warn({ listener, reason, suppressed }, dropMessages[reason]));
+    },
+    panicRouting(listener: string, route: string): void {
+      limited.event(JSON.stringify(['panic', listener, route]), (suppressed) =>
+        logger.warn({ listener, route, suppressed }, 'every backend of the route is marked down: trying them anyway (panic routing)'),
+      );
+    },
     listenerError(listener: string, error: Error): void {
       logger.error({ listener, err: error }, 'listener error');
     },

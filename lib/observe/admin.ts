@@ -66,6 +66,17 @@ export function browserRefusal(headers: http.IncomingHttpHeaders, anyHost: boole
   return `Host "${headers.host}" is refused: address the endpoint by IP or as localhost`;
 }
 
+/**
+ * Connections served at once; more are closed as soon as they are accepted.
+ * A scraper, a health check and an operator's curl need a handful; the cap
+ * keeps a flood of clients from holding the process's descriptors.
+ */
+export const ADMIN_MAX_CONNECTIONS = 32;
+/** A client must have sent its request headers this long after connecting (or after its previous request). */
+export const ADMIN_HEADERS_TIMEOUT_MS = 3_000;
+/** How often Node looks for clients past the header timeout (its default, 30 s, let idle clients stay that long). */
+const TIMEOUT_CHECK_EVERY_MS = 500;
+
 export interface AdminOptions {
   /** Accept any Host header (an endpoint exposed with `allowRemote`, reached by DNS name). */
   anyHost: boolean;
@@ -80,7 +91,13 @@ export class AdminServer {
 
   constructor(handlers: AdminHandlers, { anyHost, onError }: AdminOptions) {
     this.onError = onError;
-    this.server = http.createServer((request, response) => {
+    const timeouts = {
+      headersTimeout: ADMIN_HEADERS_TIMEOUT_MS,
+      requestTimeout: 10_000,
+      keepAliveTimeout: ADMIN_HEADERS_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS,
+    };
+    this.server = http.createServer(timeouts, (request, response) => {
       const refusal = browserRefusal(request.headers, anyHost);
       if (refusal !== null) return sendJson(response, 403, { error: refusal });
       const path = (request.url ?? '/').split('?')[0]!;
@@ -97,8 +114,7 @@ export class AdminServer {
         .then(() => route.handle(handlers, response))
         .catch((error: Error) => sendJson(response, 500, { error: error.message }));
     });
-    this.server.requestTimeout = 10_000;
-    this.server.headersTimeout = 5_000;
+    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
   }
 
   listen(address: ListenAddress): Promise<string> {

@@ -1,5 +1,5 @@
+import { fstatSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
 
 export type LogFormat = 'json' | 'pretty';
 export type { Logger };
@@ -7,51 +7,77 @@ export type { Logger };
 export interface LoggerOptions {
   level: string;
   format: LogFormat;
+  /** Read for JOURNAL_STREAM: whether stdout is the systemd journal. */
+  env: NodeJS.ProcessEnv;
 }
 
-/** The longest a log line waits to be written. */
-const FLUSH_EVERY_MS = 50;
+/** The longest a log line waits to be written while the proxy is quiet (sonic-boom's `periodicFlush`). */
+const FLUSH_EVERY_MS = 100;
 /** Log bytes kept while stdout is not taking them; later lines are dropped. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** How long an exiting process waits for its last log lines before giving up on them. */
 const FLUSH_LIMIT_MS = 1000;
 
+/** Syslog priority of a pino level, as journald reads it from a `<N>` line prefix: trace/debug 7, info 6, warn 4, error 3, fatal 2. */
+export function syslogPriority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+/**
+ * Whether stdout is the journal: systemd sets JOURNAL_STREAM to "<dev>:<inode>"
+ * of the stream it connected, and a process whose stdout was redirected
+ * elsewhere inherits the variable anyway, so the descriptor must match (sd-daemon(3)).
+ */
+export function isJournalStream(journalStream: string | undefined, stdout: { dev: bigint; ino: bigint } | null): boolean {
+  const match = /^(\d+):(\d+)$/.exec(journalStream ?? '');
+  return match !== null && stdout !== null && BigInt(match[1]!) === stdout.dev && BigInt(match[2]!) === stdout.ino;
+}
+
+function stdoutIdentity(): { dev: bigint; ino: bigint } | null {
+  try {
+    return fstatSync(1, { bigint: true });
+  } catch {
+    return null;
+  }
+}
+
 /**
  * JSON lines on stdout, written asynchronously so a log line never blocks the
- * event loop that is moving bytes. `flush()` before exiting: it waits for the
- * pending lines, but never hangs on a stdout nobody reads any more (EPIPE).
+ * event loop that is moving bytes; `<N>` priority prefixes when stdout is the
+ * journal. `flush()` before exiting: it waits for the pending lines, but never
+ * hangs on a stdout nobody reads any more (EPIPE).
  */
-export function createLogger(options: LoggerOptions): { logger: Logger; flush(): Promise<void> } {
+export async function createLogger(options: LoggerOptions): Promise<{ logger: Logger; flush(): Promise<void> }> {
   const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.format === 'pretty') {
+    // Loaded only when asked for: a service logging JSON does not pay for it.
+    const { default: pretty } = await import('pino-pretty');
     const stream = pretty({ colorize: process.stdout.isTTY === true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
     return { logger: pino(base, stream), flush: () => Promise.resolve() };
   }
   // Lines are gathered into writes of up to 4 KiB (one write per connection line would cost a thread-pool
-  // round trip each), and written at the latest FLUSH_EVERY_MS after they were logged.
+  // round trip each). sonic-boom's periodic flush writes what is left below that; it retries while a write
+  // is in flight, so a quiet proxy's last line is never held back (an empty write when nothing is pending).
   // A stdout that stops reading (a stuck pipe or journald) costs log lines past MAX_PENDING_BYTES, never unbounded memory.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: MAX_PENDING_BYTES });
-  let pending = false;
-  let closing = false;
-  setInterval(() => {
-    if (!pending || closing) return;
-    pending = false;
-    destination.flush();
-  }, FLUSH_EVERY_MS).unref();
-  const hooks = {
-    streamWrite(line: string): string {
-      pending = true;
-      return line;
-    },
-  };
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: MAX_PENDING_BYTES, periodicFlush: FLUSH_EVERY_MS });
   let broken = false;
-  destination.on('error', () => {
+  destination.on('error', (error: NodeJS.ErrnoException) => {
     broken = true;
+    // Nobody reads stdout any more: stop retrying the same write every period (pino stops writing on EPIPE likewise).
+    if (error.code === 'EPIPE') destination.flush = () => {};
   });
+  const journal = isJournalStream(options.env.JOURNAL_STREAM, stdoutIdentity());
+  if (journal) (destination as unknown as Record<symbol, boolean>)[Symbol.for('pino.metadata')] = true;
+  const hooks = journal
+    ? { streamWrite: (line: string): string => `<${syslogPriority((destination as unknown as { lastLevel: number }).lastLevel)}>${line}` }
+    : {};
   // Ending the stream writes what is pending; an EPIPE (nobody reads stdout any more) ends it too.
   const flush = (): Promise<void> =>
     new Promise<void>((resolve) => {
-      closing = true;
       if (broken) return resolve();
       setTimeout(resolve, FLUSH_LIMIT_MS).unref();
       destination.once('close', resolve);

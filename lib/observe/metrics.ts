@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { HealthChange } from '../backends/health.js';
 import type { ConnectionRecord } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
+import { CounterFamily, type Family, formatFamilies, GaugeFamily, HistogramFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 
 /** What the metrics read from the running proxy when scraped (gauges), rather than tracking it on the hot path. */
 export interface MetricSources {
@@ -10,130 +11,147 @@ export interface MetricSources {
 }
 
 export interface ProxyMetrics extends ProxyObserver {
-  readonly registry: Registry;
   reloadFinished(result: string): void;
   configApplied(generation: number, hash: string): void;
+  /**
+   * Adds Node's process metrics (CPU, memory, event loop, GC: prom-client's
+   * default metrics) to every later scrape. Called when an admin endpoint is
+   * first configured: prom-client is loaded only then.
+   */
+  enableProcessMetrics(): Promise<void>;
+  /** The Prometheus text exposition: the proxy's metrics, counted since the process started, then the process metrics if enabled. */
+  scrape(): Promise<{ contentType: string; body: string }>;
 }
 
-/** Prometheus metrics (prom-client) fed by the proxy's observer events. */
-export function createMetrics(sources: MetricSources): ProxyMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const prefix = 'sni_passthrough_';
+const P = 'sni_passthrough_';
 
-  const accepted = new Counter({
-    name: `${prefix}connections_accepted_total`,
-    help: 'Connections accepted, by listener',
-    labelNames: ['listener'],
-    registers: [registry],
-  });
-  const closed = new Counter({
-    name: `${prefix}connections_closed_total`,
-    help: 'Connections closed, by listener, route (matched pattern, "default" or "none") and outcome',
-    labelNames: ['listener', 'route', 'outcome'],
-    registers: [registry],
-  });
-  new Gauge({
-    name: `${prefix}connections_open`,
-    help: 'Connections open now, by listener',
-    labelNames: ['listener'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const { listener, open } of sources.openConnections()) this.set({ listener }, open);
-    },
-  });
-  const bytes = new Counter({
-    name: `${prefix}bytes_total`,
-    help: 'Bytes passed, by listener, route and direction (from_client, to_client); counted when a connection closes',
-    labelNames: ['listener', 'route', 'direction'],
-    registers: [registry],
-  });
-  const helloFailures = new Counter({
-    name: `${prefix}client_hello_failures_total`,
-    help: 'ClientHellos rejected, by listener and reason',
-    labelNames: ['listener', 'reason'],
-    registers: [registry],
-  });
-  const connectFailures = new Counter({
-    name: `${prefix}backend_connect_failures_total`,
-    help: 'Failed backend connection attempts, by backend and reason',
-    labelNames: ['backend', 'reason'],
-    registers: [registry],
-  });
-  const connectLatency = new Histogram({
-    name: `${prefix}backend_connect_duration_seconds`,
-    help: 'Time to establish a backend connection (DNS included), by backend',
-    labelNames: ['backend'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
-  new Gauge({
-    name: `${prefix}backend_up`,
-    help: 'Whether a backend takes new connections (1) or is skipped after failures or failed health checks (0)',
-    labelNames: ['backend'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const { backend, up } of sources.backendHealth()) this.set({ backend }, up ? 1 : 0);
-    },
-  });
-  const healthChanges = new Counter({
-    name: `${prefix}backend_health_changes_total`,
-    help: 'Backend up/down transitions, by backend, new state and cause',
-    labelNames: ['backend', 'state', 'cause'],
-    registers: [registry],
-  });
-  const reloads = new Counter({
-    name: `${prefix}reloads_total`,
-    help: 'Config reloads, by result (applied, unchanged, refused)',
-    labelNames: ['result'],
-    registers: [registry],
-  });
-  const generation = new Gauge({
-    name: `${prefix}config_generation`,
-    help: 'Generation of the running config (1 at start, +1 per applied reload)',
-    registers: [registry],
-  });
-  const configInfo = new Gauge({
-    name: `${prefix}config_info`,
-    help: 'The running config: its generation and the SHA-256 of its text (value always 1)',
-    labelNames: ['generation', 'sha256'],
-    registers: [registry],
-  });
+/**
+ * The proxy's metrics, fed by its observer events. They live in a small own
+ * store (lib/observe/prometheus.ts) from the start, so totals are right even
+ * when the admin endpoint that serves them is added by a later reload.
+ */
+export function createMetrics(sources: MetricSources): ProxyMetrics {
+  const accepted = new CounterFamily(`${P}connections_accepted_total`, 'Connections accepted, by listener', ['listener']);
+  const closed = new CounterFamily(
+    `${P}connections_closed_total`,
+    'Connections closed, by listener, route (matched pattern, "default" or "none") and outcome',
+    ['listener', 'route', 'outcome'],
+  );
+  const open = new GaugeFamily(`${P}connections_open`, 'Connections open now, by listener', ['listener'], () =>
+    sources.openConnections().map(({ listener, open }) => ({ labels: [listener], value: open })),
+  );
+  const dropped = new CounterFamily(
+    `${P}connections_dropped_total`,
+    'Clients closed as soon as they were accepted, by listener and reason (fd_limit: the process is at its open file limit)',
+    ['listener', 'reason'],
+  );
+  const bytes = new CounterFamily(
+    `${P}bytes_total`,
+    'Bytes passed, by listener, route and direction (from_client, to_client); counted when a connection closes',
+    ['listener', 'route', 'direction'],
+  );
+  const helloFailures = new CounterFamily(`${P}client_hello_failures_total`, 'ClientHellos rejected, by listener and reason', ['listener', 'reason']);
+  const connectFailures = new CounterFamily(`${P}backend_connect_failures_total`, 'Failed backend connection attempts, by backend and reason', [
+    'backend',
+    'reason',
+  ]);
+  const connectLatency = new HistogramFamily(
+    `${P}backend_connect_duration_seconds`,
+    'Time to establish a backend connection (DNS included), by backend',
+    ['backend'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  const up = new GaugeFamily(
+    `${P}backend_up`,
+    'Whether a backend takes new connections (1) or is skipped after failures or failed health checks (0)',
+    ['backend'],
+    () => sources.backendHealth().map(({ backend, up }) => ({ labels: [backend], value: up ? 1 : 0 })),
+  );
+  const healthChanges = new CounterFamily(`${P}backend_health_changes_total`, 'Backend up/down transitions, by backend, new state and cause', [
+    'backend',
+    'state',
+    'cause',
+  ]);
+  const panicRouting = new CounterFamily(
+    `${P}panic_routing_total`,
+    'Connections that tried every backend of a route although all were marked down (panic routing), by listener and route',
+    ['listener', 'route'],
+  );
+  const reloads = new CounterFamily(`${P}reloads_total`, 'Config reloads, by result (applied, unchanged, refused)', ['result']);
+  let running: { generation: number; hash: string } | null = null;
+  const generation = new GaugeFamily(`${P}config_generation`, 'Generation of the running config (1 at start, +1 per applied reload)', [], () =>
+    running ? [{ labels: [], value: running.generation }] : [],
+  );
+  const configInfo = new GaugeFamily(
+    `${P}config_info`,
+    'The running config: its generation and the SHA-256 of its text (value always 1)',
+    ['generation', 'sha256'],
+    () => (running ? [{ labels: [String(running.generation), running.hash], value: 1 }] : []),
+  );
+  const families: Family[] = [
+    accepted,
+    closed,
+    open,
+    dropped,
+    bytes,
+    helloFailures,
+    connectFailures,
+    connectLatency,
+    up,
+    healthChanges,
+    panicRouting,
+    reloads,
+    generation,
+    configInfo,
+  ];
+  let processMetrics: Promise<Registry> | null = null;
 
   return {
-    registry,
     connectionAccepted(listener) {
-      accepted.inc({ listener });
+      accepted.inc([listener]);
     },
     connectionClosed(record: ConnectionRecord) {
       const route = record.route ?? 'none';
-      closed.inc({ listener: record.listener, route, outcome: record.outcome });
-      if (record.bytesFromClient > 0) bytes.inc({ listener: record.listener, route, direction: 'from_client' }, record.bytesFromClient);
-      if (record.bytesToClient > 0) bytes.inc({ listener: record.listener, route, direction: 'to_client' }, record.bytesToClient);
-      if (record.outcome === 'bad_hello') helloFailures.inc({ listener: record.listener, reason: record.reason ?? 'unknown' });
-      else if (record.outcome === 'hello_timeout') helloFailures.inc({ listener: record.listener, reason: 'timeout' });
+      closed.inc([record.listener, route, record.outcome]);
+      if (record.bytesFromClient > 0) bytes.inc([record.listener, route, 'from_client'], record.bytesFromClient);
+      if (record.bytesToClient > 0) bytes.inc([record.listener, route, 'to_client'], record.bytesToClient);
+      if (record.outcome === 'bad_hello') helloFailures.inc([record.listener, record.reason ?? 'unknown']);
+      else if (record.outcome === 'hello_timeout') helloFailures.inc([record.listener, 'timeout']);
     },
     backendConnected(_listener, backend, latencyMs) {
-      connectLatency.observe({ backend }, latencyMs / 1000);
+      connectLatency.observe([backend], latencyMs / 1000);
     },
     backendConnectFailed(_listener, backend, reason) {
-      connectFailures.inc({ backend, reason });
+      connectFailures.inc([backend, reason]);
     },
     backendHealthChanged(change: HealthChange) {
-      healthChanges.inc({ backend: change.backend, state: change.state, cause: change.cause });
+      healthChanges.inc([change.backend, change.state, change.cause]);
     },
-    connectionDropped() {},
-    panicRouting() {},
+    connectionDropped(listener, reason) {
+      dropped.inc([listener, reason]);
+    },
+    panicRouting(listener, route) {
+      panicRouting.inc([listener, route]);
+    },
     listenerError() {},
     reloadFinished(result) {
-      reloads.inc({ result });
+      reloads.inc([result]);
     },
     configApplied(current, hash) {
-      generation.set(current);
-      configInfo.reset();
-      configInfo.set({ generation: String(current), sha256: hash }, 1);
+      running = { generation: current, hash };
+    },
+    enableProcessMetrics() {
+      processMetrics ??= import('prom-client').then(({ Registry, collectDefaultMetrics }) => {
+        const registry = new Registry();
+        collectDefaultMetrics({ register: registry });
+        return registry;
+      });
+      return processMetrics.then(() => {});
+    },
+    async scrape() {
+      const own = formatFamilies(families);
+      const processText = processMetrics ? await (await processMetrics).metrics() : '';
+      return { contentType: PROMETHEUS_CONTENT_TYPE, body: processText ? `${own}\n${processText}` : own };
     },
   };
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { AdminConfig } from '../config/types.js';
-import { formatAddress } from '../config/values.js';
+import { formatAddress, formatDuration } from '../config/values.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { accessLog } from '../observe/access-log.js';
-import { AdminServer } from '../observe/admin.js';
+import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
 import type { Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
@@ -12,8 +12,7 @@ import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload
 import { onSignals } from './signals.js';
 import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
 import { Supervisor, type ApplySummary } from './supervisor.js';
-import { monotonicMicroseconds, systemdNotifier, type Notify } from './systemd-notify.js';
-import { watchConfigFile } from './watch.js';
+import { monotonicMicroseconds, systemdNotifier, type Notifier } from './systemd-notify.js';
 
 export interface ServiceOptions {
   configFile: string;
@@ -25,8 +24,33 @@ export interface ServiceOptions {
   exit(code: number): void;
 }
 
+/** How long an exiting process waits for its last sd_notify messages (STOPPING=1) to be sent. */
+const NOTIFY_CLOSE_LIMIT_MS = 3_000;
+
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * The shutdown line: how long the drain may take (the longest `drainTimeout`
+ * among listeners that have open connections) and how to cut it short.
+ */
+export function shutdownLine(listeners: ReadonlyArray<{ open: number; drainTimeout: number }>): {
+  message: string;
+  openConnections: number;
+  drainTimeoutMs: number;
+} {
+  const busy = listeners.filter((listener) => listener.open > 0);
+  const openConnections = busy.reduce((sum, listener) => sum + listener.open, 0);
+  const drainTimeoutMs = Math.max(0, ...busy.map((listener) => listener.drainTimeout));
+  if (openConnections === 0) return { message: 'shutting down: no open connections, exiting now', openConnections, drainTimeoutMs };
+  const connections = `${openConnections} open connection${openConnections === 1 ? '' : 's'}`;
+  const closeThem = openConnections === 1 ? 'close it' : 'close them';
+  return {
+    message: `shutting down: waiting up to ${formatDuration(drainTimeoutMs)} for ${connections} (send SIGTERM or press Ctrl-C again to ${closeThem} and exit now)`,
+    openConnections,
+    drainTimeoutMs,
+  };
 }
 
 /**
@@ -38,7 +62,7 @@ export class ProxyService {
   private readonly logger: Logger;
   private readonly supervisor: Supervisor;
   private readonly metrics: ProxyMetrics;
-  private readonly notify: Notify | null;
+  private readonly notifier: Notifier | null;
   private admin: { config: AdminConfig; server: AdminServer; address: string } | null = null;
   private reloader: ConfigReloader | null = null;
   private stopping = false;
@@ -51,7 +75,7 @@ export class ProxyService {
       backendHealth: () => this.supervisor.backendHealth(),
     });
     this.supervisor = new Supervisor(fanOut(accessLog(this.logger), this.metrics));
-    this.notify = systemdNotifier(options.env, (error) => this.logger.warn({ err: error }, 'systemd notification failed'));
+    this.notifier = systemdNotifier(options.env, (error) => this.logger.warn({ err: error }, 'systemd notification failed'));
   }
 
   /**
@@ -82,11 +106,15 @@ export class ProxyService {
       logger,
       generation: () => this.supervisor.generation,
       apply: (next) => this.apply(next),
-      started: () => this.notify?.({ RELOADING: '1', MONOTONIC_USEC: monotonicMicroseconds() }),
+      // After STOPPING=1, systemd must hear of no reload either.
+      started: () => {
+        if (!this.stopping) this.notifier?.notify({ RELOADING: '1', MONOTONIC_USEC: monotonicMicroseconds() });
+      },
       finished: (outcome) => this.reloadFinished(outcome),
     });
+    // chokidar is loaded only when the file is watched.
     const watcher = options.watch
-      ? await watchConfigFile(
+      ? await (await import('./watch.js')).watchConfigFile(
           options.configFile,
           () => void this.reload('watch'),
           (error) => logger.error({ err: error }, 'config file watch failed; SIGHUP still reloads'),
@@ -102,21 +130,22 @@ export class ProxyService {
         this.stopping = true;
         // Listeners stop accepting synchronously here, before the line below says so.
         const drained = this.supervisor.shutdown();
-        logger.info({ signal, openConnections: this.supervisor.openConnections() }, 'shutting down: no new connections, draining open ones');
-        this.notify?.({ STOPPING: '1', STATUS: `draining ${this.supervisor.openConnections()} connections` });
+        const { message, openConnections, drainTimeoutMs } = shutdownLine(this.supervisor.drainState());
+        logger.info({ signal, openConnections, drainTimeoutMs }, message);
+        this.notifier?.notify({ STOPPING: '1', STATUS: `draining ${openConnections} connections` });
         void watcher?.close();
         // The admin endpoint stays up while draining: /readyz answers 503, /metrics shows the drain.
         void drained.then(() => {
           this.admin?.server.close();
           logger.info('stopped');
-          options.exit(0);
+          void this.exit(0);
         });
       },
       forceExit: (signal) => {
         logger.warn({ signal, openConnections: this.supervisor.openConnections() }, 'second signal: closing open connections and exiting now');
         // Closing takes a turn of the event loop; each connection still gets its log line, but never wait long.
         const deadline = new Promise((resolve) => setTimeout(resolve, 250));
-        void Promise.race([this.supervisor.terminateAll('shutdown'), deadline]).then(() => options.exit(0));
+        void Promise.race([this.supervisor.terminateAll('shutdown'), deadline]).then(() => this.exit(0));
       },
       reload: () => void this.reload('signal'),
     });
@@ -126,7 +155,13 @@ export class ProxyService {
       { generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null },
       'ready',
     );
-    this.notify?.({ READY: '1', STATUS: this.status() });
+    this.notifier?.notify({ READY: '1', STATUS: this.status() });
+  }
+
+  /** Sends the sd_notify messages still queued (STOPPING=1 above all), then lets the caller exit. */
+  private async exit(code: number): Promise<void> {
+    await this.notifier?.close(NOTIFY_CLOSE_LIMIT_MS);
+    this.options.exit(code);
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
@@ -158,9 +193,11 @@ export class ProxyService {
   }
 
   private async startAdmin(config: AdminConfig): Promise<{ server: AdminServer; address: string }> {
+    // The endpoint's HTTP server and prom-client are loaded only for a config that has one.
+    const [{ AdminServer }] = await Promise.all([import('../observe/admin.js'), this.metrics.enableProcessMetrics()]);
     const server = new AdminServer(
       {
-        metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+        metrics: () => this.metrics.scrape(),
         ready: () => !this.stopping && this.supervisor.generation > 0,
         config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
         reload: async () => {
@@ -186,7 +223,7 @@ export class ProxyService {
   private reloadFinished(outcome: ReloadOutcome): void {
     this.metrics.reloadFinished(outcome.result);
     // After STOPPING=1, systemd must not be told the service is ready again.
-    if (!this.stopping) this.notify?.({ READY: '1', STATUS: this.status() });
+    if (!this.stopping) this.notifier?.notify({ READY: '1', STATUS: this.status() });
   }
 
   private status(): string {

@@ -132,6 +132,15 @@ export class Supervisor {
     return [...counts].map(([listener, open]) => ({ listener, open }));
   }
 
+  /** Each listener's open connections and `drainTimeout` (retired listeners included): what a shutdown would wait for. */
+  drainState(): Array<{ listener: string; open: number; drainTimeout: number }> {
+    return [...this.listeners()].map((listener) => ({
+      listener: listener.config.name,
+      open: listener.connections.size,
+      drainTimeout: listener.config.drainTimeout,
+    }));
+  }
+
   backendHealth(): Array<{ backend: string; up: boolean }> {
     return this.registry.health();
   }

@@ -389,6 +389,28 @@ t.test('while draining after SIGTERM: /readyz 503, /healthz 200, a reload of a c
   t.equal(await guard(draining.exited, GUARD_MS, 'the exit once drained'), 0, 'exit 0 once the last connection ended');
 });
 
+t.test('an admin endpoint added by a reload serves counts from before it existed, and the process metrics', async (t) => {
+  const listeners = [{ name: 'late', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.example.com'], backends: [backendA.address] }] }];
+  const late = await startProxy({ listeners }, { args: ['--no-watch'] });
+  t.teardown(() => void late.child.kill('SIGKILL'));
+  for (let index = 0; index < 3; index++) await guard(session(late.port('late'), 'a.example.com'), GUARD_MS, 'a session before the endpoint');
+  await rawExchange(late.port('late'), helloRecord('nowhere.example.com'));
+  await waitFor(() => late.connectionLogs().length === 4, 'the four connection lines', GUARD_MS);
+
+  await writeFile(late.configFile, stringify({ admin: { listen: '127.0.0.1:0' }, listeners }));
+  late.child.kill('SIGHUP');
+  const address = String((await late.waitForLog((line) => line.msg === 'admin endpoint listening', GUARD_MS)).address);
+  const answer = await request('GET', '/metrics', address);
+  t.equal(answer.status, 200);
+  const metrics = parsePrometheus(answer.body);
+  t.equal(sumOf(metrics, `${M}connections_accepted_total`, { listener: 'late' }), 4, 'every connection since the start');
+  t.equal(sumOf(metrics, `${M}connections_closed_total`, { listener: 'late', route: 'a.example.com', outcome: 'ok' }), 3);
+  t.equal(sumOf(metrics, `${M}connections_closed_total`, { listener: 'late', route: 'none', outcome: 'no_route' }), 1);
+  t.equal(sumOf(metrics, `${M}reloads_total`, { result: 'applied' }), 1, 'the reload that added it');
+  t.equal(sumOf(metrics, `${M}config_generation`), 2);
+  t.ok(samplesOf(metrics, 'process_resident_memory_bytes').length === 1, 'Node’s process metrics too');
+});
+
 t.test('admin.listen must be loopback unless allowRemote: true (check only, nothing is bound)', async (t) => {
   const backend = await unusedAddress();
   const remote = ['admin:', '  listen: 0.0.0.0:0', 'listeners:', '  - listen: 127.0.0.1:0', '    default:', `      backends: [${backend}]`, ''].join('\n');

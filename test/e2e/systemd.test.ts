@@ -392,6 +392,41 @@ t.test(
   },
 );
 
+t.test(
+  'sd_notify via systemd-notify: a message still queued when the proxy is done is sent before it exits',
+  { skip: !python ? 'python3 is not installed (the test receiver needs it)' : !systemdNotify ? 'systemd-notify is not installed' : false },
+  async (t) => {
+    const backend = await startTlsBackend(ca, 'A');
+    t.teardown(() => backend.close());
+    const receiver = await startNotifyReceiver();
+    const bin = await mkdtemp(join(tmpdir(), 'sni-path-'));
+    t.teardown(async () => {
+      await receiver.process.kill();
+      await rm(join(receiver.socketPath, '..'), { recursive: true, force: true });
+      await rm(bin, { recursive: true, force: true });
+    });
+    // A systemd-notify that is slow to send READY=1: STOPPING=1 waits behind it in the proxy's queue, and a
+    // proxy that exits once drained (at once: nothing is open) would leave it unsent.
+    await writeFile(join(bin, 'systemd-notify'), `#!/bin/sh\ncase "$*" in *READY=1*) /bin/sleep 0.5 ;; esac\nexec ${systemdNotify} "$@"\n`, { mode: 0o755 });
+    const proxy = await startProxy(
+      { listeners: [listenerConfig('one', '127.0.0.1:0', backend)] },
+      { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath, PATH: bin } },
+    );
+    t.teardown(() => proxy.stop('SIGKILL'));
+    // SIGTERM as soon as the proxy says it is ready, while its READY=1 is still on its way.
+    t.equal(await guard(proxy.stop('SIGTERM'), GUARD_MS, 'exit'), 0, 'exit 0');
+    await receiver.waitFor('STOPPING', '1');
+    t.same(
+      receiver
+        .messages()
+        .map((message) => ['READY', 'STOPPING'].filter((key) => key in message.fields).join('+'))
+        .filter((keys) => keys !== ''),
+      ['READY', 'STOPPING'],
+      'READY, then STOPPING',
+    );
+  },
+);
+
 t.test('without NOTIFY_SOCKET nothing is spawned', { skip: linux ? false : 'reads /proc (Linux only)' }, async (t) => {
   const backend = await startTlsBackend(ca, 'A');
   t.teardown(() => backend.close());

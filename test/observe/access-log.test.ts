@@ -1,11 +1,13 @@
 // accessLog (lib/observe/access-log.ts): the pino lines written for observer
 // events, captured from a stream: one line per closed connection (warn for
-// the outcomes an operator must look at), backend down/up, listener errors.
+// the outcomes an operator must look at), backend down/up, listener errors,
+// and rate-limited lines for clients dropped at accept and panic routing.
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { accessLog } from '../../lib/observe/access-log.js';
+import { accessLog, type AccessLogOptions } from '../../lib/observe/access-log.js';
 import type { ConnectionRecord, Outcome } from '../../lib/pipeline/record.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 
@@ -14,7 +16,7 @@ const WARN = 40;
 const ERROR = 50;
 
 /** An access log on a pino logger at `level` whose JSON lines are parsed into `lines`. */
-function capture(level = 'info'): { log: ReturnType<typeof accessLog>; lines: Line[] } {
+function capture(level = 'info', options: AccessLogOptions = {}): { log: ReturnType<typeof accessLog>; lines: Line[] } {
   const lines: Line[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -22,7 +24,7 @@ function capture(level = 'info'): { log: ReturnType<typeof accessLog>; lines: Li
       done();
     },
   });
-  return { log: accessLog(pino({ level }, stream)), lines };
+  return { log: accessLog(pino({ level }, stream), options), lines };
 }
 
 function record(overrides: Partial<ConnectionRecord> = {}): ConnectionRecord {
@@ -142,4 +144,84 @@ t.test('the logger’s level applies', async (t) => {
   const silent = capture('silent');
   silent.log.connectionClosed(record({ outcome: 'backend_error' }));
   t.same(silent.lines, [], 'silent: nothing');
+});
+
+t.test('a client dropped at the descriptor limit: a warn line that says what to raise', async (t) => {
+  const { log, lines } = capture();
+  log.connectionDropped('public', 'fd_limit');
+  t.equal(lines.length, 1);
+  t.match(lines[0], { level: WARN, listener: 'public', reason: 'fd_limit', suppressed: 0 });
+  t.match(lines[0]!.msg, /open file limit.*LimitNOFILE/);
+});
+
+t.test('panic routing: a warn line with the listener and route', async (t) => {
+  const { log, lines } = capture();
+  log.panicRouting('public', 'app.example.com');
+  t.equal(lines.length, 1);
+  t.match(lines[0], { level: WARN, listener: 'public', route: 'app.example.com', suppressed: 0 });
+  t.match(lines[0]!.msg, /panic routing/);
+});
+
+t.test('storms are rate-limited per listener (and reason or route); a summary line carries the count suppressed', async (t) => {
+  // A clock the test moves; the summary timer itself is real (the window is short here).
+  let clock = 1_000;
+  const WINDOW = 50;
+  const { log, lines } = capture('info', { rateLimitMs: WINDOW, now: () => clock });
+  for (let index = 0; index < 100; index++) log.connectionDropped('public', 'fd_limit');
+  for (let index = 0; index < 3; index++) log.panicRouting('public', 'app.example.com');
+  log.panicRouting('public', '*.example.com');
+  log.panicRouting('internal', 'app.example.com');
+  log.connectionDropped('internal', 'fd_limit');
+  t.same(
+    lines.map((line) => [line.listener, line.reason ?? line.route, line.suppressed]),
+    [
+      ['public', 'fd_limit', 0],
+      ['public', 'app.example.com', 0],
+      ['public', '*.example.com', 0],
+      ['internal', 'app.example.com', 0],
+      ['internal', 'fd_limit', 0],
+    ],
+    'the first event of each kind is logged at once, the rest within the window are not',
+  );
+
+  clock += WINDOW;
+  await waitFor(() => lines.length >= 7, 'the summary lines at the end of the window', 5_000);
+  const summaries = lines.slice(5).map((line) => [line.listener, line.reason ?? line.route, line.suppressed]);
+  t.same(
+    summaries.sort(),
+    [
+      ['public', 'app.example.com', 2],
+      ['public', 'fd_limit', 99],
+    ].sort(),
+    'one summary per kind that had suppressed events, with their count',
+  );
+  t.ok(
+    lines.slice(5).every((line) => line.level === WARN),
+    'at warn',
+  );
+
+  // Nothing more is scheduled: without events, no more lines (kinds without suppressed events never got a timer).
+  await sleep(WINDOW * 4);
+  t.equal(lines.length, 7, 'no further lines without further events');
+
+  // The summary opened a new window: an event inside it is counted, one after it is logged at once.
+  log.connectionDropped('public', 'fd_limit');
+  t.equal(lines.length, 7, 'within the window that began with the summary: suppressed');
+  await waitFor(() => lines.length >= 8, 'the next summary', 5_000);
+  t.match(lines[7], { listener: 'public', reason: 'fd_limit', suppressed: 1 });
+  clock += WINDOW;
+  log.connectionDropped('public', 'fd_limit');
+  t.equal(lines.length, 9, 'a window later: logged at once');
+  t.match(lines[8], { listener: 'public', reason: 'fd_limit', suppressed: 0 });
+});
+
+t.test('with the default window, events a second apart on the clock are still one line', async (t) => {
+  let clock = 0;
+  const { log, lines } = capture('info', { now: () => clock });
+  log.panicRouting('public', 'app.example.com');
+  clock += 1_000;
+  log.panicRouting('public', 'app.example.com');
+  clock += 8_999;
+  log.panicRouting('public', 'app.example.com');
+  t.equal(lines.length, 1, 'one line within 10 s');
 });

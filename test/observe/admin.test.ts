@@ -6,8 +6,9 @@ import http from 'node:http';
 import type net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdminServer, browserRefusal, hostnameOf, type AdminHandlers } from '../../lib/observe/admin.js';
-import { guard } from '../helpers/wait.js';
+import { ADMIN_HEADERS_TIMEOUT_MS, ADMIN_MAX_CONNECTIONS, AdminServer, browserRefusal, hostnameOf, type AdminHandlers } from '../../lib/observe/admin.js';
+import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
+import { guard, sleep } from '../helpers/wait.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -285,4 +286,50 @@ t.test('a handler that throws synchronously: 500, not an uncaught exception', as
   const report = JSON.parse(line ?? '{}') as { results?: Record<string, unknown>; uncaught?: number };
   t.same(report.results, { '/readyz': 500, '/config': 500 }, 'each answered 500');
   t.equal(report.uncaught, 0, 'no uncaught exception');
+});
+
+t.test('at most ADMIN_MAX_CONNECTIONS at once: more are closed as soon as accepted, and served again once some leave', async (t) => {
+  const capped = new AdminServer(handlers, options);
+  const address = await capped.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => capped.close());
+  const cappedPort = Number(address.slice(address.lastIndexOf(':') + 1));
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  for (let index = 0; index < ADMIN_MAX_CONNECTIONS; index++) {
+    const socket = await connectRaw(cappedPort);
+    socket.on('error', () => {});
+    held.push(socket);
+  }
+  // Accepted in order: the one past the cap comes after the held ones. Closed without a byte (a header
+  // timeout would have answered 408 first).
+  const extra = await connectRaw(cappedPort);
+  const outcome = await guard(readUntilClosed(extra), ADMIN_HEADERS_TIMEOUT_MS * 10, 'the connection past the cap closing');
+  t.equal(outcome.received.length, 0, `closed without an answer (${outcome.received.toString()})`);
+  await t.rejects(request(cappedPort, 'GET', '/healthz'), 'a request past the cap fails');
+
+  for (const socket of held.splice(0, 4)) socket.destroy();
+  // The server learns of those closes asynchronously: retry a refused request a bounded number of times.
+  let response: Response | null = null;
+  for (let attempt = 0; attempt < 100 && response === null; attempt++) {
+    response = await request(cappedPort, 'GET', '/healthz').catch(() => sleep(50).then(() => null));
+  }
+  t.equal(response?.status, 200, 'served again once connections left');
+});
+
+t.test('a client that sends no request, or its headers too slowly, is closed after the header timeout with 408', async (t) => {
+  const timed = new AdminServer(handlers, options);
+  const address = await timed.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => timed.close());
+  const timedPort = Number(address.slice(address.lastIndexOf(':') + 1));
+  const idle = await connectRaw(timedPort);
+  const slow = await connectRaw(timedPort);
+  const outcomes = Promise.all([readUntilClosed(idle), readUntilClosed(slow)]);
+  // The slow one sends a header line now and then and never finishes (slowloris).
+  slow.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+  const drip = setInterval(() => slow.writable && slow.write('X-Slow: 1\r\n'), ADMIN_HEADERS_TIMEOUT_MS / 10);
+  t.teardown(() => clearInterval(drip));
+  const [idleOutcome, slowOutcome] = await guard(outcomes, ADMIN_HEADERS_TIMEOUT_MS * 10, 'both clients closed by the server');
+  clearInterval(drip);
+  t.match(idleOutcome.received.toString(), /^HTTP\/1\.1 408 /, 'the idle client: 408');
+  t.match(slowOutcome.received.toString(), /^HTTP\/1\.1 408 /, 'the slow client: 408');
 });

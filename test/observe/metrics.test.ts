@@ -1,34 +1,15 @@
 // createMetrics (lib/observe/metrics.ts): observer events in, Prometheus text
-// format out (prom-client), with gauges read from their sources at scrape time.
+// format out, with gauges read from their sources at scrape time and Node's
+// process metrics (prom-client) once enabled.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { createMetrics } from '../../lib/observe/metrics.js';
 import type { ConnectionRecord } from '../../lib/pipeline/record.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the text exposition format (the lines that are samples). */
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
-    if (!match) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
-      labels[pair[1]!] = pair[2]!.replace(/\\(.)/g, (_, char: string) => (char === 'n' ? '\n' : char));
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
+import { parsePrometheus, type Sample, samplesOf } from '../helpers/prometheus.js';
 
 /** Samples of `name` whose labels include `labels`. */
 function find(samples: Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
+  return samplesOf({ samples, types: new Map() }, name, labels);
 }
 
 /** The one value of `name` with exactly `labels`; undefined when absent. */
@@ -69,7 +50,7 @@ function setup(): {
   const open: Array<{ listener: string; open: number }> = [];
   const health: Array<{ backend: string; up: boolean }> = [];
   const metrics = createMetrics({ openConnections: () => open, backendHealth: () => health });
-  return { metrics, open, health, scrape: async () => parseMetrics(await metrics.registry.metrics()) };
+  return { metrics, open, health, scrape: async () => parsePrometheus((await metrics.scrape()).body).samples };
 }
 
 t.test('connections accepted and closed, by listener, route and outcome', async (t) => {
@@ -199,32 +180,68 @@ t.test('config generation and config_info with the sha256 of the text', async (t
   );
 });
 
-t.test('the text format: HELP and TYPE lines, content type, process metrics', async (t) => {
+const FAMILIES: Record<string, string> = {
+  connections_accepted_total: 'counter',
+  connections_closed_total: 'counter',
+  connections_open: 'gauge',
+  connections_dropped_total: 'counter',
+  bytes_total: 'counter',
+  client_hello_failures_total: 'counter',
+  backend_connect_failures_total: 'counter',
+  backend_connect_duration_seconds: 'histogram',
+  backend_up: 'gauge',
+  backend_health_changes_total: 'counter',
+  panic_routing_total: 'counter',
+  reloads_total: 'counter',
+  config_generation: 'gauge',
+  config_info: 'gauge',
+};
+
+t.test('the text format: HELP and TYPE for every family, even before it has samples; the content type', async (t) => {
   const { metrics } = setup();
+  const { contentType, body } = await metrics.scrape();
+  t.equal(contentType, 'text/plain; version=0.0.4; charset=utf-8');
+  const { types, samples } = parsePrometheus(body);
+  t.same(Object.fromEntries([...types].filter(([name]) => name.startsWith(P)).map(([name, type]) => [name.slice(P.length), type])), FAMILIES);
+  for (const name of Object.keys(FAMILIES)) t.match(body, new RegExp(`^# HELP ${P}${name} \\S`, 'm'), `${name} has its help`);
+  t.same(samples, [], 'no samples before any event');
+  t.ok(body.endsWith('\n'), 'ends with a newline');
+});
+
+t.test('process metrics (prom-client) once enabled; the proxy’s counts are kept from before', async (t) => {
+  const { metrics, scrape } = setup();
   metrics.connectionAccepted('public');
-  const text = await metrics.registry.metrics();
-  t.match(metrics.registry.contentType, /^text\/plain; version=0\.0\.4/);
-  t.match(text, `# TYPE ${P}connections_accepted_total counter`);
-  t.match(text, `# TYPE ${P}connections_open gauge`);
-  t.match(text, `# TYPE ${P}backend_connect_duration_seconds histogram`);
-  t.match(text, `# HELP ${P}reloads_total `);
-  t.match(text, /^process_cpu_user_seconds_total \d/m, 'Node’s process metrics are included');
-  for (const name of [
-    'connections_accepted_total',
-    'connections_closed_total',
-    'connections_open',
-    'bytes_total',
-    'client_hello_failures_total',
-    'backend_connect_failures_total',
-    'backend_connect_duration_seconds',
-    'backend_up',
-    'backend_health_changes_total',
-    'reloads_total',
-    'config_generation',
-    'config_info',
-  ]) {
-    t.match(text, `# TYPE ${P}${name} `, `${name} is declared`);
-  }
+  metrics.connectionDropped('public', 'fd_limit');
+  t.same(
+    (await scrape()).filter((sample) => !sample.name.startsWith(P)),
+    [],
+    'none before',
+  );
+  await metrics.enableProcessMetrics();
+  await metrics.enableProcessMetrics();
+  metrics.connectionAccepted('public');
+  const { body } = await metrics.scrape();
+  t.match(body, /^process_cpu_user_seconds_total \d/m, 'Node’s process metrics after');
+  t.match(body, /^process_resident_memory_bytes \d/m);
+  t.equal((body.match(/^# TYPE process_cpu_user_seconds_total /gm) ?? []).length, 1, 'enabling twice registers them once');
+  const samples = parsePrometheus(body).samples;
+  t.equal(value(samples, `${P}connections_accepted_total`, { listener: 'public' }), 2, 'counted since creation, not since enabled');
+  t.equal(value(samples, `${P}connections_dropped_total`, { listener: 'public', reason: 'fd_limit' }), 1);
+});
+
+t.test('clients dropped at accept, by listener and reason; panic routing, by listener and route', async (t) => {
+  const { metrics, scrape } = setup();
+  for (let index = 0; index < 5; index++) metrics.connectionDropped('public', 'fd_limit');
+  metrics.connectionDropped('internal', 'fd_limit');
+  metrics.panicRouting('public', 'app.example.com');
+  metrics.panicRouting('public', 'app.example.com');
+  metrics.panicRouting('public', '*.example.com');
+  const samples = await scrape();
+  t.equal(value(samples, `${P}connections_dropped_total`, { listener: 'public', reason: 'fd_limit' }), 5);
+  t.equal(value(samples, `${P}connections_dropped_total`, { listener: 'internal', reason: 'fd_limit' }), 1);
+  t.equal(value(samples, `${P}panic_routing_total`, { listener: 'public', route: 'app.example.com' }), 2);
+  t.equal(value(samples, `${P}panic_routing_total`, { listener: 'public', route: '*.example.com' }), 1);
+  t.same(find(samples, `${P}connections_accepted_total`), [], 'a dropped client is not an accepted connection');
 });
 
 t.test('label values are escaped', async (t) => {
@@ -234,7 +251,7 @@ t.test('label values are escaped', async (t) => {
   t.equal(value(samples, `${P}connections_accepted_total`, { listener: 'we"ird\\name' }), 1);
 });
 
-t.test('two instances in one process keep separate registries', async (t) => {
+t.test('two instances in one process keep separate counts', async (t) => {
   const one = setup();
   const two = setup();
   one.metrics.connectionAccepted('public');
