@@ -136,7 +136,7 @@ export class Supervisor {
   drainState(): Array<{ listener: string; open: number; drainTimeout: number }> {
     return [...this.listeners()].map((listener) => ({
       listener: listener.config.name,
-      open: listener.connections.size,
+      open: listener.openConnections(),
       drainTimeout: listener.config.drainTimeout,
     }));
   }

@@ -497,6 +497,8 @@ t.test('all backends of a route down: every connection still tries them all (pan
     Array(clients).fill([2, 'ECONNREFUSED']),
     'every client, before and after both were marked down, dialled both (attempts 2), reason ECONNREFUSED',
   );
+  const panicLine = await proxy.waitForLog((line) => line.level === 40 && line.route === SNI && String(line.msg).includes('panic routing'), LOG_GUARD_MS);
+  t.match(panicLine, { listener: 'health' }, 'panic routing is logged (rate-limited) with the listener and route');
 
   // failTimeout is 5 minutes: without panic routing the backend would be skipped that long after it is back.
   await backends[1]!.start();
@@ -526,6 +528,8 @@ t.test('all backends of a route down: every connection still tries them all (pan
     .find((line) => line.startsWith('sni_passthrough_connections_closed_total{') && line.includes('outcome="backend_unreachable"'));
   t.ok(counted, `a connections_closed_total series for backend_unreachable (${counted})`);
   t.equal(Number(counted?.split(' ').pop()), clients, `it counts all ${clients} failed clients`);
+  const panics = metrics.split('\n').find((line) => line.startsWith('sni_passthrough_panic_routing_total{') && line.includes(`route="${SNI}"`));
+  t.equal(Number(panics?.split(' ').pop()), clients - 3 + 1, `panic_routing_total counts the connections that found every backend down (${panics})`);
   const up = metrics.split('\n').filter((line) => line.startsWith('sni_passthrough_backend_up{'));
   t.same(
     dead.map((address) =>

@@ -63,7 +63,7 @@ t.test(
     t.ok(held.length >= 5, `${held.length} clients were served before the limit`);
     t.equal(refused, 3, 'then clients were refused');
 
-    await proxy.waitForLog((line) => line.msg === 'connection dropped' && line.listener === 'tight' && line.reason === 'fd_limit', GUARD_MS);
+    await proxy.waitForLog((line) => line.level === 40 && line.listener === 'tight' && line.reason === 'fd_limit', GUARD_MS);
     t.pass('the refusals are logged with reason fd_limit');
 
     // The open connections still work.

@@ -65,18 +65,22 @@ t.test('terminateAll before open(): held clients are closed and no backend is di
   t.equal(echo.accepted, 1, 'still only the first test’s backend connection');
 });
 
-t.test('accepted sockets have TCP keepalive from the start (inherited from the listening socket, no per-connection calls)', async (t) => {
-  const ss = await which('ss');
-  if (ss === null) return t.skip('ss (iproute2) is not installed');
-  const listener = newListener('keepalive');
-  const port = portOf(await listener.listen());
-  listener.open();
-  t.teardown(() => listener.stopAccepting());
-  const client = await connectRaw(port);
-  t.teardown(() => client.destroy());
-  client.write(HELLO);
-  await waitFor(() => listener.openConnections() === 1, 'the connection started', 3_000);
-  // The proxy's end of the connection: local port = the listener's port.
-  const { stdout } = await runProgram(ss, ['-tnoH', 'state', 'established', `( sport = :${port} )`]);
-  t.match(stdout, /timer:\(keepalive,/, `the accepted socket has a keepalive timer (${stdout.trim()})`);
-});
+const ss = await which('ss');
+
+t.test(
+  'accepted sockets have TCP keepalive from the start (inherited from the listening socket, no per-connection calls)',
+  { skip: ss ? false : 'ss (iproute2) is not installed' },
+  async (t) => {
+    const listener = newListener('keepalive');
+    const port = portOf(await listener.listen());
+    listener.open();
+    t.teardown(() => listener.stopAccepting());
+    const client = await connectRaw(port);
+    t.teardown(() => client.destroy());
+    client.write(HELLO);
+    await waitFor(() => listener.openConnections() === 1, 'the connection started', 3_000);
+    // The proxy's end of the connection: local port = the listener's port.
+    const { stdout } = await runProgram(ss!, ['-tnoH', 'state', 'established', `( sport = :${port} )`]);
+    t.match(stdout, /timer:\(keepalive,/, `the accepted socket has a keepalive timer (${stdout.trim()})`);
+  },
+);
