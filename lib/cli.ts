@@ -34,12 +34,12 @@ interface RunCommandOptions {
 
 async function run(options: RunCommandOptions & { config: string }): Promise<void> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  const { logger, flush } = await createLogger({ level: options.logLevel, format, env: process.env });
+  const { logger, writeLine, flush } = await createLogger({ level: options.logLevel, format, env: process.env });
   const exit = (code: number): void => {
     void flush().then(() => process.exit(code));
   };
   try {
-    await new ProxyService({ configFile: options.config, watch: options.watch, logger, env: process.env, exit }).start();
+    await new ProxyService({ configFile: options.config, watch: options.watch, logger, writeLine, env: process.env, exit }).start();
   } catch (error) {
     await flush();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.

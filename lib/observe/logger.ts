@@ -4,6 +4,21 @@ import { pino, type Logger } from 'pino';
 export type LogFormat = 'json' | 'pretty';
 export type { Logger };
 
+/**
+ * Writes one line whose fields are already JSON (`"a":1,"b":"x"`), framed as
+ * pino frames its own (level, time, pid, the fields, msg). For the one line
+ * per connection, where pino's generic serialization of an object would be
+ * most of its cost.
+ */
+export type LineWriter = (level: number, fields: string, msg: string) => void;
+
+export interface ProxyLogger {
+  logger: Logger;
+  /** Null where lines are not JSON (pretty): log through `logger` then. */
+  writeLine: LineWriter | null;
+  flush(): Promise<void>;
+}
+
 export interface LoggerOptions {
   level: string;
   format: LogFormat;
@@ -51,13 +66,13 @@ function stdoutIdentity(): { dev: bigint; ino: bigint } | null {
  * journal. `flush()` before exiting: it waits for the pending lines, but never
  * hangs on a stdout nobody reads any more (EPIPE).
  */
-export async function createLogger(options: LoggerOptions): Promise<{ logger: Logger; flush(): Promise<void> }> {
+export async function createLogger(options: LoggerOptions): Promise<ProxyLogger> {
   const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.format === 'pretty') {
     // Loaded only when asked for: a service logging JSON does not pay for it.
     const { default: pretty } = await import('pino-pretty');
     const stream = pretty({ colorize: process.stdout.isTTY === true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
-    return { logger: pino(base, stream), flush: () => Promise.resolve() };
+    return { logger: pino(base, stream), writeLine: null, flush: () => Promise.resolve() };
   }
   // Lines are gathered into writes of up to 4 KiB (one write per connection line would cost a thread-pool
   // round trip each). sonic-boom's periodic flush writes what is left below that; it retries while a write
@@ -88,5 +103,12 @@ export async function createLogger(options: LoggerOptions): Promise<{ logger: Lo
       // forever (EPIPE): the process would never exit. Everything that could be written has been.
       destination.flushSync = () => {};
     });
-  return { logger: pino({ ...base, hooks }, destination), flush };
+  const logger = pino({ ...base, hooks }, destination);
+  const framing = `,"pid":${process.pid},`;
+  const writeLine: LineWriter = (level, fields, msg) => {
+    if (level < logger.levelVal) return;
+    const line = `{"level":${level},"time":"${new Date().toISOString()}"${framing}${fields},"msg":${JSON.stringify(msg)}}\n`;
+    destination.write(journal ? `<${syslogPriority(level)}>${line}` : line);
+  };
+  return { logger, writeLine, flush };
 }

@@ -5,7 +5,7 @@ import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { accessLog } from '../observe/access-log.js';
 import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
-import type { Logger } from '../observe/logger.js';
+import type { LineWriter, Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
 import { ListenError } from '../errors.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
@@ -19,6 +19,8 @@ export interface ServiceOptions {
   /** Reload when the file changes (SIGHUP and POST /reload reload either way). */
   watch: boolean;
   logger: Logger;
+  /** The fast path for the access log's connection lines (JSON logs only). */
+  writeLine?: LineWriter | null;
   env: NodeJS.ProcessEnv;
   /** Called once everything is closed (or on a forced exit); the caller exits the process. */
   exit(code: number): void;
@@ -74,7 +76,7 @@ export class ProxyService {
       openConnections: () => this.supervisor.openConnectionsByListener(),
       backendHealth: () => this.supervisor.backendHealth(),
     });
-    this.supervisor = new Supervisor(fanOut(accessLog(this.logger), this.metrics));
+    this.supervisor = new Supervisor(fanOut(accessLog(this.logger, { writeLine: options.writeLine ?? null }), this.metrics));
     this.notifier = systemdNotifier(options.env, (error) => this.logger.warn({ err: error }, 'systemd notification failed'));
   }
 

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { accessLog, type AccessLogOptions } from '../../lib/observe/access-log.js';
+import { accessLog, type AccessLogOptions, recordFields } from '../../lib/observe/access-log.js';
 import type { ConnectionRecord, Outcome } from '../../lib/pipeline/record.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -224,4 +224,25 @@ t.test('with the default window, events a second apart on the clock are still on
   clock += 8_999;
   log.panicRouting('public', 'app.example.com');
   t.equal(lines.length, 1, 'one line within 10 s');
+});
+
+t.test('recordFields: the fields of the line, built by hand, parse back to the record', async (t) => {
+  const records = [
+    record(),
+    record({ sni: null, alpn: [], route: null, backend: null, attempts: 0, bytesFromClient: 0, bytesToClient: 0, outcome: 'no_route' }),
+    record({ sni: 'we"ird\\name', alpn: ['h"2', '\u00e9'], reason: 'ECONNRESET', durationMs: 0.1, outcome: 'backend_error', listener: 'lístener "x"' }),
+  ];
+  for (const each of records) t.same(JSON.parse(`{${recordFields(each)}}`), each, `${each.outcome}: parses back`);
+});
+
+t.test('with a line writer, connection lines are written by it, at the same levels, with the same fields', async (t) => {
+  const written: Array<{ level: number; fields: unknown; msg: string }> = [];
+  const { log, lines } = capture('info', { writeLine: (level, fields, msg) => written.push({ level, fields: JSON.parse(`{${fields}}`), msg }) });
+  log.connectionClosed(record());
+  log.connectionClosed(record({ outcome: 'backend_error', reason: 'ECONNRESET' }));
+  t.same(lines, [], 'nothing through pino');
+  t.same(written, [
+    { level: INFO, fields: record(), msg: 'connection closed' },
+    { level: WARN, fields: record({ outcome: 'backend_error', reason: 'ECONNRESET' }), msg: 'connection closed' },
+  ]);
 });

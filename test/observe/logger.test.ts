@@ -69,3 +69,36 @@ t.test('the tail of a burst reaches stdout while the process stays idle, though 
     Array.from({ length: 16 }, (_, index) => index),
   );
 });
+
+t.test('writeLine frames a line as pino does, at its level, with the journal prefix when stdout is the journal', async (t) => {
+  const run = async (journal: boolean): Promise<string[]> => {
+    const script = `
+      import { fstatSync } from 'node:fs';
+      import { createLogger } from './lib/observe/logger.js';
+      const stdout = fstatSync(1);
+      const env = ${journal} ? { JOURNAL_STREAM: stdout.dev + ':' + stdout.ino } : {};
+      const { logger, writeLine, flush } = await createLogger({ level: 'info', format: 'json', env });
+      logger.warn({ a: 'x"y', b: null, n: 1.5 }, 'through pino');
+      writeLine(40, '"a":"x\\\\"y","b":null,"n":1.5', 'through pino');
+      writeLine(20, '"debug":true', 'below the level: not written');
+      await flush();`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += String(chunk)));
+    await guard(new Promise((resolve) => child.on('close', resolve)), 30_000, 'the child exited');
+    return stdout.split('\n').filter((line) => line !== '');
+  };
+  const withoutTime = (line: string): unknown => {
+    const { time, ...rest } = JSON.parse(line.replace(/^<\d>/, '')) as Record<string, unknown>;
+    return typeof time === 'string' ? rest : { time };
+  };
+  const plain = await run(false);
+  t.equal(plain.length, 2, 'two lines: the debug one is below the level');
+  t.same(withoutTime(plain[1]!), withoutTime(plain[0]!), 'the same fields, level, pid and msg as pino’s own line');
+  const journal = await run(true);
+  t.same(
+    journal.map((line) => line.slice(0, 3)),
+    ['<4>', '<4>'],
+    'both carry the warn priority under the journal',
+  );
+});
