@@ -4,6 +4,7 @@ import type { ListenerSettings, RouteEntry } from '../pipeline/settings.js';
 import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
 import { PassthroughTarget } from '../targets/passthrough.js';
+import { TLS_PREAMBLE } from './tls-preamble.js';
 
 function routeEntry(route: RouteConfig, registry: BackendRegistry): RouteEntry {
   return { hostnames: route.hostnames, alpn: route.alpn, access: buildAccessCheck(route), target: new PassthroughTarget(route, registry) };
@@ -13,6 +14,7 @@ function routeEntry(route: RouteConfig, registry: BackendRegistry): RouteEntry {
 export function listenerSettings(config: ListenerConfig, registry: BackendRegistry): ListenerSettings {
   return {
     listener: config.name,
+    protocol: TLS_PREAMBLE,
     clientHelloTimeout: config.clientHelloTimeout,
     connectTimeout: config.connectTimeout,
     idleTimeout: config.idleTimeout,

@@ -90,7 +90,7 @@ export class Connection {
     } else if (!this.admit()) {
       return;
     }
-    this.stage = new PreambleReader(this, settings.acceptProxyProtocol, settings.clientHelloTimeout);
+    this.stage = new PreambleReader(this, settings.protocol, settings.acceptProxyProtocol, settings.clientHelloTimeout);
   }
 
   /** A PROXY header named the client (null: it did not, keep the peer's address); false if that client is refused. */
@@ -108,10 +108,10 @@ export class Connection {
   preambleRead(preamble: Preamble): void {
     this.stage = null;
     this.settings = this.host.settings;
-    const { hello } = preamble;
-    this.sni = hello.serverName;
-    this.alpn = hello.alpn;
-    const { target, route } = match(this.settings, hello, this.clientAddress);
+    const { request } = preamble;
+    this.sni = request.serverName;
+    this.alpn = request.alpn;
+    const { target, route } = match(this.settings, request, this.clientAddress);
     this.route = route;
     target.handle(this, preamble);
   }

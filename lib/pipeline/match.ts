@@ -1,6 +1,6 @@
 import { matchRoute } from '../routing/route-table.js';
 import { REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../targets/refuse.js';
-import type { ClientHello } from '../tls/client-hello.js';
+import type { ClientRequest } from './preamble.js';
 import type { ListenerSettings } from './settings.js';
 import type { Target } from './target.js';
 
@@ -11,13 +11,13 @@ export interface Match {
 }
 
 /**
- * Where a connection goes, from what its preamble said: the route its SNI and
+ * Where a connection goes, from what its preamble said: the route its name and
  * ALPN select (exact name, longest wildcard, default), unless that route's
  * access list refuses the client; no route answers `unrecognized_name`.
  * Pure: it reads the settings and returns a target, nothing else.
  */
-export function match(settings: ListenerSettings, hello: ClientHello, clientAddress: string): Match {
-  const found = matchRoute(settings.routes, hello.serverName, hello.alpn);
+export function match(settings: ListenerSettings, request: ClientRequest, clientAddress: string): Match {
+  const found = matchRoute(settings.routes, request.serverName, request.alpn);
   if (found === null) return { target: UNRECOGNIZED_NAME, route: null };
   const { route, pattern } = found;
   if (route.access && !route.access(clientAddress)) return { target: REFUSE_BY_ROUTE_ACCESS_LIST, route: pattern };

@@ -1,17 +1,45 @@
 import type net from 'node:net';
 import { parseProxyHeader } from '../net/proxy-protocol.js';
 import type { ProxiedAddresses } from '../net/proxy-protocol.js';
-import { type ClientHello, parseClientHello } from '../tls/client-hello.js';
 import type { Outcome } from './record.js';
 import type { Stage } from './target.js';
 
+/** What the client's first bytes ask for: all that matching looks at. */
+export interface ClientRequest {
+  /** The name asked for (the TLS SNI, the HTTP Host), lower-case without a trailing dot; null when none was given. */
+  serverName: string | null;
+  /** ALPN protocols offered (TLS); empty otherwise. */
+  alpn: string[];
+  /** The request target ("/path?query", HTTP); null otherwise. */
+  path: string | null;
+}
+
 /** What a client sent before anything was decided: kept whole, to be replayed to whoever takes the connection. */
 export interface Preamble {
-  /** Every byte read so far: the PROXY header (if any), the ClientHello, and whatever followed in the same reads. */
+  /** Every byte read so far: the PROXY header (if any), the client's first message, and whatever followed in the same reads. */
   bytes: Buffer;
-  /** Where the ClientHello starts in `bytes` (the length of an incoming PROXY header). */
-  helloOffset: number;
-  hello: ClientHello;
+  /** Where the client's own bytes start in `bytes` (the length of an incoming PROXY header). */
+  offset: number;
+  request: ClientRequest;
+}
+
+/** The result of parsing the client's first bytes so far. */
+export type PreambleParse =
+  | { status: 'incomplete'; need: number }
+  /** Not what this listener speaks: ends the connection, after `answer` when there is one (an HTTP 400). */
+  | { status: 'invalid'; outcome: Outcome; reason: string; answer: Buffer | null }
+  | { status: 'complete'; request: ClientRequest };
+
+/**
+ * What a listener kind reads first (a TLS ClientHello, an HTTP request head):
+ * how to parse it, and what a client that does not finish in time gets.
+ */
+export interface PreambleProtocol {
+  /** Parses the client's bytes from their start (after any PROXY header); called again with at least `need` bytes. */
+  parse(bytes: Buffer): PreambleParse;
+  timeout: { outcome: Outcome; answer: Buffer | null };
+  /** The reason recorded when the client leaves before its message is complete. */
+  incomplete: string;
 }
 
 /** What the reader reports to (the connection). */
@@ -21,6 +49,7 @@ export interface PreambleHost {
   identifyClient(addresses: ProxiedAddresses | null, headerBytes: number): boolean;
   preambleRead(preamble: Preamble): void;
   finish(outcome: Outcome, reason: string | null): void;
+  respondAndClose(bytes: Buffer, outcome: Outcome, reason: string | null): void;
 }
 
 const kReader = Symbol('preamble reader');
@@ -28,24 +57,26 @@ type ReadSocket = net.Socket & { [kReader]: PreambleReader | null };
 
 /**
  * Reads a connection's preamble: the PROXY header where the listener accepts
- * one (then the connection learns who the client is), then the TLS
- * ClientHello, each parsed again only once enough bytes have arrived. It only
- * peeks: every byte stays in the preamble for the target to replay. It knows
- * nothing of routes; a client that sends something else, too slowly, or
- * leaves, ends the connection with the reason.
+ * one (then the connection learns who the client is), then the client's first
+ * message in the listener's protocol, each parsed again only once enough bytes
+ * have arrived. It only peeks: every byte stays in the preamble for the target
+ * to replay. It knows nothing of routes; a client that sends something else,
+ * too slowly, or leaves, ends the connection with the reason.
  */
 export class PreambleReader implements Stage {
   private readonly connection: PreambleHost;
+  private readonly protocol: PreambleProtocol;
   private readonly timer: NodeJS.Timeout;
   private chunks: Buffer[] = [];
   private received = 0;
   /** Bytes needed before parsing again. */
   private need = 1;
   private readingProxyHeader: boolean;
-  private helloOffset = 0;
+  private offset = 0;
 
-  constructor(connection: PreambleHost, proxyHeader: boolean, timeout: number) {
+  constructor(connection: PreambleHost, protocol: PreambleProtocol, proxyHeader: boolean, timeout: number) {
     this.connection = connection;
+    this.protocol = protocol;
     this.readingProxyHeader = proxyHeader;
     this.timer = setTimeout(readerOnTimeout, timeout, this);
     const { client } = connection;
@@ -70,7 +101,7 @@ export class PreambleReader implements Stage {
     const buffer = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.received);
     this.chunks = [buffer];
     if (this.readingProxyHeader && !this.readProxyHeader(buffer)) return;
-    this.readHello(buffer);
+    this.readRequest(buffer);
   }
 
   /** True once the header is read, the client admitted, and bytes of the hello are there. */
@@ -85,31 +116,37 @@ export class PreambleReader implements Stage {
       return false;
     }
     this.readingProxyHeader = false;
-    this.helloOffset = result.length;
+    this.offset = result.length;
     this.need = result.length + 1;
     return this.connection.identifyClient(result.addresses, result.length) && buffer.length > result.length;
   }
 
-  private readHello(buffer: Buffer): void {
-    const { helloOffset } = this;
-    const result = parseClientHello(helloOffset === 0 ? buffer : buffer.subarray(helloOffset));
+  private readRequest(buffer: Buffer): void {
+    const { offset } = this;
+    const result = this.protocol.parse(offset === 0 ? buffer : buffer.subarray(offset));
     if (result.status === 'incomplete') {
-      this.need = helloOffset + result.need;
+      this.need = offset + result.need;
     } else if (result.status === 'invalid') {
-      this.connection.finish('bad_hello', result.reason);
+      this.end(result.outcome, result.reason, result.answer);
     } else {
       this.stop();
       this.chunks = [];
-      this.connection.preambleRead({ bytes: buffer, helloOffset, hello: result.hello });
+      this.connection.preambleRead({ bytes: buffer, offset, request: result.request });
     }
   }
 
   onEnd(): void {
-    this.connection.finish('client_closed', this.received > 0 ? 'incomplete_hello' : null);
+    this.connection.finish('client_closed', this.received > 0 ? this.protocol.incomplete : null);
   }
 
   onTimeout(): void {
-    this.connection.finish('hello_timeout', null);
+    const { outcome, answer } = this.protocol.timeout;
+    this.end(outcome, null, answer);
+  }
+
+  private end(outcome: Outcome, reason: string | null, answer: Buffer | null): void {
+    if (answer === null) this.connection.finish(outcome, reason);
+    else this.connection.respondAndClose(answer, outcome, reason);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { AccessCheck } from '../routing/access-list.js';
 import type { RouteTable } from '../routing/route-table.js';
+import type { PreambleProtocol } from './preamble.js';
 import type { Target } from './target.js';
 
 /** A route as matching sees it: its patterns, its ALPN condition, who may use it, and where it sends connections. */
@@ -16,6 +17,8 @@ export interface RouteEntry {
  */
 export interface ListenerSettings {
   listener: string;
+  /** What this listener's clients send first, and how it is parsed. */
+  protocol: PreambleProtocol;
   clientHelloTimeout: number;
   connectTimeout: number;
   idleTimeout: number;

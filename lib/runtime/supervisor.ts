@@ -5,7 +5,7 @@ import { BackendRegistry } from '../backends/health.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
-import { type ListenerContext, TlsListener } from '../listeners/tls-listener.js';
+import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
 import type { Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 
@@ -68,7 +68,7 @@ export class Supervisor {
       if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new TlsListener(listenerConfig, this.context, inherited.get(listenerConfig.name) ?? null);
+        const listener = new TcpListener(listenerConfig, this.context, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         await listener.listen();
       }

@@ -74,9 +74,9 @@ class PassthroughSession implements Stage, SpliceOwner {
   constructor(pool: BackendPool, connection: Connection, preamble: Preamble) {
     this.pool = pool;
     this.connection = connection;
-    const { bytes, helloOffset } = preamble;
-    this.replay = [helloOffset === 0 ? bytes : bytes.subarray(helloOffset)];
-    this.heldBytes = bytes.length - helloOffset;
+    const { bytes, offset } = preamble;
+    this.replay = [offset === 0 ? bytes : bytes.subarray(offset)];
+    this.heldBytes = bytes.length - offset;
     let plan = pool.plan(connection.clientAddress);
     this.panic = plan.length === 0;
     if (this.panic) plan = pool.panicPlan(connection.clientAddress);

@@ -1,11 +1,11 @@
-// match() (lib/pipeline/match.ts): pure, from settings and a hello to a target.
+// match() (lib/pipeline/match.ts): pure, from settings and what a client asked for to a target.
 import t from 'tap';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { listenerSettings } from '../../lib/listeners/settings.js';
 import { match } from '../../lib/pipeline/match.js';
 import { REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../../lib/targets/refuse.js';
-import type { ClientHello } from '../../lib/tls/client-hello.js';
+import type { ClientRequest } from '../../lib/pipeline/preamble.js';
 import { RecordingObserver } from '../helpers/observer.js';
 
 const config = parseConfig(
@@ -40,40 +40,40 @@ const [publicSettings, strictSettings] = config.listeners.map((listener) => list
   ReturnType<typeof listenerSettings>,
 ];
 
-const hello = (serverName: string | null, alpn: string[] = []): ClientHello => ({ serverName, alpn, sslv2: false });
+const request = (serverName: string | null, alpn: string[] = []): ClientRequest => ({ serverName, alpn, path: null });
 const targetOf = (pattern: string, alpn: string[] = []) => {
   const entry = publicSettings.routes.exact.get(pattern) ?? publicSettings.routes.wildcard.get(pattern.slice(2));
   return alpn.length > 0 ? entry?.byAlpn.find((candidate) => candidate.alpn.join() === alpn.join())?.match.route.target : entry?.plain?.route.target;
 };
 
 t.test('each route’s own target, with the pattern that decided', async (t) => {
-  t.same(match(publicSettings, hello('app.example.com'), '192.0.2.1'), { target: targetOf('app.example.com'), route: 'app.example.com' });
-  t.same(match(publicSettings, hello('app.example.com', ['acme-tls/1']), '192.0.2.1'), {
+  t.same(match(publicSettings, request('app.example.com'), '192.0.2.1'), { target: targetOf('app.example.com'), route: 'app.example.com' });
+  t.same(match(publicSettings, request('app.example.com', ['acme-tls/1']), '192.0.2.1'), {
     target: targetOf('app.example.com', ['acme-tls/1']),
     route: 'app.example.com',
   });
-  t.same(match(publicSettings, hello('a.b.example.com'), '192.0.2.1'), { target: targetOf('*.example.com'), route: '*.example.com' });
+  t.same(match(publicSettings, request('a.b.example.com'), '192.0.2.1'), { target: targetOf('*.example.com'), route: '*.example.com' });
   t.not(targetOf('app.example.com'), targetOf('*.example.com'), 'routes have targets of their own');
 });
 
 t.test('no route and no default: the unrecognized_name answer, no pattern', async (t) => {
-  t.same(match(publicSettings, hello('example.org'), '192.0.2.1'), { target: UNRECOGNIZED_NAME, route: null });
-  t.same(match(publicSettings, hello(null), '192.0.2.1'), { target: UNRECOGNIZED_NAME, route: null }, 'no SNI either');
+  t.same(match(publicSettings, request('example.org'), '192.0.2.1'), { target: UNRECOGNIZED_NAME, route: null });
+  t.same(match(publicSettings, request(null), '192.0.2.1'), { target: UNRECOGNIZED_NAME, route: null }, 'no SNI either');
 });
 
 t.test('the default route for no SNI or no match', async (t) => {
   const fallback = strictSettings.routes.fallback!.route.target;
-  t.same(match(strictSettings, hello(null), '192.0.2.1'), { target: fallback, route: 'default' });
-  t.same(match(strictSettings, hello('other.example.com'), '192.0.2.1'), { target: fallback, route: 'default' });
+  t.same(match(strictSettings, request(null), '192.0.2.1'), { target: fallback, route: 'default' });
+  t.same(match(strictSettings, request('other.example.com'), '192.0.2.1'), { target: fallback, route: 'default' });
 });
 
 t.test('a route’s access list: refused with the route still named', async (t) => {
-  t.same(match(publicSettings, hello('private.example.com'), '192.0.2.1'), { target: REFUSE_BY_ROUTE_ACCESS_LIST, route: 'private.example.com' });
-  t.same(match(publicSettings, hello('private.example.com'), '10.1.2.3'), { target: targetOf('private.example.com'), route: 'private.example.com' });
+  t.same(match(publicSettings, request('private.example.com'), '192.0.2.1'), { target: REFUSE_BY_ROUTE_ACCESS_LIST, route: 'private.example.com' });
+  t.same(match(publicSettings, request('private.example.com'), '10.1.2.3'), { target: targetOf('private.example.com'), route: 'private.example.com' });
 });
 
 t.test('pure: the same inputs give the same answer, and nothing is built per call', async (t) => {
-  const first = match(publicSettings, hello('x.example.com'), '192.0.2.1');
-  const second = match(publicSettings, hello('x.example.com'), '192.0.2.1');
+  const first = match(publicSettings, request('x.example.com'), '192.0.2.1');
+  const second = match(publicSettings, request('x.example.com'), '192.0.2.1');
   t.equal(first.target, second.target, 'the same target object');
 });

@@ -5,7 +5,8 @@ import type net from 'node:net';
 import t, { type Test } from 'tap';
 import type { ProxiedAddresses } from '../../lib/net/proxy-protocol.js';
 import { encodeProxyV1, encodeProxyV2 } from '../../lib/net/proxy-protocol.js';
-import { type Preamble, type PreambleHost, PreambleReader } from '../../lib/pipeline/preamble.js';
+import { TLS_PREAMBLE } from '../../lib/listeners/tls-preamble.js';
+import { type Preamble, type PreambleHost, type PreambleProtocol, PreambleReader } from '../../lib/pipeline/preamble.js';
 import type { Outcome } from '../../lib/pipeline/record.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record, wrapInRecords } from '../helpers/client-hello-fixtures.js';
 import { writeInPieces } from '../helpers/raw-client.js';
@@ -49,6 +50,13 @@ class RecordingHost implements PreambleHost {
     this.resolveDone();
   }
 
+  answered: Buffer | null = null;
+
+  respondAndClose(bytes: Buffer, outcome: Outcome, reason: string | null): void {
+    this.answered = bytes;
+    this.finish(outcome, reason);
+  }
+
   reader: PreambleReader | null = null;
 
   /** Resolves when the reader has reported its result. */
@@ -59,7 +67,7 @@ class RecordingHost implements PreambleHost {
 
 async function reading(
   t: Test,
-  options: { proxyHeader?: boolean; timeout?: number; admit?: boolean } = {},
+  options: { proxyHeader?: boolean; timeout?: number; admit?: boolean; protocol?: PreambleProtocol } = {},
 ): Promise<{ host: RecordingHost; peer: net.Socket }> {
   const { accepted, peer } = await socketPair();
   t.teardown(() => {
@@ -68,7 +76,7 @@ async function reading(
   });
   accepted.on('error', () => {});
   const host = new RecordingHost(accepted, options.admit ?? true);
-  host.reader = new PreambleReader(host, options.proxyHeader ?? false, options.timeout ?? 10_000);
+  host.reader = new PreambleReader(host, options.protocol ?? TLS_PREAMBLE, options.proxyHeader ?? false, options.timeout ?? 10_000);
   return { host, peer };
 }
 
@@ -77,8 +85,8 @@ t.test('a hello in one write: its name and ALPN, and every byte read', async (t)
   const early = Buffer.from('early application data');
   peer.write(Buffer.concat([HELLO, early]));
   await host.result();
-  t.same(host.preamble?.hello, { serverName: 'app.example.com', alpn: ['h2', 'http/1.1'], sslv2: false });
-  t.equal(host.preamble?.helloOffset, 0);
+  t.same(host.preamble?.request, { serverName: 'app.example.com', alpn: ['h2', 'http/1.1'], path: null });
+  t.equal(host.preamble?.offset, 0);
   t.ok(host.preamble?.bytes.equals(Buffer.concat([HELLO, early])), 'the preamble holds the hello and what came with it');
   t.equal(host.finished, null);
 });
@@ -88,7 +96,7 @@ t.test('a hello a byte at a time, split over many records: the same result', asy
   const hello = wrapInRecords(buildClientHello({ serverName: 'split.example.com' }), 7);
   await writeInPieces(peer, hello, 1);
   await host.result();
-  t.equal(host.preamble?.hello.serverName, 'split.example.com');
+  t.equal(host.preamble?.request.serverName, 'split.example.com');
   t.ok(host.preamble?.bytes.equals(hello), 'every byte kept, in order');
 });
 
@@ -102,8 +110,8 @@ for (const [version, encode] of [
     await writeInPieces(peer, Buffer.concat([header, HELLO]), 5);
     await host.result();
     t.same(host.identified, [{ addresses: ADDRESSES, headerBytes: header.length }]);
-    t.equal(host.preamble?.helloOffset, header.length);
-    t.equal(host.preamble?.hello.serverName, 'app.example.com');
+    t.equal(host.preamble?.offset, header.length);
+    t.equal(host.preamble?.request.serverName, 'app.example.com');
     t.ok(host.preamble?.bytes.subarray(0, header.length).equals(header), 'the header stays in the bytes, before the hello');
   });
 }
@@ -163,11 +171,51 @@ t.test('stop(): the reader lets go of the socket and its timer', async (t) => {
   });
   const before = { data: accepted.listenerCount('data'), end: accepted.listenerCount('end') };
   const host = new RecordingHost(accepted);
-  host.reader = new PreambleReader(host, false, 50);
+  host.reader = new PreambleReader(host, TLS_PREAMBLE, false, 50);
   host.reader.stop();
   t.same({ data: accepted.listenerCount('data'), end: accepted.listenerCount('end') }, before, 'its handlers are gone, the socket’s own remain');
   peer.write(HELLO);
   await sleep(150);
   t.equal(host.preamble, null, 'nothing reported after stop');
   t.equal(host.finished, null, 'and no timeout either');
+});
+
+/** A line protocol for the test: "NAME <name>\n"; anything else is answered "BAD\n"; slowness "SLOW\n". */
+const LINE_PREAMBLE: PreambleProtocol = {
+  parse(bytes) {
+    const end = bytes.indexOf(0x0a);
+    if (end < 0)
+      return bytes.length > 64
+        ? { status: 'invalid', outcome: 'bad_hello', reason: 'too_long', answer: Buffer.from('BAD\n') }
+        : { status: 'incomplete', need: bytes.length + 1 };
+    const line = String(bytes.subarray(0, end));
+    if (!line.startsWith('NAME ')) return { status: 'invalid', outcome: 'bad_hello', reason: 'not_a_name', answer: Buffer.from('BAD\n') };
+    return { status: 'complete', request: { serverName: line.slice(5), alpn: [], path: '/' } };
+  },
+  timeout: { outcome: 'hello_timeout', answer: Buffer.from('SLOW\n') },
+  incomplete: 'incomplete_line',
+};
+
+t.test('another protocol: what it parses is the request, what it answers is sent before closing', async (t) => {
+  const named = await reading(t, { protocol: LINE_PREAMBLE });
+  named.peer.write('NAME app.test\nrest');
+  await named.host.result();
+  t.same(named.host.preamble?.request, { serverName: 'app.test', alpn: [], path: '/' });
+
+  const bad = await reading(t, { protocol: LINE_PREAMBLE });
+  bad.peer.write('HELLO\n');
+  await bad.host.result();
+  t.same(bad.host.finished, { outcome: 'bad_hello', reason: 'not_a_name' });
+  t.equal(String(bad.host.answered), 'BAD\n', 'the protocol’s answer');
+
+  const slow = await reading(t, { protocol: LINE_PREAMBLE, timeout: 50 });
+  slow.peer.write('NAME');
+  await slow.host.result();
+  t.same(slow.host.finished, { outcome: 'hello_timeout', reason: null });
+  t.equal(String(slow.host.answered), 'SLOW\n', 'the timeout answer');
+
+  const gone = await reading(t, { protocol: LINE_PREAMBLE });
+  gone.peer.end('NAM');
+  await gone.host.result();
+  t.same(gone.host.finished, { outcome: 'client_closed', reason: 'incomplete_line' }, 'the protocol names an incomplete message');
 });

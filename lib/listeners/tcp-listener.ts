@@ -41,11 +41,13 @@ export interface ListenerContext {
 }
 
 /**
- * A TCP listener whose clients open with a TLS ClientHello (after a PROXY
- * header where configured). Its settings can be swapped while it runs;
- * connections keep what they were routed with.
+ * A TCP listener: accepts clients, holds them while the listener is not open
+ * or at `maxConnections`, refuses them at the descriptor limit, and serves
+ * each as a `Connection` whose first bytes are read in the protocol its
+ * settings name (a TLS ClientHello today). Its settings can be swapped while
+ * it runs; connections keep what they were routed with.
  */
-export class TlsListener implements Listener, ConnectionHost {
+export class TcpListener implements Listener, ConnectionHost {
   config: ListenerConfig;
   settings: ListenerSettings;
   readonly observer: ProxyObserver;

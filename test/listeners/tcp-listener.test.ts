@@ -1,11 +1,11 @@
-// TlsListener (lib/listeners/tls-listener.ts) with a real socket on 127.0.0.1: a listener
+// TcpListener (lib/listeners/tcp-listener.ts) with a real socket on 127.0.0.1: a listener
 // bound for a config being applied holds its clients unread until `open`, and
 // `terminateAll` (the rollback of a failed apply) closes them without a byte
 // reaching a backend.
 import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
-import { TlsListener } from '../../lib/listeners/tls-listener.js';
+import { TcpListener } from '../../lib/listeners/tcp-listener.js';
 import { RecordingObserver } from '../helpers/observer.js';
 import { runProgram, which } from '../helpers/programs.js';
 import { startEchoBackend } from '../helpers/backends.js';
@@ -21,9 +21,9 @@ const HELLO = record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'app
 const observer = new RecordingObserver();
 const { accepted } = observer;
 
-function newListener(name: string): TlsListener {
+function newListener(name: string): TcpListener {
   const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');
-  return new TlsListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null });
+  return new TcpListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null });
 }
 
 const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
