@@ -1,5 +1,6 @@
 import { lookup, type LookupAddress } from 'node:dns';
 import net from 'node:net';
+import tls from 'node:tls';
 import { ignoreError } from '../net/sockets.js';
 
 export type DialCallback = (error: string | null, socket: net.Socket | null) => void;
@@ -76,6 +77,68 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
       socket.removeAllListeners();
       socket.on('error', ignoreError);
       socket.destroy();
+    }
+  };
+}
+
+/** How a backend is spoken to over TLS when a route terminates and re-encrypts. */
+export interface BackendTlsOptions {
+  /** Server name sent (SNI) and checked in the backend's certificate. */
+  servername: string;
+  /** Trusted CAs (PEM); null: the system's. */
+  ca: Buffer | null;
+  /** Check the backend's certificate against `ca` and `servername`. */
+  verify: boolean;
+}
+
+/**
+ * `dial`, then a TLS handshake with the backend over the connected socket;
+ * `timeout` bounds the handshake too. Calls back once with the TLS socket, or
+ * the error ('tls_handshake_timeout', or the TLS error's code such as
+ * 'DEPTH_ZERO_SELF_SIGNED_CERT'). The returned function cancels.
+ */
+export function dialTls(host: string, port: number, timeout: number, options: BackendTlsOptions, callback: DialCallback): () => void {
+  let secure: tls.TLSSocket | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const giveUp = (reason: string): void => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    secure?.removeAllListeners();
+    secure?.on('error', ignoreError);
+    secure?.destroy();
+    secure = null;
+    callback(reason, null);
+  };
+  const cancelTcp = dial(host, port, timeout, (error, socket) => {
+    if (socket === null) {
+      callback(error, null);
+      return;
+    }
+    const session = tls.connect({
+      socket,
+      servername: net.isIP(options.servername) === 0 ? options.servername : undefined,
+      ...(options.ca ? { ca: options.ca } : {}),
+      rejectUnauthorized: options.verify,
+      checkServerIdentity: options.verify ? (_name, certificate) => tls.checkServerIdentity(options.servername, certificate) : () => undefined,
+    });
+    secure = session;
+    if (timeout > 0) timer = setTimeout(giveUp, timeout, 'tls_handshake_timeout');
+    session.once('error', (tlsError: NodeJS.ErrnoException) => giveUp(tlsError.code ?? tlsError.message));
+    session.once('secureConnect', () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      session.removeAllListeners('error');
+      secure = null;
+      callback(null, session);
+    });
+  });
+  return () => {
+    cancelTcp();
+    if (timer) clearTimeout(timer);
+    if (secure) {
+      secure.removeAllListeners();
+      secure.on('error', ignoreError);
+      secure.destroy();
     }
   };
 }

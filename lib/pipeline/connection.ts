@@ -36,7 +36,13 @@ const NO_PROTOCOLS: string[] = [];
  * to it; `finish` (early) or the last socket's close (normal end) records it.
  */
 export class Connection {
+  /** The client's TCP socket: its bytes are the record's, its close is the connection's. */
   readonly client: net.Socket;
+  /**
+   * Where the client's bytes are read and written: the socket itself, or the
+   * TLS session over it when a target terminates TLS.
+   */
+  stream: net.Socket;
   readonly host: ConnectionHost;
   /** The settings it was accepted with, then those it was routed with. */
   settings: ListenerSettings;
@@ -68,6 +74,7 @@ export class Connection {
 
   constructor(client: net.Socket, host: ConnectionHost) {
     this.client = client;
+    this.stream = client;
     this.host = host;
     this.settings = host.settings;
     this.clientAddress = canonicalAddress(client.remoteAddress);
@@ -121,6 +128,14 @@ export class Connection {
     this.stage = stage;
   }
 
+  /** From now on the client's bytes go through `stream` (a TLS session over the socket): its errors and timeouts are the client's. */
+  useClientStream(stream: net.Socket): void {
+    this.stream = stream;
+    (stream as ClientSocket)[kConnection] = this;
+    stream.on('error', clientOnError);
+    stream.on('timeout', clientOnTimeout);
+  }
+
   /** Counts `socket` as part of this connection: it closes with it, and the record waits for its close. */
   adoptBackend(socket: net.Socket): void {
     this.backendSocket = socket;
@@ -152,6 +167,7 @@ export class Connection {
     this.decide(outcome, reason);
     this.stopStage();
     const reset = error?.code === 'ECONNRESET';
+    if (this.stream !== this.client) this.stream.destroy();
     closeSocket(this.client, reset);
     if (this.backendSocket) closeSocket(this.backendSocket, reset);
   }
@@ -160,7 +176,8 @@ export class Connection {
   respondAndClose(bytes: Buffer, outcome: Outcome, reason: string | null): void {
     this.decide(outcome, reason);
     this.stopStage();
-    this.client.end(bytes, () => this.client.destroy());
+    const { stream } = this;
+    stream.end(bytes, () => stream.destroy());
   }
 
   private decide(outcome: Outcome, reason: string | null): void {
@@ -197,7 +214,8 @@ export class Connection {
 
   onTimeout(): void {
     // A splice arms the client socket's timer: with `idleTimeout`, and with `halfCloseTimeout` once a side is done.
-    this.finish('idle_timeout', this.client.readableEnded || this.client.writableEnded ? 'half_closed' : null);
+    const { stream } = this;
+    this.finish('idle_timeout', stream.readableEnded || stream.writableEnded ? 'half_closed' : null);
   }
 
   onSocketClose(): void {
