@@ -39,7 +39,11 @@ async function run(options: RunCommandOptions & { config: string }): Promise<voi
     void flush().then(() => process.exit(code));
   };
   try {
-    await new ProxyService({ configFile: options.config, watch: options.watch, logger, writeLine, env: process.env, exit }).start();
+    const openInternalCa = (): Promise<never> =>
+      Promise.reject(
+        new ConfigError(options.config, null, '"tls: internal" needs the local CA, which this build does not include yet', 'SNIP_CONFIG_CERTIFICATE'),
+      );
+    await new ProxyService({ configFile: options.config, watch: options.watch, logger, writeLine, env: process.env, openInternalCa, exit }).start();
   } catch (error) {
     await flush();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.

@@ -23,7 +23,9 @@ export type ConfigErrorCode =
   /** Not valid YAML, or YAML past the loader's limits (aliases, nesting). */
   | 'SNIP_CONFIG_SYNTAX'
   /** Valid YAML that is not a valid config. */
-  | 'SNIP_CONFIG_INVALID';
+  | 'SNIP_CONFIG_INVALID'
+  /** A certificate, key or CA file a route names cannot be read or used. */
+  | 'SNIP_CONFIG_CERTIFICATE';
 
 /** Base of the errors below. */
 export abstract class SniPassthroughError extends Error {

@@ -83,8 +83,8 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
 
 /** How a backend is spoken to over TLS when a route terminates and re-encrypts. */
 export interface BackendTlsOptions {
-  /** Server name sent (SNI) and checked in the backend's certificate. */
-  servername: string;
+  /** Server name sent (SNI) and checked in the backend's certificate; null: the backend's host. */
+  servername: string | null;
   /** Trusted CAs (PEM); null: the system's. */
   ca: Buffer | null;
   /** Check the backend's certificate against `ca` and `servername`. */
@@ -114,12 +114,13 @@ export function dialTls(host: string, port: number, timeout: number, options: Ba
       callback(error, null);
       return;
     }
+    const name = options.servername ?? host;
     const session = tls.connect({
       socket,
-      servername: net.isIP(options.servername) === 0 ? options.servername : undefined,
+      servername: net.isIP(name) === 0 ? name : undefined,
       ...(options.ca ? { ca: options.ca } : {}),
       rejectUnauthorized: options.verify,
-      checkServerIdentity: options.verify ? (_name, certificate) => tls.checkServerIdentity(options.servername, certificate) : () => undefined,
+      checkServerIdentity: options.verify ? (_name, certificate) => tls.checkServerIdentity(name, certificate) : () => undefined,
     });
     secure = session;
     if (timeout > 0) timer = setTimeout(giveUp, timeout, 'tls_handshake_timeout');

@@ -35,6 +35,12 @@ function mix(value: number): number {
   return hash >>> 0;
 }
 
+/** A route's pool, built on its first connection: a config with many routes pays only for the balancers of those in use. */
+export function lazyPool(route: RouteConfig, registry: BackendRegistry): () => BackendPool {
+  let pool: BackendPool | null = null;
+  return () => (pool ??= new BackendPool(route, registry));
+}
+
 /**
  * A route's backends and how new connections are spread over them:
  * - roundrobin: smooth weighted round robin (as nginx: weights 1 and 2 give

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import type { Path } from './shape.js';
 import { formatAddress, isLoopbackHost } from './values.js';
-import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
+import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig, TerminateTlsConfig } from './types.js';
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   clientHelloTimeout: 10_000,
@@ -58,12 +59,22 @@ export function parseConfig(text: string, file: string): ProxyConfig {
     if (error instanceof ShapeError) fail(error.path, error.message, error.onKey);
     throw error;
   }
-  return resolveConfig(parsed, fail);
+  const context: ResolveContext = { fail, positionOf: (path) => at(locate(document, path, false)), directory: dirname(resolve(file)) };
+  return resolveConfig(parsed, context);
 }
 
 type Fail = (path: Path, message: string) => never;
 
-function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
+/** What resolving needs besides the document's values: how to fail at a path, where a path is, where relative files are. */
+interface ResolveContext {
+  fail: Fail;
+  positionOf(path: Path): SourcePosition;
+  /** The config file's directory: relative certificate paths are resolved against it. */
+  directory: string;
+}
+
+function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyConfig {
+  const { fail } = context;
   const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
   const names = new Map<string, number>();
   const addresses: ListenAddress[] = [];
@@ -96,7 +107,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
         for (const key of keys) claimed.add(key);
         seen.set(hostname, claimed);
       });
-      return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route) };
+      return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context) };
     });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
@@ -116,7 +127,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       allow: entry.allow ?? [],
       deny: entry.deny ?? [],
       routes,
-      defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default) } : null,
+      defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default, [...path, 'default'], context) } : null,
     };
   });
   const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
@@ -144,9 +155,45 @@ function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAdd
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
 
-function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames' | 'alpn'> {
+const DEFAULT_OFFERED_ALPN = ['http/1.1'];
+
+/** A route's `tls`: which certificates, and what ALPN it offers; errors point into it. */
+function resolveTerminateTls(tls: NonNullable<RouteDocument['tls']>, path: Path, context: ResolveContext): TerminateTlsConfig {
+  const position = context.positionOf(path);
+  const file = (name: string): string => resolve(context.directory, name);
+  if (tls === 'internal') return { certificates: 'internal', alpn: DEFAULT_OFFERED_ALPN, position };
+  if (Array.isArray(tls)) {
+    const offered = tls.filter((pair) => pair.alpn !== undefined).map((pair) => pair.alpn!);
+    if (offered.some((alpn) => alpn.join() !== offered[0]!.join())) {
+      context.fail(path, 'the certificates of one route must offer the same "alpn" (or give it once)');
+    }
+    return { certificates: tls.map((pair) => ({ cert: file(pair.cert), key: file(pair.key) })), alpn: offered[0] ?? DEFAULT_OFFERED_ALPN, position };
+  }
+  const alpn = tls.alpn ?? DEFAULT_OFFERED_ALPN;
+  if (tls.internal === true) {
+    if (tls.cert !== undefined || tls.key !== undefined) context.fail(path, '"tls" takes either "cert" and "key" or "internal: true", not both');
+    return { certificates: 'internal', alpn, position };
+  }
+  if (tls.cert === undefined || tls.key === undefined) context.fail(path, '"tls" needs "cert" and "key" (PEM files), or "internal: true" for the local CA');
+  return { certificates: [{ cert: file(tls.cert!), key: file(tls.key!) }], alpn, position };
+}
+
+function resolveRouteOptions(route: RouteDocument, path: Path, context: ResolveContext): Omit<RouteConfig, 'hostnames' | 'alpn'> {
   const healthCheck = route.healthCheck;
+  if (route.backendTls && !route.tls) {
+    context.fail([...path, 'backendTls'], '"backendTls" re-encrypts what a terminating route decrypted: it needs "tls" on the same route');
+  }
+  const backendTls = route.backendTls;
   return {
+    tls: route.tls ? resolveTerminateTls(route.tls, [...path, 'tls'], context) : null,
+    backendTls: backendTls
+      ? {
+          ca: backendTls.ca === undefined ? null : resolve(context.directory, backendTls.ca),
+          servername: backendTls.servername ?? null,
+          verify: backendTls.verify ?? true,
+          position: context.positionOf([...path, 'backendTls']),
+        }
+      : null,
     backends: route.backends.map((backend): BackendConfig => {
       const { host, port } = backend.address;
       return {

@@ -1,4 +1,4 @@
-import { boolean, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
+import { boolean, byKind, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
 import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress } from './values.js';
 import { ValueError } from '../errors.js';
 
@@ -87,7 +87,49 @@ const healthCheck = object(
   { description: 'active TCP health checks: a backend is used only while healthy' },
 );
 
+const alpnProtocol = scalar({ type: 'string' }, parseAlpnProtocol);
+const filePath = string({ minLength: 1 });
+const offeredAlpn = optional(list(alpnProtocol, { minItems: 1, itemName: 'protocol' }), 'ALPN protocols offered to clients (default [http/1.1])');
+
+const certificatePair = object({
+  cert: required(filePath, 'certificate file (PEM: the certificate, then its intermediates); relative to the config file'),
+  key: required(filePath, 'its private key file (PEM); relative to the config file'),
+  alpn: offeredAlpn,
+});
+
+const terminateTls = byKind({
+  scalar: oneOf(['internal'] as const, { description: 'certificates issued by the local CA (see `sni-passthrough trust`)' }),
+  mapping: object(
+    {
+      cert: optional(filePath, 'certificate file (PEM: the certificate, then its intermediates); relative to the config file'),
+      key: optional(filePath, 'its private key file (PEM); relative to the config file'),
+      internal: optional(boolean(), 'certificates issued by the local CA instead of files'),
+      alpn: offeredAlpn,
+    },
+    { description: 'one certificate and key, or the local CA' },
+  ),
+  list: list(certificatePair, {
+    minItems: 1,
+    itemName: 'certificate',
+    description: 'several certificates (e.g. RSA and ECDSA), picked by what the client supports',
+  }),
+});
+
+const backendTls = object(
+  {
+    ca: optional(filePath, 'CA certificates (PEM) that the backends’ certificates must chain to (default: the system’s)'),
+    servername: optional(string({ minLength: 1 }), 'server name sent to the backends and checked in their certificates (default: the client’s SNI)'),
+    verify: optional(boolean(), 'check the backends’ certificates (default true)'),
+  },
+  { description: 'speak TLS to the backends of a terminating route (re-encrypt)' },
+);
+
 const routeOptions = {
+  tls: optional(
+    terminateTls,
+    'terminate TLS here and pass the plaintext to the backends: { cert, key, alpn }, a list of such pairs, or "internal" (default: pass the encrypted stream through)',
+  ),
+  backendTls: optional(backendTls, 'with tls: re-encrypt to the backends'),
   backends: required(backends, 'where matching connections go'),
   balance: optional(oneOf(['roundrobin', 'leastconn', 'source'] as const), 'how new connections pick a backend (default roundrobin, weighted)'),
   retries: optional(integer(0, 100), 'backends to try after the first fails (default: every backend once)'),

@@ -156,3 +156,19 @@ export function scalarOrObject<T>(shorthand: Shape<T>, full: Shape<T>): Shape<T>
     jsonSchema: () => ({ anyOf: [shorthand.jsonSchema(), full.jsonSchema()] }),
   };
 }
+
+/**
+ * A value whose form decides how it is read: a scalar shorthand, a mapping, a
+ * list. A form not given is an error naming the forms that are accepted.
+ */
+export function byKind<S, M, L>(forms: { scalar?: Shape<S>; mapping?: Shape<M>; list?: Shape<L> }): Shape<S | M | L> {
+  const accepted = [forms.scalar && 'a value', forms.mapping && 'a mapping', forms.list && 'a list'].filter(Boolean).join(' or ');
+  return {
+    read(value, path) {
+      const form = Array.isArray(value) ? forms.list : value !== null && typeof value === 'object' ? forms.mapping : forms.scalar;
+      if (form === undefined) throw new ShapeError(path, `expected ${accepted}, got ${describe(value)}`);
+      return form.read(value, path);
+    },
+    jsonSchema: () => ({ anyOf: [forms.scalar, forms.mapping, forms.list].filter((form) => form !== undefined).map((form) => form.jsonSchema()) }),
+  };
+}

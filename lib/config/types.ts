@@ -38,6 +38,38 @@ export interface AccessLists {
   deny: string[];
 }
 
+/** A position in the config file (1-based), kept for errors found after parsing (a certificate that does not load). */
+export interface ConfigPosition {
+  line: number;
+  col: number;
+}
+
+export interface CertificateFiles {
+  /** Absolute path of the PEM certificate chain. */
+  cert: string;
+  /** Absolute path of its PEM private key. */
+  key: string;
+}
+
+/** A route that completes the TLS handshake itself and passes the plaintext on. */
+export interface TerminateTlsConfig {
+  /** Certificate and key files (several: e.g. RSA and ECDSA, picked by what the client supports), or 'internal': issued by the local CA. */
+  certificates: CertificateFiles[] | 'internal';
+  /** ALPN protocols offered to clients, in order of preference. */
+  alpn: string[];
+  position: ConfigPosition;
+}
+
+/** TLS from the proxy to the backends of a terminating route. */
+export interface BackendTlsConfig {
+  /** Absolute path of the PEM CA certificates the backends' must chain to; null: the system's. */
+  ca: string | null;
+  /** Sent as SNI and checked in the backends' certificates; null: the client's SNI (else the backend's host). */
+  servername: string | null;
+  verify: boolean;
+  position: ConfigPosition;
+}
+
 export interface RouteConfig extends AccessLists {
   /** Normalized patterns: lower-case ASCII, no trailing dot; wildcards keep their `*.` prefix. Empty for the default route. */
   hostnames: string[];
@@ -51,6 +83,9 @@ export interface RouteConfig extends AccessLists {
   maxFails: number;
   failTimeout: number;
   healthCheck: HealthCheckConfig | null;
+  /** Terminate TLS here; null: pass the encrypted stream through. */
+  tls: TerminateTlsConfig | null;
+  backendTls: BackendTlsConfig | null;
 }
 
 /** Durations in milliseconds; 0 disables the timeout where that makes sense. */

@@ -1,5 +1,6 @@
 import type { ListenerConfig } from '../config/types.js';
 import type { Outcome } from '../pipeline/record.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 
 /**
  * A listening socket of one kind (TLS on TCP today) and the connections it
@@ -16,8 +17,8 @@ export interface Listener {
   boundAddress(): string;
   /** Starts serving the clients held since `listen` and those to come. */
   open(): void;
-  /** New connections use `config` from now on; open ones keep theirs. */
-  update(config: ListenerConfig): void;
+  /** New connections use `config` (and the generation's certificates) from now on; open ones keep theirs. */
+  update(config: ListenerConfig, tls: TlsMaterial): void;
   /** Stops accepting at once; open connections go on. */
   stopAccepting(): void;
   /** Connections open now. */

@@ -12,6 +12,7 @@ import type { ListenerSettings } from '../pipeline/settings.js';
 import type { DescriptorBudget } from './descriptor-budget.js';
 import type { Listener } from './listener.js';
 import { listenerSettings } from './settings.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 
 /** Accepted clients held unread while the listener is at `maxConnections` or not yet open, at most this many (the kernel's default backlog). */
 const MAX_WAITING = 511;
@@ -71,12 +72,12 @@ export class TcpListener implements Listener, ConnectionHost {
   private perSocketOptions = true;
 
   /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
-  constructor(config: ListenerConfig, context: ListenerContext, inherited: net.Socket | null = null) {
+  constructor(config: ListenerConfig, context: ListenerContext, tls: TlsMaterial, inherited: net.Socket | null = null) {
     this.config = config;
     this.context = context;
     this.observer = context.observer;
     this.inherited = inherited;
-    this.settings = listenerSettings(config, context.registry);
+    this.settings = listenerSettings(config, { registry: context.registry, tls });
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accepted(socket));
   }
 
@@ -124,9 +125,9 @@ export class TcpListener implements Listener, ConnectionHost {
     this.admitWaiting();
   }
 
-  update(config: ListenerConfig): void {
+  update(config: ListenerConfig, tls: TlsMaterial): void {
     this.config = config;
-    this.settings = listenerSettings(config, this.context.registry);
+    this.settings = listenerSettings(config, { registry: this.context.registry, tls });
     this.admitWaiting();
   }
 

@@ -103,6 +103,8 @@ export function accessLog(logger: Logger, { writeLine = null, rateLimitMs = 10_0
         logger.warn({ listener, route, suppressed }, 'every backend of the route is marked down: trying them anyway (panic routing)'),
       );
     },
+    // The connection's own line says it (outcome tls_handshake_failed, with the reason); metrics count it.
+    tlsHandshakeFailed() {},
     listenerError(listener: string, error: Error): void {
       logger.error({ listener, err: error }, 'listener error');
     },

@@ -11,5 +11,6 @@ export function fanOut(...observers: ProxyObserver[]): ProxyObserver {
     listenerError: (listener, error) => observers.forEach((observer) => observer.listenerError(listener, error)),
     connectionDropped: (listener, reason) => observers.forEach((observer) => observer.connectionDropped(listener, reason)),
     panicRouting: (listener, route) => observers.forEach((observer) => observer.panicRouting(listener, route)),
+    tlsHandshakeFailed: (listener, route, reason) => observers.forEach((observer) => observer.tlsHandshakeFailed(listener, route, reason)),
   };
 }

@@ -77,6 +77,11 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     'Connections that tried every backend of a route although all were marked down (panic routing), by listener and route',
     ['listener', 'route'],
   );
+  const handshakeFailures = new CounterFamily(
+    `${P}tls_handshake_failures_total`,
+    'TLS handshakes with clients that failed on terminating routes, by listener, route and reason (the TLS error, or timeout)',
+    ['listener', 'route', 'reason'],
+  );
   const reloads = new CounterFamily(`${P}reloads_total`, 'Config reloads, by result (applied, unchanged, refused)', ['result']);
   let running: { generation: number; hash: string } | null = null;
   const generation = new GaugeFamily(`${P}config_generation`, 'Generation of the running config (1 at start, +1 per applied reload)', [], () =>
@@ -100,6 +105,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     up,
     healthChanges,
     panicRouting,
+    handshakeFailures,
     reloads,
     generation,
     configInfo,
@@ -132,6 +138,9 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     },
     panicRouting(listener, route) {
       panicRouting.inc([listener, route]);
+    },
+    tlsHandshakeFailed(listener, route, reason) {
+      handshakeFailures.inc([listener, route, reason]);
     },
     listenerError() {},
     reloadFinished(result) {

@@ -25,6 +25,8 @@ export interface ProxyObserver extends HealthObserver {
    * recovers). Once per connection that does so.
    */
   panicRouting(listener: string, route: string): void;
+  /** A terminating route's TLS handshake with the client failed (`reason`: the TLS error's code, or `timeout`). */
+  tlsHandshakeFailed(listener: string, route: string, reason: string): void;
 }
 
 export type DropReason = 'fd_limit';

@@ -2,6 +2,7 @@
 export type Outcome =
   | 'ok'
   | 'no_route'
+  | 'tls_handshake_failed'
   | 'bad_hello'
   | 'hello_timeout'
   | 'bad_proxy_header'

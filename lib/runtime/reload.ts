@@ -1,6 +1,6 @@
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import type { Logger } from '../observe/logger.js';
 import { isOwnError } from '../errors.js';
+import { type Generation, sameGeneration } from './generation.js';
 import type { ApplySummary } from './supervisor.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
@@ -14,13 +14,14 @@ export interface ReloadOutcome {
 }
 
 export interface ReloaderOptions {
-  file: string;
-  /** The text of the config running now. */
-  text: string;
+  /** Reads the config file and what it names (certificates); throws `ConfigError`. */
+  load(): Promise<Generation>;
+  /** What runs now. */
+  running: Generation;
   logger: Logger;
   generation(): number;
   /** Makes a validated config the running one, all or nothing; throws `ListenError` when it cannot. */
-  apply(loaded: LoadedConfig): Promise<ApplySummary>;
+  apply(loaded: Generation): Promise<ApplySummary>;
   /** Around each reload (systemd RELOADING=1 / READY=1, metrics). */
   started(): void;
   finished(outcome: ReloadOutcome): void;
@@ -33,21 +34,21 @@ export interface ReloaderOptions {
  */
 export class ConfigReloader {
   private readonly options: ReloaderOptions;
-  private text: string;
-  private running: Promise<ReloadOutcome> | null = null;
+  private running: Generation;
+  private inProgress: Promise<ReloadOutcome> | null = null;
   private queued: Promise<ReloadOutcome> | null = null;
 
   constructor(options: ReloaderOptions) {
     this.options = options;
-    this.text = options.text;
+    this.running = options.running;
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    if (this.running === null) {
-      this.running = this.reloadOnce(trigger).finally(() => (this.running = null));
-      return this.running;
+    if (this.inProgress === null) {
+      this.inProgress = this.reloadOnce(trigger).finally(() => (this.inProgress = null));
+      return this.inProgress;
     }
-    this.queued ??= this.running.then(() => {
+    this.queued ??= this.inProgress.then(() => {
       this.queued = null;
       return this.reload(trigger);
     });
@@ -68,13 +69,13 @@ export class ConfigReloader {
   private async load(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const { logger } = this.options;
     try {
-      const loaded = await loadConfigFile(this.options.file);
-      if (loaded.text === this.text) {
+      const loaded = await this.options.load();
+      if (sameGeneration(this.running, loaded)) {
         logger.info({ trigger, generation: this.options.generation() }, 'config unchanged');
         return { result: 'unchanged', generation: this.options.generation() };
       }
       const summary = await this.options.apply(loaded);
-      this.text = loaded.text;
+      this.running = loaded;
       logger.info({ trigger, ...summary }, 'config reloaded');
       return { result: 'applied', generation: summary.generation };
     } catch (error) {

@@ -1,18 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { AdminConfig } from '../config/types.js';
 import { formatAddress, formatDuration } from '../config/values.js';
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { accessLog } from '../observe/access-log.js';
 import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
 import type { LineWriter, Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
 import { ListenError } from '../errors.js';
+import type { LeafIssuer } from '../tls/certificates.js';
+import { type Generation, loadGeneration } from './generation.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
 import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
 import { Supervisor, type ApplySummary } from './supervisor.js';
 import { monotonicMicroseconds, systemdNotifier, type Notifier } from './systemd-notify.js';
+import type { FileWatch } from './watch.js';
 
 export interface ServiceOptions {
   configFile: string;
@@ -22,6 +24,8 @@ export interface ServiceOptions {
   /** The fast path for the access log's connection lines (JSON logs only). */
   writeLine?: LineWriter | null;
   env: NodeJS.ProcessEnv;
+  /** Opens the local CA, the first time a config has a `tls: internal` route. */
+  openInternalCa(): Promise<LeafIssuer>;
   /** Called once everything is closed (or on a forced exit); the caller exits the process. */
   exit(code: number): void;
 }
@@ -90,7 +94,8 @@ export class ProxyService {
     // SIGHUP's default action is to exit; until reloads are wired up, one must not kill a proxy that is starting.
     const ignoreEarlyReload = (): void => logger.info('SIGHUP while starting: the config is being read now anyway');
     process.on('SIGHUP', ignoreEarlyReload);
-    const loaded = await loadConfigFile(options.configFile);
+    const load = (): Promise<Generation> => loadGeneration(options.configFile, options.openInternalCa);
+    const loaded = await load();
     const descriptors = passedDescriptors(options.env, process.pid);
     // As sd_listen_fds(unset_environment=1): processes we start must not think the sockets are theirs.
     delete options.env.LISTEN_PID;
@@ -102,12 +107,18 @@ export class ProxyService {
       logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');
     }
 
+    let watcher: FileWatch | null = null;
     this.reloader = new ConfigReloader({
-      file: options.configFile,
-      text: loaded.text,
+      load,
+      running: loaded,
       logger,
       generation: () => this.supervisor.generation,
-      apply: (next) => this.apply(next),
+      apply: async (next) => {
+        const summary = await this.apply(next);
+        // A renewed certificate is picked up like an edited config: watch what this generation reads.
+        await watcher?.update([options.configFile, ...next.tls.files]);
+        return summary;
+      },
       // After STOPPING=1, systemd must hear of no reload either.
       started: () => {
         if (!this.stopping) this.notifier?.notify({ RELOADING: '1', MONOTONIC_USEC: monotonicMicroseconds() });
@@ -115,9 +126,9 @@ export class ProxyService {
       finished: (outcome) => this.reloadFinished(outcome),
     });
     // chokidar is loaded only when the file is watched.
-    const watcher = options.watch
-      ? await (await import('./watch.js')).watchConfigFile(
-          options.configFile,
+    watcher = options.watch
+      ? await (await import('./watch.js')).watchFiles(
+          [options.configFile, ...loaded.tls.files],
           () => void this.reload('watch'),
           (error) => logger.error({ err: error }, 'config file watch failed; SIGHUP still reloads'),
         )
@@ -171,7 +182,7 @@ export class ProxyService {
   }
 
   /** Applies a loaded config all or nothing: the admin endpoint first (rolled back if the listeners fail), then the listeners. */
-  private async apply(loaded: LoadedConfig, inherited?: Parameters<Supervisor['apply']>[1]): Promise<ApplySummary> {
+  private async apply(loaded: Generation, inherited?: Parameters<Supervisor['apply']>[2]): Promise<ApplySummary> {
     const previousAdmin = this.admin;
     const nextAdmin = loaded.config.admin;
     const adminChanged = JSON.stringify(previousAdmin?.config.listen ?? null) !== JSON.stringify(nextAdmin?.listen ?? null);
@@ -179,7 +190,7 @@ export class ProxyService {
     if (adminChanged && nextAdmin) startedAdmin = await this.startAdmin(nextAdmin);
     let summary: ApplySummary;
     try {
-      summary = await this.supervisor.apply(loaded.config, inherited);
+      summary = await this.supervisor.apply(loaded.config, loaded.tls, inherited);
     } catch (error) {
       startedAdmin?.server.close();
       throw error;
@@ -191,6 +202,7 @@ export class ProxyService {
       previousAdmin.config = nextAdmin;
     }
     this.metrics.configApplied(summary.generation, sha256(loaded.text));
+    for (const warning of loaded.tls.warnings) this.logger.warn({ generation: summary.generation }, `certificate: ${warning}`);
     return summary;
   }
 

@@ -8,6 +8,7 @@ import type { Listener } from '../listeners/listener.js';
 import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
 import type { Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
+import { NO_TLS_MATERIAL, type TlsMaterial } from '../tls/certificates.js';
 
 /** What one `apply` changed, by listener name. */
 export interface ApplySummary {
@@ -59,16 +60,17 @@ export class Supervisor {
    * first (holding their clients unread), and if any fails those just bound
    * are closed and nothing changes (the `ListenError` is rethrown; a
    * `ShuttingDownError` once shutdown began). Kept listeners never close their socket.
+   * `tls`: the certificates this config's terminating routes serve, already loaded.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async apply(config: ProxyConfig, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
+  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {
       if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new TcpListener(listenerConfig, this.context, inherited.get(listenerConfig.name) ?? null);
+        const listener = new TcpListener(listenerConfig, this.context, tls, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         await listener.listen();
       }
@@ -100,7 +102,7 @@ export class Supervisor {
         summary.removed.push(listener.config.name);
       } else if (!added.includes(listener)) {
         if (JSON.stringify(listener.config) !== JSON.stringify(listenerConfig)) summary.changed.push(listenerConfig.name);
-        listener.update(listenerConfig);
+        listener.update(listenerConfig, tls);
         summary.kept.push(listenerConfig.name);
       }
     }

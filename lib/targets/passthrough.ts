@@ -1,6 +1,4 @@
-import type { BackendRegistry } from '../backends/health.js';
-import { BackendPool } from '../backends/pool.js';
-import type { RouteConfig } from '../config/types.js';
+import type { BackendPool } from '../backends/pool.js';
 import type { Connection } from '../pipeline/connection.js';
 import type { Preamble } from '../pipeline/preamble.js';
 import type { Target } from '../pipeline/target.js';
@@ -12,23 +10,15 @@ import { BackendSession } from './backend-session.js';
  * two sockets are spliced.
  */
 export class PassthroughTarget implements Target {
-  private readonly route: RouteConfig;
-  private readonly registry: BackendRegistry;
-  private balancer: BackendPool | null = null;
+  /** The route's pool (built on first use). */
+  readonly pool: () => BackendPool;
 
-  constructor(route: RouteConfig, registry: BackendRegistry) {
-    this.route = route;
-    this.registry = registry;
-  }
-
-  /** Built on the first connection: a config with many routes pays for the balancers of those in use only. */
-  get pool(): BackendPool {
-    this.balancer ??= new BackendPool(this.route, this.registry);
-    return this.balancer;
+  constructor(pool: () => BackendPool) {
+    this.pool = pool;
   }
 
   handle(connection: Connection, preamble: Preamble): void {
     const { bytes, offset } = preamble;
-    new BackendSession(this.pool, connection, [offset === 0 ? bytes : bytes.subarray(offset)], null).start();
+    new BackendSession(this.pool(), connection, [offset === 0 ? bytes : bytes.subarray(offset)], null).start();
   }
 }

@@ -28,6 +28,8 @@ function routeOf(backends: BackendConfig[], options: Partial<RouteConfig> = {}):
     maxFails: 3,
     failTimeout: 10_000,
     healthCheck: null,
+    tls: null,
+    backendTls: null,
     allow: [],
     deny: [],
     ...options,

@@ -9,6 +9,7 @@ import { listenerSettings } from '../../lib/listeners/settings.js';
 import { Connection, type ConnectionHost, type Refusal } from '../../lib/pipeline/connection.js';
 import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 import type { ListenerSettings } from '../../lib/pipeline/settings.js';
+import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from './observer.js';
 import { guard } from './wait.js';
 
@@ -30,7 +31,7 @@ export class TestConnectionHost implements ConnectionHost {
       .join('\n');
     const config = parseConfig(`listeners:\n${indented}\n`, 'test.yaml');
     this.registry.sync(config);
-    this.settings = listenerSettings(config.listeners[0]!, this.registry);
+    this.settings = listenerSettings(config.listeners[0]!, { registry: this.registry, tls: NO_TLS_MATERIAL });
   }
 
   /** Serves `socket` (the accepted end of a socket pair) as the listener would. */

@@ -14,6 +14,7 @@ export class RecordingObserver implements ProxyObserver {
   listenerErrors: Array<{ listener: string; error: Error }> = [];
   dropped: Array<{ listener: string; reason: DropReason }> = [];
   panics: Array<{ listener: string; route: string }> = [];
+  handshakeFailures: Array<{ listener: string; route: string; reason: string }> = [];
   connectionAccepted(listener: string): void {
     this.accepted.push(listener);
   }
@@ -37,5 +38,8 @@ export class RecordingObserver implements ProxyObserver {
   }
   panicRouting(listener: string, route: string): void {
     this.panics.push({ listener, route });
+  }
+  tlsHandshakeFailed(listener: string, route: string, reason: string): void {
+    this.handshakeFailures.push({ listener, route, reason });
   }
 }

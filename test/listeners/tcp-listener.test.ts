@@ -6,6 +6,7 @@ import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { TcpListener } from '../../lib/listeners/tcp-listener.js';
+import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from '../helpers/observer.js';
 import { runProgram, which } from '../helpers/programs.js';
 import { startEchoBackend } from '../helpers/backends.js';
@@ -23,7 +24,7 @@ const { accepted } = observer;
 
 function newListener(name: string): TcpListener {
   const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');
-  return new TcpListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null });
+  return new TcpListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null }, NO_TLS_MATERIAL);
 }
 
 const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));

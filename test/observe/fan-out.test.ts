@@ -19,6 +19,7 @@ function recording(name: string, calls: Call[]): ProxyObserver {
     listenerError: (...args) => calls.push([name, 'listenerError', ...args]),
     connectionDropped: (...args) => calls.push([name, 'connectionDropped', ...args]),
     panicRouting: (...args) => calls.push([name, 'panicRouting', ...args]),
+    tlsHandshakeFailed: (...args) => calls.push([name, 'tlsHandshakeFailed', ...args]),
   };
 }
 
@@ -49,6 +50,7 @@ function sendAll(observer: ProxyObserver): void {
   observer.listenerError('public', error);
   observer.connectionDropped('public', 'fd_limit');
   observer.panicRouting('public', 'app.example.com');
+  observer.tlsHandshakeFailed('public', 'app.example.com', 'timeout');
 }
 
 t.test('every event reaches every observer, in order, with the same arguments', async (t) => {
@@ -71,6 +73,8 @@ t.test('every event reaches every observer, in order, with the same arguments', 
     ['metrics', 'connectionDropped', 'public', 'fd_limit'],
     ['logs', 'panicRouting', 'public', 'app.example.com'],
     ['metrics', 'panicRouting', 'public', 'app.example.com'],
+    ['logs', 'tlsHandshakeFailed', 'public', 'app.example.com', 'timeout'],
+    ['metrics', 'tlsHandshakeFailed', 'public', 'app.example.com', 'timeout'],
   ]);
   t.equal(calls[2]![2], record, 'the same record object, not a copy');
   t.equal(calls[11]![3], error, 'the same error object');
@@ -79,7 +83,7 @@ t.test('every event reaches every observer, in order, with the same arguments', 
 t.test('one observer: passed straight through', async (t) => {
   const calls: Call[] = [];
   sendAll(fanOut(recording('only', calls)));
-  t.equal(calls.length, 8);
+  t.equal(calls.length, 9);
   t.ok(calls.every((call) => call[0] === 'only'));
 });
 

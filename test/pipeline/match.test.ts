@@ -6,6 +6,7 @@ import { listenerSettings } from '../../lib/listeners/settings.js';
 import { match } from '../../lib/pipeline/match.js';
 import { REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../../lib/targets/refuse.js';
 import type { ClientRequest } from '../../lib/pipeline/preamble.js';
+import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from '../helpers/observer.js';
 
 const config = parseConfig(
@@ -35,7 +36,7 @@ listeners:
   'match.yaml',
 );
 const registry = new BackendRegistry(new RecordingObserver());
-const [publicSettings, strictSettings] = config.listeners.map((listener) => listenerSettings(listener, registry)) as [
+const [publicSettings, strictSettings] = config.listeners.map((listener) => listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL })) as [
   ReturnType<typeof listenerSettings>,
   ReturnType<typeof listenerSettings>,
 ];

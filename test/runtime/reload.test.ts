@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { LoadedConfig } from '../../lib/config/load.js';
+import { parseConfig } from '../../lib/config/load.js';
 import { ListenError } from '../../lib/errors.js';
+import { type Generation, loadGeneration } from '../../lib/runtime/generation.js';
 import { ConfigReloader, type ReloadOutcome } from '../../lib/runtime/reload.js';
 import type { ApplySummary } from '../../lib/runtime/supervisor.js';
+import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
 
 const directory = await mkdtemp(join(tmpdir(), 'sni-reload-test-'));
@@ -24,7 +26,7 @@ interface Harness {
   file: string;
   reloader: ConfigReloader;
   /** Configs given to apply, in order. */
-  applied: LoadedConfig[];
+  applied: Generation[];
   /** Hook calls in order: "started", "finished:<result>", "apply:<port>", "applied:<port>". */
   calls: string[];
   outcomes: ReloadOutcome[];
@@ -41,13 +43,13 @@ let fileCounter = 0;
  * argument and waits for `gate()` (resolved at once by default) before it
  * succeeds or throws what `behaviour` says.
  */
-async function harness(options: { behaviour?: (loaded: LoadedConfig) => Error | null; gate?: () => Promise<void> } = {}): Promise<Harness> {
+async function harness(options: { behaviour?: (loaded: Generation) => Error | null; gate?: () => Promise<void> } = {}): Promise<Harness> {
   const file = join(directory, `config-${++fileCounter}.yaml`);
   await writeFile(file, configText(1000));
   let generation = 1;
   let concurrent = 0;
   let maxConcurrent = 0;
-  const applied: LoadedConfig[] = [];
+  const applied: Generation[] = [];
   const calls: string[] = [];
   const outcomes: ReloadOutcome[] = [];
   const logs: Array<Record<string, unknown>> = [];
@@ -57,10 +59,11 @@ async function harness(options: { behaviour?: (loaded: LoadedConfig) => Error | 
       done();
     },
   });
-  const portOf = (loaded: LoadedConfig): number => loaded.config.listeners[0]!.listen.port;
+  const portOf = (loaded: Generation): number => loaded.config.listeners[0]!.listen.port;
+  const neverInternal = (): Promise<never> => Promise.reject(new Error('no tls: internal route in these configs'));
   const reloader = new ConfigReloader({
-    file,
-    text: configText(1000),
+    load: () => loadGeneration(file, neverInternal),
+    running: { file, text: configText(1000), config: parseConfig(configText(1000), file), tls: NO_TLS_MATERIAL },
     logger: pino({ level: 'info' }, stream),
     generation: () => generation,
     async apply(loaded): Promise<ApplySummary> {

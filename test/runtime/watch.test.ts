@@ -1,4 +1,4 @@
-// watchConfigFile (lib/runtime/watch.ts) on a real temp directory: the three
+// watchFiles (lib/runtime/watch.ts) on a real temp directory: the three
 // ways config files change in practice (written in place, saved atomically,
 // a Kubernetes ConfigMap `..data` symlink swap), bursts, and close().
 import t, { type Test } from 'tap';
@@ -6,7 +6,7 @@ import { utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { watchConfigFile } from '../../lib/runtime/watch.js';
+import { type FileWatch, watchFiles } from '../../lib/runtime/watch.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /** After the last change the watcher polls every 250 ms and settles 150 ms: a second callback would come within this. */
@@ -23,12 +23,12 @@ async function tempDirectory(t: Test): Promise<string> {
   return directory;
 }
 
-/** Watches `file`, counting callbacks and errors; closed at teardown. */
-async function watching(t: Test, file: string): Promise<{ changes(): number; errors: Error[]; close(): Promise<void> }> {
+/** Watches `files` (one path or several), counting callbacks and errors; closed at teardown. */
+async function watching(t: Test, files: string | string[]): Promise<{ changes(): number; errors: Error[]; close(): Promise<void>; watcher: FileWatch }> {
   let changes = 0;
   const errors: Error[] = [];
-  const watcher = await watchConfigFile(
-    file,
+  const watcher = await watchFiles(
+    typeof files === 'string' ? [files] : files,
     () => changes++,
     (error) => errors.push(error),
   );
@@ -39,7 +39,7 @@ async function watching(t: Test, file: string): Promise<{ changes(): number; err
     await watcher.close();
   };
   t.teardown(close);
-  return { changes: () => changes, errors, close };
+  return { changes: () => changes, errors, close, watcher };
 }
 
 t.test('a write in place gives one callback', async (t) => {
@@ -201,4 +201,30 @@ t.test('a same-size file with an older modification time renamed over it (cp -p,
   await waitFor(() => watch.changes() >= 1, 'a callback', 3_000);
   await sleep(QUIET_MS);
   t.equal(watch.changes(), 1);
+});
+
+t.test('several files: a certificate and its key renewed together give one callback; update() adds and removes files', async (t) => {
+  const directory = await tempDirectory(t);
+  const [config, cert, key, other] = ['proxy.yaml', 'cert.pem', 'key.pem', 'other.pem'].map((name) => join(directory, name)) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  for (const file of [config, cert, key, other]) await writeFile(file, 'v1');
+  const watch = await watching(t, [config, cert, key]);
+  await sleep(150);
+  await writeFile(cert, 'v2');
+  await writeFile(key, 'v2');
+  await waitFor(() => watch.changes() >= 1, 'a callback for the renewed pair', 3_000);
+  await sleep(QUIET_MS);
+  t.equal(watch.changes(), 1, 'one callback for both files');
+
+  await watch.watcher.update([config, other]);
+  await writeFile(key, 'v3');
+  await sleep(QUIET_MS);
+  t.equal(watch.changes(), 1, 'a file no longer watched gives no callback');
+  await writeFile(other, 'v2');
+  await waitFor(() => watch.changes() >= 2, 'a callback for the file added', 3_000);
+  t.same(watch.errors, []);
 });
