@@ -1,17 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
-import { configSchema, type ConfigDocument } from './schema.js';
-import type { Path } from './shape.js';
-import { formatAddress, isLoopbackHost } from './values.js';
-import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
+import { Worker } from 'node:worker_threads';
+import { ConfigError, type ConfigErrorCode, type SourcePosition } from '../errors.js';
+import type { ProxyConfig, RouteConfig } from './types.js';
 
-export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
-  clientHelloTimeout: 10_000,
-  connectTimeout: 5_000,
-  idleTimeout: 0,
-  drainTimeout: 30_000,
-};
+export { DEFAULT_TIMEOUTS, parseConfig } from './parse.js';
 
 /** A loaded config with the text it came from (for hashing and for `check`). */
 export interface LoadedConfig {
@@ -20,170 +11,107 @@ export interface LoadedConfig {
   config: ProxyConfig;
 }
 
-/** Reads and validates a config file; throws `ConfigError`. */
-export async function loadConfigFile(file: string): Promise<LoadedConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new ConfigError(file, null, `cannot read config: ${reason}`);
-  }
-  return { file, text, config: parseConfig(text, file) };
+/** What one load may cost. A file past a limit is refused with a `ConfigError`; the process is never at risk. */
+export interface LoaderLimits {
+  /** Larger files are refused before they are parsed (SNIP_CONFIG_TOO_LARGE). */
+  maxBytes: number;
+  /** A load (open, read, parse, validate) still running after this is abandoned (SNIP_CONFIG_TIMEOUT). */
+  timeoutMs: number;
+  /** Heap of the loader's thread: a file that needs more is refused (SNIP_CONFIG_TOO_LARGE). */
+  maxHeapMb: number;
 }
 
-/** Parses and validates config text; every error names the line and column of the offending YAML node. */
-export function parseConfig(text: string, file: string): ProxyConfig {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
-  const syntaxError = document.errors[0];
-  if (syntaxError) {
-    const message =
-      syntaxError.code === 'MULTIPLE_DOCS'
-        ? 'the config must be a single YAML document (remove the second "---")'
-        : syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw new ConfigError(file, at(syntaxError.pos[0]), message);
-  }
-  if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
+export const DEFAULT_LOADER_LIMITS: LoaderLimits = {
+  maxBytes: 16 * 1024 * 1024,
+  timeoutMs: 10_000,
+  maxHeapMb: 1024,
+};
 
-  const fail = (path: Path, message: string, onKey = false): never => {
-    throw new ConfigError(file, at(locate(document, path, onKey)), message);
-  };
-  let parsed: ConfigDocument;
-  try {
-    parsed = configSchema.read(document.toJS({ maxAliasCount: 100 }), []);
-  } catch (error) {
-    if (error instanceof ShapeError) fail(error.path, error.message, error.onKey);
-    throw error;
-  }
-  return resolveConfig(parsed, fail);
+/** What the loader's thread is given (`workerData`). */
+export interface LoaderRequest {
+  file: string;
+  maxBytes: number;
 }
 
-type Fail = (path: Path, message: string) => never;
+/**
+ * What it sends back: the routes in slices (each answered by any message,
+ * so the next is sent only then), then the rest of the config and the text,
+ * or the `ConfigError` that stopped it.
+ */
+export type LoaderReply =
+  | { type: 'routes'; listener: number; routes: RouteConfig[] }
+  | { type: 'loaded'; text: string; config: ProxyConfig }
+  | { type: 'failed'; file: string; position: SourcePosition | null; detail: string; code: ConfigErrorCode };
 
-function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
-  const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
-  const names = new Map<string, number>();
-  const addresses: ListenAddress[] = [];
+/**
+ * Where the loader's thread starts: load-worker.js beside this file, once
+ * compiled. Run from source (tests, tsx), this file is load.ts and the thread
+ * needs a TypeScript loader of its own: tsx's (a devDependency), registered
+ * first, since on Node 20 a loader given with --import does not reach worker
+ * threads, and the test runner's ts-node would take seconds in each.
+ */
+function workerEntry(): { url: URL; execArgv?: string[] } {
+  const self = new URL(import.meta.url);
+  if (self.pathname.endsWith('.js')) return { url: new URL('./load-worker.js', self) };
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const source = `import { register } from ${tsx}; register(); await import(${JSON.stringify(new URL('./load-worker.ts', self).href)});`;
+  return { url: new URL(`data:text/javascript,${encodeURIComponent(source)}`), execArgv: [] };
+}
 
-  const listeners = parsed.listeners.map((entry, index): ListenerConfig => {
-    const path = ['listeners', index];
-    const listen = entry.listen;
-    const name = entry.name ?? formatAddress(listen.host, listen.port);
-    if (listen.port !== 0) {
-      const clash = findAddressClash(addresses, listen);
-      if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
-    }
-    addresses.push(listen);
-    if (names.has(name))
-      fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
-    names.set(name, index);
-
-    // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
-    const seen = new Map<string, Set<string>>();
-    const routes = (entry.routes ?? []).map((route, routeIndex): RouteConfig => {
-      const alpn = route.alpn ?? [];
-      route.hostnames.forEach((hostname, hostnameIndex) => {
-        const claimed = seen.get(hostname) ?? new Set<string>();
-        const keys = alpn.length === 0 ? [''] : alpn;
-        const clash = keys.find((key) => claimed.has(key));
-        if (clash !== undefined) {
-          const detail = clash === '' ? '' : ` with ALPN "${clash}"`;
-          fail([...path, 'routes', routeIndex, 'hostnames', hostnameIndex], `hostname "${hostname}"${detail} appears more than once in this listener`);
-        }
-        for (const key of keys) claimed.add(key);
-        seen.set(hostname, claimed);
-      });
-      return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route) };
+/**
+ * Reads and validates a config file in a worker thread, so that neither a
+ * slow device, a huge file nor a hostile one (deep nesting, alias bombs) can
+ * hold up the event loop, and a file that exhausts the thread's memory ends
+ * that thread, not the process. One thread per load: none is kept between
+ * loads. Rejects with `ConfigError`.
+ */
+export function loadConfigFile(file: string, limits: Partial<LoaderLimits> = {}): Promise<LoadedConfig> {
+  const { maxBytes, timeoutMs, maxHeapMb } = { ...DEFAULT_LOADER_LIMITS, ...limits };
+  const refuse = (detail: string, code: ConfigErrorCode): ConfigError => new ConfigError(file, null, detail, code);
+  return new Promise((resolve, reject) => {
+    const { url, execArgv } = workerEntry();
+    const worker = new Worker(url, {
+      execArgv,
+      workerData: { file, maxBytes } satisfies LoaderRequest,
+      resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
     });
-    if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
-    if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
-      fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
-    }
-
-    const { clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout } = entry;
-    return {
-      name,
-      listen,
-      ...defaults,
-      ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
-      acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
-      proxyProtocolFrom: entry.proxyProtocolFrom ?? [],
-      maxConnections: entry.maxConnections ?? 0,
-      maxConnectionsPerClient: entry.maxConnectionsPerClient ?? 0,
-      allow: entry.allow ?? [],
-      deny: entry.deny ?? [],
-      routes,
-      defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default) } : null,
+    // A thread stuck in open(2) (a hung network mount) cannot be stopped: it must not keep the process alive either.
+    worker.unref();
+    const routes: RouteConfig[][] = [];
+    let settled = false;
+    const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      outcome();
+      void worker.terminate();
     };
-  });
-  const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
-  if (admin && !admin.allowRemote && !isLoopbackHost(admin.listen.host)) {
-    fail(
-      ['admin', 'listen'],
-      `admin endpoint on ${formatAddress(admin.listen.host, admin.listen.port)} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`,
+    const timer = setTimeout(
+      () => settle(() => reject(refuse(`loading took longer than the limit of ${timeoutMs / 1000} s`, 'SNIP_CONFIG_TIMEOUT'))),
+      timeoutMs,
     );
-  }
-  if (admin && admin.listen.port !== 0) {
-    const clash = findAddressClash(addresses, admin.listen);
-    if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
-  }
-  return { listeners, admin };
-}
 
-const anyAddress = new Set([null, '0.0.0.0', '::']);
-
-/** Index of an address that would collide with `listen` (same port, and the same host or either on all interfaces), else -1. */
-function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAddress): number {
-  return addresses.findIndex(
-    (other) => other.port === listen.port && (other.host === listen.host || anyAddress.has(other.host) || anyAddress.has(listen.host)),
-  );
-}
-
-type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
-
-function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames' | 'alpn'> {
-  const healthCheck = route.healthCheck;
-  return {
-    backends: route.backends.map((backend): BackendConfig => {
-      const { host, port } = backend.address;
-      return {
-        address: formatAddress(host, port),
-        host,
-        port,
-        weight: backend.weight ?? 1,
-        proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
-      };
-    }),
-    balance: route.balance ?? 'roundrobin',
-    retries: route.retries ?? null,
-    maxFails: route.maxFails ?? 3,
-    failTimeout: route.failTimeout ?? 10_000,
-    healthCheck: healthCheck
-      ? { interval: healthCheck.interval ?? 5_000, timeout: healthCheck.timeout ?? 2_000, rise: healthCheck.rise ?? 2, fall: healthCheck.fall ?? 3 }
-      : null,
-    allow: route.allow ?? [],
-    deny: route.deny ?? [],
-  };
-}
-
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>;
-}
-
-/** The source offset of the node at `path` (or of its key), else of its nearest existing ancestor. */
-function locate(document: Document, path: Path, onKey: boolean): number {
-  if (onKey && path.length > 0) {
-    const parent = document.getIn(path.slice(0, -1), true);
-    // Keys as toJS() spelled them: a null key (`~:`) became "".
-    const key = String(path[path.length - 1]);
-    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value ?? '') === key) : undefined;
-    if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
-  }
-  for (let depth = path.length; depth >= 0; depth--) {
-    const node = document.getIn(path.slice(0, depth), true) as Node | undefined;
-    if (node?.range) return node.range[0];
-  }
-  return 0;
+    worker.on('message', (reply: LoaderReply) => {
+      switch (reply.type) {
+        case 'routes':
+          (routes[reply.listener] ??= []).push(...reply.routes);
+          setImmediate(() => worker.postMessage('more'));
+          return;
+        case 'loaded':
+          for (const [index, listener] of reply.config.listeners.entries()) listener.routes = routes[index] ?? [];
+          settle(() => resolve({ file, text: reply.text, config: reply.config }));
+          return;
+        case 'failed':
+          settle(() => reject(new ConfigError(reply.file, reply.position, reply.detail, reply.code)));
+      }
+    });
+    worker.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        settle(() => reject(refuse(`loading needs more than the limit of ${maxHeapMb} MiB of memory`, 'SNIP_CONFIG_TOO_LARGE')));
+      } else {
+        settle(() => reject(refuse(`the config loader failed: ${error.message}`, 'SNIP_CONFIG_LOADER_FAILED')));
+      }
+    });
+    worker.on('exit', (code) => settle(() => reject(refuse(`the config loader stopped unexpectedly (exit code ${code})`, 'SNIP_CONFIG_LOADER_FAILED'))));
+  });
 }

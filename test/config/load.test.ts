@@ -1,9 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError } from '../../lib/errors.js';
-import { DEFAULT_TIMEOUTS, loadConfigFile, parseConfig } from '../../lib/config/load.js';
+import { ConfigError, type ConfigErrorCode } from '../../lib/errors.js';
+import { DEFAULT_LOADER_LIMITS, DEFAULT_TIMEOUTS, type LoaderLimits, loadConfigFile, parseConfig } from '../../lib/config/load.js';
 import type { BackendConfig, ListenerConfig, ProxyConfig, RouteConfig } from '../../lib/config/types.js';
+import { guard } from '../helpers/wait.js';
 
 /**
  * YAML written flush-left in a template string; only the newline right after
@@ -23,6 +25,8 @@ interface ExpectedError {
   at: string;
   /** The message after `FILE:LINE:COL: ` (a string is compared exactly). */
   message: string | RegExp;
+  /** Default: SNIP_CONFIG_INVALID (valid YAML, not a valid config). */
+  code?: ConfigErrorCode;
 }
 
 function textAt(text: string, line: number, col: number, length: number): string {
@@ -37,6 +41,7 @@ function expectConfigError(t: Test, text: string, expected: ExpectedError, label
   } catch (error) {
     t.ok(error instanceof ConfigError, `${label}: a ConfigError`);
     const configError = error as ConfigError;
+    t.equal(configError.code, expected.code ?? 'SNIP_CONFIG_INVALID', `${label}: code`);
     const prefix = `${FILE}:${expected.line}:${expected.col}: `;
     t.ok(configError.message.startsWith(prefix), `${label}: message starts with "${prefix}" (got "${configError.message}")`);
     t.same(configError.position, { line: expected.line, col: expected.col }, `${label}: position`);
@@ -365,7 +370,7 @@ listeners:
       - hostnames: [a.example.com, b.example.com, a.example.com]
         backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 51, at: 'a.example.com]', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 4, col: 51, at: 'a.example.com]', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
     'within one route',
   );
   expectConfigError(
@@ -381,7 +386,7 @@ listeners:
           - A.Example.COM.
         backends: [127.0.0.1:2]
 `,
-    { line: 8, col: 13, at: 'A.Example.COM.', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 8, col: 13, at: 'A.Example.COM.', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
     'in another route, written in another case with a trailing dot',
   );
   expectConfigError(
@@ -395,7 +400,7 @@ listeners:
       - hostnames: ["*.EXAMPLE.com"]
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 21, at: '"*.EXAMPLE.com"', message: 'hostname "*.example.com" appears more than once in this listener' },
+    { line: 6, col: 21, at: '"*.EXAMPLE.com"', message: 'hostname "*.example.com" appears more than once in this listener (first at 4:21)' },
     'a wildcard',
   );
   expectConfigError(
@@ -407,7 +412,7 @@ listeners:
       - hostnames: [bücher.example, xn--bcher-kva.example]
         backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 37, at: 'xn--bcher-kva.example', message: 'hostname "xn--bcher-kva.example" appears more than once in this listener' },
+    { line: 4, col: 37, at: 'xn--bcher-kva.example', message: 'hostname "xn--bcher-kva.example" appears more than once in this listener (first at 4:21)' },
     'Unicode and its punycode',
   );
   expectConfigError(
@@ -421,7 +426,7 @@ listeners:
       - hostnames: *names
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 20, at: '*names', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 6, col: 20, at: '*names', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:28)' },
     'repeated through a YAML alias: points at the alias',
   );
 });
@@ -1064,7 +1069,7 @@ t.test('YAML syntax errors', async (t) => {
 listeners:
 	- listen: 8443
 `,
-    { line: 2, col: 1, at: '\t', message: /tab/i },
+    { line: 2, col: 1, at: '\t', message: /tab/i, code: 'SNIP_CONFIG_SYNTAX' },
     'tab indentation',
   );
   expectConfigError(
@@ -1074,7 +1079,7 @@ listeners:
   - listen: 8443
    default: { backends: [127.0.0.1:1] }
 `,
-    { line: 3, col: 1, at: '   default', message: /^Sequence item without - indicator$/ },
+    { line: 3, col: 1, at: '   default', message: /^Sequence item without - indicator$/, code: 'SNIP_CONFIG_SYNTAX' },
     'bad indentation',
   );
   expectConfigError(
@@ -1084,7 +1089,7 @@ listeners:
   - listen: 8443
     default: { backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 1, at: '', message: /must be sufficiently indented and end with a \}/ },
+    { line: 4, col: 1, at: '', message: /must be sufficiently indented and end with a \}/, code: 'SNIP_CONFIG_SYNTAX' },
     'unclosed flow mapping (reported where the file ends)',
   );
   t.test('the message has no position of its own (it is in the prefix)', async (t) => {
@@ -1107,7 +1112,7 @@ listeners:
     default: { backends: [127.0.0.1:1] }
 listeners: []
 `,
-    { line: 4, col: 1, at: 'listeners', message: 'Map keys must be unique' },
+    { line: 4, col: 1, at: 'listeners', message: 'Map keys must be unique', code: 'SNIP_CONFIG_SYNTAX' },
     'top level',
   );
   expectConfigError(
@@ -1120,7 +1125,7 @@ listeners:
         backends: [127.0.0.1:1]
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 9, at: 'backends', message: 'Map keys must be unique' },
+    { line: 6, col: 9, at: 'backends', message: 'Map keys must be unique', code: 'SNIP_CONFIG_SYNTAX' },
     'in a route',
   );
 });
@@ -1135,7 +1140,7 @@ listeners:
 ---
 listeners: []
 `,
-    { line: 4, col: 1, at: '---', message: 'the config must be a single YAML document (remove the second "---")' },
+    { line: 4, col: 1, at: '---', message: 'the config must be a single YAML document (remove the second "---")', code: 'SNIP_CONFIG_SYNTAX' },
   );
 });
 
@@ -1484,6 +1489,7 @@ t.test('loadConfigFile', async (t) => {
       (reason: unknown) => reason,
     );
     t.ok(error instanceof ConfigError);
+    t.equal((error as ConfigError).code, 'SNIP_CONFIG_UNREADABLE');
     t.equal((error as ConfigError).message, `${file}: cannot read config: no such file`);
     t.equal((error as ConfigError).position, null, 'no position');
     t.equal((error as ConfigError).file, file);
@@ -1496,8 +1502,78 @@ t.test('loadConfigFile', async (t) => {
       (reason: unknown) => reason,
     );
     t.ok(error instanceof ConfigError);
-    t.match((error as ConfigError).message, new RegExp(`^${directory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot read config: .*EISDIR`));
+    t.equal((error as ConfigError).code, 'SNIP_CONFIG_NOT_A_FILE');
+    t.equal((error as ConfigError).message, `${directory}: cannot read config: a directory, not a regular file`);
     t.equal((error as ConfigError).position, null);
+  });
+});
+
+t.test('loadConfigFile: off the event loop, within limits', async (t) => {
+  const directory = t.testdir({ 'proxy.yaml': issueExample, 'tab.yaml': 'listeners:\n\t- listen: 8443\n' });
+  const refusal = (file: string, limits?: Partial<LoaderLimits>): Promise<ConfigError> =>
+    guard(
+      loadConfigFile(file, limits).then(
+        () => {
+          throw new Error(`${file} loaded`);
+        },
+        (error: unknown) => error as ConfigError,
+      ),
+      30_000,
+      `loading ${file}`,
+    );
+
+  t.test('a FIFO at the path is refused at once (opening it does not wait for a writer)', async (t) => {
+    const fifo = join(directory, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const error = await refusal(fifo);
+    t.ok(error instanceof ConfigError);
+    t.equal(error.code, 'SNIP_CONFIG_NOT_A_FILE');
+    t.equal(error.message, `${fifo}: cannot read config: a named pipe (FIFO), not a regular file`);
+  });
+
+  t.test('a syntax error crosses the thread with its code and position', async (t) => {
+    const error = await refusal(join(directory, 'tab.yaml'));
+    t.ok(error instanceof ConfigError);
+    t.equal(error.code, 'SNIP_CONFIG_SYNTAX');
+    t.same(error.position, { line: 2, col: 1 });
+  });
+
+  t.test('the size limit, named in the message', async (t) => {
+    const error = await refusal(join(directory, 'proxy.yaml'), { maxBytes: 100 });
+    t.equal(error.code, 'SNIP_CONFIG_TOO_LARGE');
+    t.match(error.message, /: config is larger than the limit of 100 bytes$/);
+    t.equal(DEFAULT_LOADER_LIMITS.maxBytes, 16 * 1024 * 1024, 'default 16 MiB');
+  });
+
+  t.test('the time limit: a load still running is abandoned', async (t) => {
+    // 1 ms: less than starting a thread takes, so the limit always fires first.
+    const error = await refusal(join(directory, 'proxy.yaml'), { timeoutMs: 1 });
+    t.equal(error.code, 'SNIP_CONFIG_TIMEOUT');
+    t.match(error.message, /: loading took longer than the limit of 0\.001 s$/);
+  });
+
+  t.test('the memory limit: a file that needs more ends the thread, not the process', async (t) => {
+    const routes = Array.from({ length: 50_000 }, (_, index) => `      - hostnames: [h${index}.example.com]\n        backends: [127.0.0.1:1]\n`);
+    const big = join(directory, 'big.yaml');
+    await writeFile(big, `listeners:\n  - listen: 8443\n    routes:\n${routes.join('')}`);
+    const error = await refusal(big, { maxHeapMb: 32 });
+    t.equal(error.code, 'SNIP_CONFIG_TOO_LARGE');
+    t.match(error.message, /: loading needs more than the limit of 32 MiB of memory$/);
+    const small = await guard(loadConfigFile(join(directory, 'proxy.yaml'), { maxHeapMb: 32 }), 30_000, 'a small file');
+    t.equal(small.config.listeners.length, 1, 'while a small file loads within the same limit');
+  });
+
+  t.test('many routes arrive whole and in order (they are sent in slices)', async (t) => {
+    const routes = Array.from(
+      { length: 2_500 },
+      (_, index) => `      - hostnames: [h${index}.example.com]\n        backends: [127.0.0.1:${1 + (index % 7)}]\n`,
+    );
+    const text = `listeners:\n  - listen: 8443\n    routes:\n${routes.join('')}  - listen: 8444\n    routes:\n${routes.slice(0, 1_001).join('')}`;
+    const file = join(directory, 'many.yaml');
+    await writeFile(file, text);
+    const loaded = await guard(loadConfigFile(file), 30_000, 'many routes');
+    t.strictSame(loaded.config, parseConfig(text, file));
+    t.equal(loaded.text, text);
   });
 });
 
@@ -1699,7 +1775,7 @@ listeners:
         alpn: [h2]
         backends: [127.0.0.1:2]
 `,
-      { line: 7, col: 36, at: 'A.Example.com', message: 'hostname "a.example.com" with ALPN "h2" appears more than once in this listener' },
+      { line: 7, col: 36, at: 'A.Example.com', message: 'hostname "a.example.com" with ALPN "h2" appears more than once in this listener (first at 4:21)' },
       'h2 twice',
     );
     expectConfigError(
@@ -1715,7 +1791,12 @@ listeners:
         alpn: [h2, acme-tls/1]
         backends: [127.0.0.1:2]
 `,
-      { line: 7, col: 21, at: '"*.example.com"', message: 'hostname "*.example.com" with ALPN "acme-tls/1" appears more than once in this listener' },
+      {
+        line: 7,
+        col: 21,
+        at: '"*.example.com"',
+        message: 'hostname "*.example.com" with ALPN "acme-tls/1" appears more than once in this listener (first at 4:21)',
+      },
       'a wildcard, the shared protocol named',
     );
     expectConfigError(
@@ -1732,7 +1813,7 @@ listeners:
       - hostnames: [a.example.com]
         backends: [127.0.0.1:3]
 `,
-      { line: 9, col: 21, at: 'a.example.com', message: 'hostname "a.example.com" appears more than once in this listener' },
+      { line: 9, col: 21, at: 'a.example.com', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
       'without ALPN twice: no ALPN in the message',
     );
   });
