@@ -3,6 +3,7 @@
 // supervisor): validate then apply, unchanged and refused outcomes, hooks,
 // and serialised reloads.
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,6 +171,37 @@ t.test('an invalid file is refused with FILE:LINE:COL, apply not called', async 
     t.equal((await h.reloader.reload('signal')).result, 'refused');
     await writeFile(h.file, configText(1002));
     t.same(await h.reloader.reload('signal'), { result: 'applied', generation: 2 });
+  });
+});
+
+t.test('a FIFO at the path is refused at once, and does not hold up the reloads after it', async (t) => {
+  const h = await harness();
+  await rm(h.file);
+  execFileSync('mkfifo', [h.file]);
+  // Without a writer, opening a FIFO for reading blocks: so would this reload, and every one queued behind it.
+  const outcome = await guard(h.reloader.reload('watch'), 30_000, 'the reload of a FIFO');
+  t.equal(outcome.result, 'refused');
+  t.equal(outcome.code, 'SNIP_CONFIG_NOT_A_FILE');
+  t.equal(outcome.error, `${h.file}: cannot read config: a named pipe (FIFO), not a regular file`);
+  const line = h.logs.find((log) => log.level === 50);
+  t.match(line, { code: 'SNIP_CONFIG_NOT_A_FILE', msg: /^config reload refused, still running generation 1: .*named pipe/ }, 'one error line saying why');
+  t.notMatch(String(line?.msg), /\n/, 'on one line');
+
+  await rm(h.file);
+  await writeFile(h.file, configText(1001));
+  const outcomes = await guard(Promise.all([h.reloader.reload('signal'), h.reloader.reload('admin')]), 30_000, 'the reloads after it');
+  t.same(outcomes[0], { result: 'applied', generation: 2 }, 'the next save applies');
+  t.same(outcomes[1], { result: 'unchanged', generation: 2 }, 'and the one queued behind it runs too');
+});
+
+t.test('a refusal carries the code of the error', async (t) => {
+  const h = await harness();
+  await writeFile(h.file, 'listeners:\n  - listen: 127.0.0.1:1001\n    routes:\n      - hostnames: [*.preview.localhost]\n        backends: [127.0.0.1:9]\n');
+  const outcome = await guard(h.reloader.reload('signal'), 30_000, 'reload');
+  t.match(outcome, {
+    result: 'refused',
+    code: 'SNIP_CONFIG_SYNTAX',
+    error: `${h.file}:4:21: *.preview.localhost must be quoted: an unquoted "*" starts a YAML alias; write "*.preview.localhost"`,
   });
 });
 
