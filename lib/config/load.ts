@@ -1,117 +1,374 @@
-import { Worker } from 'node:worker_threads';
-import { ConfigError, type ConfigErrorCode, type SourcePosition } from '../errors.js';
-import type { ProxyConfig, RouteConfig } from './types.js';
+import { constructFromEvents, EVENT_ID, parseEvents, YAMLException, type Event } from 'js-yaml';
+import { createRequire } from 'node:module';
+import type { Alias, Document, Node } from 'yaml';
+import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
+import { configSchema, type ConfigDocument } from './schema.js';
+import type { Path } from './shape.js';
+import { formatAddress, isLoopbackHost } from './values.js';
+import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
 
-export { DEFAULT_TIMEOUTS, parseConfig } from './parse.js';
-
-/** A loaded config with the text it came from (for hashing and for `check`). */
-export interface LoadedConfig {
-  file: string;
-  text: string;
-  config: ProxyConfig;
-}
-
-/** What one load may cost. A file past a limit is refused with a `ConfigError`; the process is never at risk. */
-export interface LoaderLimits {
-  /** Larger files are refused before they are parsed (SNIP_CONFIG_TOO_LARGE). */
-  maxBytes: number;
-  /** A load (open, read, parse, validate) still running after this is abandoned (SNIP_CONFIG_TIMEOUT). */
-  timeoutMs: number;
-  /** Heap of the loader's thread: a file that needs more is refused (SNIP_CONFIG_TOO_LARGE). */
-  maxHeapMb: number;
-}
-
-export const DEFAULT_LOADER_LIMITS: LoaderLimits = {
-  maxBytes: 16 * 1024 * 1024,
-  timeoutMs: 10_000,
-  maxHeapMb: 1024,
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
+  clientHelloTimeout: 10_000,
+  connectTimeout: 5_000,
+  idleTimeout: 0,
+  drainTimeout: 30_000,
 };
 
-/** What the loader's thread is given (`workerData`). */
-export interface LoaderRequest {
-  file: string;
-  maxBytes: number;
+const requireModule = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | null = null;
+/** `yaml`, loaded when first needed: the fast path never needs it, and loading it costs a loader thread about 5 MiB of RSS. */
+function yaml(): typeof import('yaml') {
+  yamlModule ??= requireModule('yaml') as typeof import('yaml');
+  return yamlModule;
+}
+
+/** Collections nested deeper than this are refused (a config needs 8); deep nesting costs parsers their stack. */
+export const MAX_NESTING_DEPTH = 64;
+/** Values that aliases may bring in, counted as if written out: an alias bomb expands exponentially. */
+export const MAX_ALIASED_NODES = 100_000;
+
+/**
+ * Parses and validates config text; every error names the line and column
+ * of the offending YAML node.
+ *
+ * Two parsers: js-yaml reads a plain document (no anchors, aliases, tags or
+ * directives) about ten times faster than `yaml`, which matters for configs
+ * of 100,000 routes. Anything else, and any text that fails, is read again by
+ * `yaml`, which keeps the position of every node and explains the problem;
+ * its verdict is the one that counts, so the fast path can only save time.
+ */
+export function parseConfig(text: string, file: string): ProxyConfig {
+  return parsePlainConfig(text) ?? parseConfigPrecisely(text, file);
+}
+
+/** A failure found by the fast path: the precise path finds it again and says where. */
+class FastPathFailure extends Error {}
+
+const fastFail: Fail = () => {
+  throw new FastPathFailure();
+};
+
+/** The config from plain YAML, or null when the text needs (or fails) the precise path. */
+export function parsePlainConfig(text: string): ProxyConfig | null {
+  let events: Event[];
+  try {
+    events = parseEvents(text, { maxDepth: MAX_NESTING_DEPTH });
+  } catch {
+    return null;
+  }
+  if (!isPlainDocument(events)) return null;
+  try {
+    const [value] = constructFromEvents(events, { source: text, maxAliases: 0 });
+    return resolveConfig(configSchema.read(value, []), fastFail);
+  } catch (error) {
+    if (error instanceof FastPathFailure || error instanceof ShapeError || error instanceof YAMLException) return null;
+    throw error;
+  }
+}
+
+/** One document without directives, and no node with an anchor, alias or tag. */
+function isPlainDocument(events: readonly Event[]): boolean {
+  let documents = 0;
+  for (const event of events) {
+    switch (event.type) {
+      case EVENT_ID.DOCUMENT:
+        if (++documents > 1 || event.directives.length > 0) return false;
+        break;
+      case EVENT_ID.ALIAS:
+        return false;
+      case EVENT_ID.SEQUENCE:
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SCALAR:
+        if (event.anchorStart >= 0 || event.tagStart >= 0) return false;
+        break;
+    }
+  }
+  return documents === 1;
+}
+
+export function parseConfigPrecisely(text: string, file: string): ProxyConfig {
+  // Nesting first: `yaml` composes recursively, and would report running out of stack somewhere inside, after seconds.
+  const tooDeep = findExcessiveNesting(text);
+  if (tooDeep) throw new ConfigError(file, tooDeep, `nesting deeper than ${MAX_NESTING_DEPTH} levels`, 'SNIP_CONFIG_SYNTAX');
+  const { LineCounter, parseDocument } = yaml();
+  const lineCounter = new LineCounter();
+  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
+  const syntaxError = (offset: number, message: string): ConfigError => new ConfigError(file, at(offset), message, 'SNIP_CONFIG_SYNTAX');
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const firstError = document.errors[0];
+  if (firstError) throw syntaxError(firstError.pos[0], describeYamlError(firstError.code, firstError.message));
+  if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
+  const badAlias = checkAliases(document);
+  if (badAlias) throw syntaxError(badAlias.offset, badAlias.message);
+
+  const fail = (path: Path, message: string, options: FailOptions = {}): never => {
+    const detail = options.firstAt ? `${message} (first at ${formatPosition(at(locate(document, options.firstAt, false)))})` : message;
+    throw new ConfigError(file, at(locate(document, path, options.onKey ?? false)), detail);
+  };
+  let parsed: ConfigDocument;
+  try {
+    // Aliases were counted above, with their expansion, and each points at an anchor before it.
+    parsed = configSchema.read(document.toJS({ maxAliasCount: -1 }), []);
+  } catch (error) {
+    if (error instanceof ShapeError) return fail(error.path, error.message, { onKey: error.onKey });
+    throw error;
+  }
+  return resolveConfig(parsed, fail);
+}
+
+function formatPosition(position: SourcePosition): string {
+  return `${position.line}:${position.col}`;
+}
+
+/** Where nesting first goes past MAX_NESTING_DEPTH, per js-yaml (which counts without recursing), else null. */
+function findExcessiveNesting(text: string): SourcePosition | null {
+  try {
+    parseEvents(text, { maxDepth: MAX_NESTING_DEPTH });
+  } catch (error) {
+    if (error instanceof YAMLException && error.reason.startsWith('nesting exceeded maxDepth') && error.mark) {
+      return { line: error.mark.line + 1, col: error.mark.column + 1 };
+    }
+  }
+  return null;
+}
+
+/** `yaml`'s message without its own position (the error's prefix has it), on one line. */
+function describeYamlError(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'the config must be a single YAML document (remove the second "---")';
+  if (message.startsWith('Maximum call stack size exceeded')) return `nesting deeper than ${MAX_NESTING_DEPTH} levels`;
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }
 
 /**
- * What it sends back: the routes in slices (each answered by any message,
- * so the next is sent only then), then the rest of the config and the text,
- * or the `ConfigError` that stopped it.
+ * Every alias must follow its anchor and not sit inside it, and all aliases
+ * together may bring in at most MAX_ALIASED_NODES values, counted as if
+ * written out (so an alias bomb is refused where it goes off, before it is
+ * expanded). The first problem, with its offset, else null.
  */
-export type LoaderReply =
-  | { type: 'routes'; listener: number; routes: RouteConfig[] }
-  | { type: 'loaded'; text: string; config: ProxyConfig }
-  | { type: 'failed'; file: string; position: SourcePosition | null; detail: string; code: ConfigErrorCode };
-
-/**
- * Where the loader's thread starts: load-worker.js beside this file, once
- * compiled. Run from source (tests, tsx), this file is load.ts and the thread
- * needs a TypeScript loader of its own: tsx's (a devDependency), registered
- * first, since on Node 20 a loader given with --import does not reach worker
- * threads, and the test runner's ts-node would take seconds in each.
- */
-function workerEntry(): { url: URL; execArgv?: string[] } {
-  const self = new URL(import.meta.url);
-  if (self.pathname.endsWith('.js')) return { url: new URL('./load-worker.js', self) };
-  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  const source = `import { register } from ${tsx}; register(); await import(${JSON.stringify(new URL('./load-worker.ts', self).href)});`;
-  return { url: new URL(`data:text/javascript,${encodeURIComponent(source)}`), execArgv: [] };
-}
-
-/**
- * Reads and validates a config file in a worker thread, so that neither a
- * slow device, a huge file nor a hostile one (deep nesting, alias bombs) can
- * hold up the event loop, and a file that exhausts the thread's memory ends
- * that thread, not the process. One thread per load: none is kept between
- * loads. Rejects with `ConfigError`.
- */
-export function loadConfigFile(file: string, limits: Partial<LoaderLimits> = {}): Promise<LoadedConfig> {
-  const { maxBytes, timeoutMs, maxHeapMb } = { ...DEFAULT_LOADER_LIMITS, ...limits };
-  const refuse = (detail: string, code: ConfigErrorCode): ConfigError => new ConfigError(file, null, detail, code);
-  return new Promise((resolve, reject) => {
-    const { url, execArgv } = workerEntry();
-    const worker = new Worker(url, {
-      execArgv,
-      workerData: { file, maxBytes } satisfies LoaderRequest,
-      resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
-    });
-    // A thread stuck in open(2) (a hung network mount) cannot be stopped: it must not keep the process alive either.
-    worker.unref();
-    const routes: RouteConfig[][] = [];
-    let settled = false;
-    const settle = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      outcome();
-      void worker.terminate();
-    };
-    const timer = setTimeout(
-      () => settle(() => reject(refuse(`loading took longer than the limit of ${timeoutMs / 1000} s`, 'SNIP_CONFIG_TIMEOUT'))),
-      timeoutMs,
-    );
-
-    worker.on('message', (reply: LoaderReply) => {
-      switch (reply.type) {
-        case 'routes':
-          (routes[reply.listener] ??= []).push(...reply.routes);
-          setImmediate(() => worker.postMessage('more'));
-          return;
-        case 'loaded':
-          for (const [index, listener] of reply.config.listeners.entries()) listener.routes = routes[index] ?? [];
-          settle(() => resolve({ file, text: reply.text, config: reply.config }));
-          return;
-        case 'failed':
-          settle(() => reject(new ConfigError(reply.file, reply.position, reply.detail, reply.code)));
+function checkAliases(document: Document): { offset: number; message: string } | null {
+  const { isAlias, isCollection, isPair, visit } = yaml();
+  const anchors = new Map<string, Node>();
+  // What each alias brings in, set when it is visited: an anchored node is visited whole before any alias to it.
+  const aliasSizes = new Map<Alias, number>();
+  const collectionSizes = new Map<unknown, number>();
+  const sizeOf = (node: unknown): number => {
+    if (isAlias(node)) return aliasSizes.get(node) ?? 1;
+    if (isPair(node)) return sizeOf(node.key) + sizeOf(node.value);
+    if (!isCollection(node)) return 1;
+    let size = collectionSizes.get(node);
+    if (size === undefined) {
+      size = 1;
+      for (const item of node.items) size = Math.min(size + sizeOf(item), MAX_ALIASED_NODES + 1);
+      collectionSizes.set(node, size);
+    }
+    return size;
+  };
+  let aliased = 0;
+  let problem: { offset: number; message: string } | null = null;
+  visit(document, {
+    Node(_key, node, path) {
+      if (!isAlias(node)) {
+        if (node.anchor) anchors.set(node.anchor, node);
+        return undefined;
       }
-    });
-    worker.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-        settle(() => reject(refuse(`loading needs more than the limit of ${maxHeapMb} MiB of memory`, 'SNIP_CONFIG_TOO_LARGE')));
-      } else {
-        settle(() => reject(refuse(`the config loader failed: ${error.message}`, 'SNIP_CONFIG_LOADER_FAILED')));
+      const target = anchors.get(node.source);
+      const offset = node.range?.[0] ?? 0;
+      if (!target) problem = { offset, message: unresolvedAlias(node) };
+      else if (path.includes(target)) problem = { offset, message: `alias *${node.source} is inside the node it refers to` };
+      else {
+        aliasSizes.set(node, sizeOf(target));
+        aliased += aliasSizes.get(node)!;
+        if (aliased > MAX_ALIASED_NODES)
+          problem = { offset, message: `aliases bring in more than ${MAX_ALIASED_NODES} values (an alias bomb?): write them out instead` };
       }
-    });
-    worker.on('exit', (code) => settle(() => reject(refuse(`the config loader stopped unexpectedly (exit code ${code})`, 'SNIP_CONFIG_LOADER_FAILED'))));
+      return problem ? visit.BREAK : undefined;
+    },
   });
+  return problem;
+}
+
+/** `*.example.com` unquoted is the likeliest way to get here: YAML reads the `*` as an alias. */
+function unresolvedAlias(alias: Alias): string {
+  const written = `*${alias.source}`;
+  if (alias.source.startsWith('.')) return `${written} must be quoted: an unquoted "*" starts a YAML alias; write "${written}"`;
+  return `unknown alias ${written}: no anchor &${alias.source} before it (to write a value starting with "*", quote it)`;
+}
+
+interface FailOptions {
+  /** Point at the key of the last path element instead of its value (unknown keys). */
+  onKey?: boolean;
+  /** Where the first of two clashing values is, for the message. */
+  firstAt?: Path;
+}
+
+type Fail = (path: Path, message: string, options?: FailOptions) => never;
+
+/** Empty lists, shared by every value that has none: a config of 100,000 routes would otherwise hold 300,000 of them. */
+const none: never[] = [];
+
+function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
+  const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
+  const names = new Map<string, number>();
+  const addresses: ListenAddress[] = [];
+  const backends = new Map<string, BackendConfig>();
+
+  const listeners = parsed.listeners.map((entry, index): ListenerConfig => {
+    const path = ['listeners', index];
+    const listen = entry.listen;
+    const name = entry.name ?? formatAddress(listen.host, listen.port);
+    if (listen.port !== 0) {
+      const clash = findAddressClash(addresses, listen);
+      if (clash >= 0) fail([...path, 'listen'], `listen address ${formatAddress(listen.host, listen.port)} is already used by listener ${clash + 1}`);
+    }
+    addresses.push(listen);
+    if (names.has(name))
+      fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
+    names.set(name, index);
+
+    const routeDocuments = entry.routes ?? [];
+    const clash = findHostnameClash(routeDocuments);
+    if (clash) {
+      const detail = clash.alpn === '' ? '' : ` with ALPN "${clash.alpn}"`;
+      fail([...path, 'routes', ...clash.at], `hostname "${clash.hostname}"${detail} appears more than once in this listener`, {
+        firstAt: [...path, 'routes', ...clash.firstAt],
+      });
+    }
+    const routes = routeDocuments.map(
+      (route): RouteConfig => ({ hostnames: route.hostnames, alpn: route.alpn ?? none, ...resolveRouteOptions(route, backends) }),
+    );
+    if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
+    if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
+      fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
+    }
+
+    const { clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout } = entry;
+    return {
+      name,
+      listen,
+      ...defaults,
+      ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, drainTimeout }),
+      acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
+      proxyProtocolFrom: entry.proxyProtocolFrom ?? none,
+      maxConnections: entry.maxConnections ?? 0,
+      maxConnectionsPerClient: entry.maxConnectionsPerClient ?? 0,
+      allow: entry.allow ?? none,
+      deny: entry.deny ?? none,
+      routes,
+      defaultRoute: entry.default ? { hostnames: none, alpn: none, ...resolveRouteOptions(entry.default, backends) } : null,
+    };
+  });
+  const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
+  if (admin && !admin.allowRemote && !isLoopbackHost(admin.listen.host)) {
+    fail(
+      ['admin', 'listen'],
+      `admin endpoint on ${formatAddress(admin.listen.host, admin.listen.port)} is not loopback: it has no authentication, so set "allowRemote: true" to expose it`,
+    );
+  }
+  if (admin && admin.listen.port !== 0) {
+    const clash = findAddressClash(addresses, admin.listen);
+    if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
+  }
+  return { listeners, admin };
+}
+
+type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];
+
+/**
+ * What a hostname claims in a listener: itself, or itself for each of the
+ * route's ALPN protocols ("h2 app.example.com": names have no spaces).
+ */
+function claimKeys(hostname: string, alpn: readonly string[] | undefined): readonly string[] {
+  return alpn === undefined ? [hostname] : alpn.map((protocol) => `${protocol} ${hostname}`);
+}
+
+/**
+ * A hostname may appear in several routes of a listener only with disjoint
+ * ALPN lists (or once without ALPN). The first hostname that breaks this,
+ * and where it was claimed first (paths below the listener's "routes").
+ */
+function findHostnameClash(routes: readonly RouteDocument[]): { hostname: string; alpn: string; at: Path; firstAt: Path } | null {
+  const claimed = new Set<string>();
+  for (const [routeIndex, route] of routes.entries()) {
+    for (const [hostnameIndex, hostname] of route.hostnames.entries()) {
+      const keys = claimKeys(hostname, route.alpn);
+      const clash = keys.findIndex((key) => claimed.has(key));
+      if (clash >= 0) {
+        return { hostname, alpn: route.alpn?.[clash] ?? '', at: [routeIndex, 'hostnames', hostnameIndex], firstAt: firstClaim(routes, keys[clash]!) };
+      }
+      for (const key of keys) claimed.add(key);
+    }
+  }
+  return null;
+}
+
+/** Where `key` was claimed first (looked for only once a clash is found). */
+function firstClaim(routes: readonly RouteDocument[], key: string): Path {
+  for (const [routeIndex, route] of routes.entries()) {
+    const hostnameIndex = route.hostnames.findIndex((hostname) => claimKeys(hostname, route.alpn).includes(key));
+    if (hostnameIndex >= 0) return [routeIndex, 'hostnames', hostnameIndex];
+  }
+  return [];
+}
+
+const anyAddress = new Set([null, '0.0.0.0', '::']);
+
+/** Index of an address that would collide with `listen` (same port, and the same host or either on all interfaces), else -1. */
+function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAddress): number {
+  return addresses.findIndex(
+    (other) => other.port === listen.port && (other.host === listen.host || anyAddress.has(other.host) || anyAddress.has(listen.host)),
+  );
+}
+
+type RouteOptionsDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
+
+/** `backends` interns equal backends: routes that share them share one object (and one copy when sent between threads). */
+function resolveRouteOptions(route: RouteOptionsDocument, backends: Map<string, BackendConfig>): Omit<RouteConfig, 'hostnames' | 'alpn'> {
+  const healthCheck = route.healthCheck;
+  return {
+    backends: route.backends.map((backend): BackendConfig => {
+      const { host, port } = backend.address;
+      const resolved: BackendConfig = {
+        address: formatAddress(host, port),
+        host,
+        port,
+        weight: backend.weight ?? 1,
+        proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
+      };
+      const key = `${resolved.address} ${resolved.weight} ${resolved.proxyProtocol}`;
+      const known = backends.get(key);
+      if (known) return known;
+      backends.set(key, resolved);
+      return resolved;
+    }),
+    balance: route.balance ?? 'roundrobin',
+    retries: route.retries ?? null,
+    maxFails: route.maxFails ?? 3,
+    failTimeout: route.failTimeout ?? 10_000,
+    healthCheck: healthCheck
+      ? { interval: healthCheck.interval ?? 5_000, timeout: healthCheck.timeout ?? 2_000, rise: healthCheck.rise ?? 2, fall: healthCheck.fall ?? 3 }
+      : null,
+    allow: route.allow ?? none,
+    deny: route.deny ?? none,
+  };
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>;
+}
+
+/** The source offset of the node at `path` (or of its key), else of its nearest existing ancestor. */
+function locate(document: Document, path: Path, onKey: boolean): number {
+  const { isMap, isScalar } = yaml();
+  if (onKey && path.length > 0) {
+    const parent = document.getIn(path.slice(0, -1), true);
+    // Keys as toJS() spelled them: a null key (`~:`) became "".
+    const key = String(path[path.length - 1]);
+    const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value ?? '') === key) : undefined;
+    if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
+  }
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = document.getIn(path.slice(0, depth), true) as Node | undefined;
+    if (node?.range) return node.range[0];
+  }
+  return 0;
 }

@@ -1,4 +1,4 @@
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { loadConfigFile, type LoadedConfig } from '../config/loader.js';
 import type { Logger } from '../observe/logger.js';
 import { isOwnError } from '../errors.js';
 import type { ApplySummary } from './supervisor.js';

@@ -1,11 +1,11 @@
 // The config loader's worker thread: reads, parses and validates one config
 // file, sends the result to the thread that started it, and ends. See
-// loadConfigFile in load.ts for the protocol.
+// loadConfigFile in loader.ts for the protocol.
 import { once } from 'node:events';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
-import type { LoaderReply, LoaderRequest } from './load.js';
-import { parseConfig } from './parse.js';
+import { parseConfig } from './load.js';
+import type { LoaderReply, LoaderRequest } from './loader.js';
 import { readConfigText } from './read.js';
 
 /** Routes per message: receiving one message is one uninterrupted task on the event loop, so it must stay short. */

@@ -1,4 +1,4 @@
-// lib/config/parse.ts beyond what load.test.ts covers: the YAML limits
+// lib/config/load.ts beyond what load.test.ts covers: the YAML limits
 // (nesting, aliases) and the messages for the likeliest YAML mistakes, each
 // one line at FILE:LINE:COL with its code; and the fast path (js-yaml) agreeing
 // with the precise one (yaml) on every config.
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
-import { MAX_ALIASED_NODES, MAX_NESTING_DEPTH, parseConfig, parseConfigPrecisely, parsePlainConfig } from '../../lib/config/parse.js';
+import { MAX_ALIASED_NODES, MAX_NESTING_DEPTH, parseConfig, parseConfigPrecisely, parsePlainConfig } from '../../lib/config/load.js';
 import { ConfigError, type ConfigErrorCode } from '../../lib/errors.js';
 import { projectRoot } from '../helpers/proxy-process.js';
 
