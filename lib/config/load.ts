@@ -48,7 +48,7 @@ const fastFail: Fail = () => {
   throw new FastPathFailure();
 };
 
-/** The config from plain YAML, or null when the text needs (or fails) the precise path. */
+/** The config from plain YAML through js-yaml, or null when the text needs (or fails) the precise path. */
 export function parsePlainConfig(text: string): ProxyConfig | null {
   let events: Event[];
   try {
@@ -86,6 +86,10 @@ function isPlainDocument(events: readonly Event[]): boolean {
   return documents === 1;
 }
 
+/**
+ * The config through `yaml`, which keeps every node's position: the verdict
+ * that counts, with each error at FILE:LINE:COL. Throws `ConfigError`.
+ */
 export function parseConfigPrecisely(text: string, file: string): ProxyConfig {
   // Nesting first: `yaml` composes recursively, and would report running out of stack somewhere inside, after seconds.
   const tooDeep = findExcessiveNesting(text);
@@ -94,7 +98,8 @@ export function parseConfigPrecisely(text: string, file: string): ProxyConfig {
   const lineCounter = new LineCounter();
   const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
   const syntaxError = (offset: number, message: string): ConfigError => new ConfigError(file, at(offset), message, 'SNIP_CONFIG_SYNTAX');
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // logLevel "error": yaml's warnings (a collection as a key) would be printed, a second line after ours.
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   const firstError = document.errors[0];
   if (firstError) throw syntaxError(firstError.pos[0], describeYamlError(firstError.code, firstError.message));
   if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');

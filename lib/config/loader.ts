@@ -67,6 +67,11 @@ function workerEntry(): { url: URL; execArgv?: string[] } {
  * hold up the event loop, and a file that exhausts the thread's memory ends
  * that thread, not the process. One thread per load: none is kept between
  * loads. Rejects with `ConfigError`.
+ *
+ * A FIFO is refused at once (opened non-blocking). An open(2) that blocks
+ * all the same (a hung network mount) is given up after the time limit, so
+ * later loads go on; its thread cannot be stopped until the call returns,
+ * and the process waits for it when it exits (Node joins its threads).
  */
 export function loadConfigFile(file: string, limits: Partial<LoaderLimits> = {}): Promise<LoadedConfig> {
   const { maxBytes, timeoutMs, maxHeapMb } = { ...DEFAULT_LOADER_LIMITS, ...limits };
@@ -78,8 +83,6 @@ export function loadConfigFile(file: string, limits: Partial<LoaderLimits> = {})
       workerData: { file, maxBytes } satisfies LoaderRequest,
       resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
     });
-    // A thread stuck in open(2) (a hung network mount) cannot be stopped: it must not keep the process alive either.
-    worker.unref();
     const routes: RouteConfig[][] = [];
     let settled = false;
     const settle = (outcome: () => void): void => {

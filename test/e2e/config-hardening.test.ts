@@ -51,6 +51,7 @@ const badFiles = [
   { what: 'bad indentation', text: goodYaml.replace('    listen:', '   listen:'), at: '   listen', message: /indicator/ },
   // The 64th bracket opens level 65 (the top mapping is level 1): a brace there, to find it.
   { what: '200,000 nested lists', text: `listeners: ${'['.repeat(63)}{${'['.repeat(200_000)}\n`, at: '{', message: /^nesting deeper than 64 levels$/ },
+  { what: 'a list as a key (yaml would warn on a second line)', text: 'listeners:\n  - [a, b]: 1\n', at: '[a, b]', message: /^unknown key "\[ a, b \]"/ },
   {
     what: 'a URL where host:port belongs',
     text: listenerYaml('      - hostnames: [app.example.com]\n        backends: [https://127.0.0.1:22002]\n'),
