@@ -78,11 +78,13 @@ export function loadConfigFile(file: string, limits: Partial<LoaderLimits> = {})
   const refuse = (detail: string, code: ConfigErrorCode): ConfigError => new ConfigError(file, null, detail, code);
   return new Promise((resolve, reject) => {
     const { url, execArgv } = workerEntry();
-    const worker = new Worker(url, {
-      execArgv,
-      workerData: { file, maxBytes } satisfies LoaderRequest,
-      resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
-    });
+    let worker: Worker;
+    try {
+      worker = new Worker(url, { execArgv, workerData: { file, maxBytes } satisfies LoaderRequest, resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } });
+    } catch (error) {
+      reject(refuse(`the config loader could not start: ${(error as Error).message}`, 'SNIP_CONFIG_LOADER_FAILED'));
+      return;
+    }
     const routes: RouteConfig[][] = [];
     let settled = false;
     const settle = (outcome: () => void): void => {
