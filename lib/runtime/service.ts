@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AdminConfig } from '../config/types.js';
 import { formatAddress, formatDuration } from '../config/values.js';
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { loadConfigFile, type LoadedConfig } from '../config/loader.js';
 import { accessLog } from '../observe/access-log.js';
 import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
