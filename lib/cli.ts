@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
-import { loadConfigFile } from './config/load.js';
+import { loadConfigFile } from './config/loader.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
 

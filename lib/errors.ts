@@ -14,12 +14,14 @@ export type ConfigPath = ReadonlyArray<string | number>;
 export type ConfigErrorCode =
   /** The file cannot be opened or read (missing, permission, I/O error). */
   | 'SNIP_CONFIG_UNREADABLE'
-  /** The path is not a regular file (a FIFO, device or directory). */
+  /** The path is not a regular file (a FIFO, device, directory or socket). */
   | 'SNIP_CONFIG_NOT_A_FILE'
-  /** The file is larger than the loader accepts. */
+  /** The file is larger than the loader accepts, or needs more memory to load than it allows. */
   | 'SNIP_CONFIG_TOO_LARGE'
   /** Reading and parsing took longer than the loader allows. */
   | 'SNIP_CONFIG_TIMEOUT'
+  /** The loader itself failed (its thread could not start, or a bug): not a verdict on the file. */
+  | 'SNIP_CONFIG_LOADER_FAILED'
   /** Not valid YAML, or YAML past the loader's limits (aliases, nesting). */
   | 'SNIP_CONFIG_SYNTAX'
   /** Valid YAML that is not a valid config. */

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { constructFromEvents, EVENT_ID, parseEvents, YAMLException, type Event } from 'js-yaml';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { Alias, Document, Node } from 'yaml';
 import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import type { Path } from './shape.js';
@@ -15,55 +16,204 @@ export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   drainTimeout: 30_000,
 };
 
-/** A loaded config with the text it came from (for hashing and for `check`). */
-export interface LoadedConfig {
-  file: string;
-  text: string;
-  config: ProxyConfig;
+const requireModule = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | null = null;
+/** `yaml`, loaded when first needed: the fast path never needs it, and loading it costs a loader thread about 5 MiB of RSS. */
+function yaml(): typeof import('yaml') {
+  yamlModule ??= requireModule('yaml') as typeof import('yaml');
+  return yamlModule;
 }
 
-/** Reads and validates a config file; throws `ConfigError`. */
-export async function loadConfigFile(file: string): Promise<LoadedConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new ConfigError(file, null, `cannot read config: ${reason}`);
-  }
-  return { file, text, config: parseConfig(text, file) };
-}
+/** Collections nested deeper than this are refused (a config needs 8); deep nesting costs parsers their stack. */
+export const MAX_NESTING_DEPTH = 64;
+/** Values that aliases may bring in, counted as if written out: an alias bomb expands exponentially. */
+export const MAX_ALIASED_NODES = 100_000;
 
-/** Parses and validates config text; every error names the line and column of the offending YAML node. */
+/**
+ * Parses and validates config text; every error names the line and column
+ * of the offending YAML node.
+ *
+ * Two parsers: js-yaml reads a plain document (no anchors, aliases, tags or
+ * directives) about ten times faster than `yaml`, which matters for configs
+ * of 100,000 routes. Anything else, and any text that fails, is read again by
+ * `yaml`, which keeps the position of every node and explains the problem;
+ * its verdict is the one that counts, so the fast path can only save time.
+ */
 export function parseConfig(text: string, file: string): ProxyConfig {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
-  const syntaxError = document.errors[0];
-  if (syntaxError) {
-    const message =
-      syntaxError.code === 'MULTIPLE_DOCS'
-        ? 'the config must be a single YAML document (remove the second "---")'
-        : syntaxError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw new ConfigError(file, at(syntaxError.pos[0]), message);
-  }
-  if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
+  return parsePlainConfig(text) ?? parseConfigPrecisely(text, file);
+}
 
-  const fail = (path: Path, message: string, onKey = false): never => {
-    throw new ConfigError(file, at(locate(document, path, onKey)), message);
+/** A failure found by the fast path: the precise path finds it again and says where. */
+class FastPathFailure extends Error {}
+
+const fastFail: Fail = () => {
+  throw new FastPathFailure();
+};
+
+/** The config from plain YAML through js-yaml, or null when the text needs (or fails) the precise path. */
+export function parsePlainConfig(text: string): ProxyConfig | null {
+  let events: Event[];
+  try {
+    events = parseEvents(text, { maxDepth: MAX_NESTING_DEPTH });
+  } catch {
+    return null;
+  }
+  if (!isPlainDocument(events)) return null;
+  try {
+    const [value] = constructFromEvents(events, { source: text, maxAliases: 0 });
+    // No positions here: a config whose certificates (read later) may need one to point at goes the precise way.
+    return resolveConfig(configSchema.read(value, []), { fail: fastFail, positionOf: () => fastFail([], ''), directory: '' });
+  } catch (error) {
+    if (error instanceof FastPathFailure || error instanceof ShapeError || error instanceof YAMLException) return null;
+    throw error;
+  }
+}
+
+/** One document without directives, and no node with an anchor, alias or tag. */
+function isPlainDocument(events: readonly Event[]): boolean {
+  let documents = 0;
+  for (const event of events) {
+    switch (event.type) {
+      case EVENT_ID.DOCUMENT:
+        if (++documents > 1 || event.directives.length > 0) return false;
+        break;
+      case EVENT_ID.ALIAS:
+        return false;
+      case EVENT_ID.SEQUENCE:
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SCALAR:
+        if (event.anchorStart >= 0 || event.tagStart >= 0) return false;
+        break;
+    }
+  }
+  return documents === 1;
+}
+
+/**
+ * The config through `yaml`, which keeps every node's position: the verdict
+ * that counts, with each error at FILE:LINE:COL. Throws `ConfigError`.
+ */
+export function parseConfigPrecisely(text: string, file: string): ProxyConfig {
+  // Nesting first: `yaml` composes recursively, and would report running out of stack somewhere inside, after seconds.
+  const tooDeep = findExcessiveNesting(text);
+  if (tooDeep) throw new ConfigError(file, tooDeep, `nesting deeper than ${MAX_NESTING_DEPTH} levels`, 'SNIP_CONFIG_SYNTAX');
+  const { LineCounter, parseDocument } = yaml();
+  const lineCounter = new LineCounter();
+  const at = (offset: number): SourcePosition => lineCounter.linePos(offset);
+  const syntaxError = (offset: number, message: string): ConfigError => new ConfigError(file, at(offset), message, 'SNIP_CONFIG_SYNTAX');
+  // logLevel "error": yaml's warnings (a collection as a key) would be printed, a second line after ours.
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  const firstError = document.errors[0];
+  if (firstError) throw syntaxError(firstError.pos[0], describeYamlError(firstError.code, firstError.message));
+  if (document.contents === null) throw new ConfigError(file, { line: 1, col: 1 }, 'the config is empty: it needs a "listeners" list');
+  const badAlias = checkAliases(document);
+  if (badAlias) throw syntaxError(badAlias.offset, badAlias.message);
+
+  const fail = (path: Path, message: string, options: FailOptions = {}): never => {
+    const detail = options.firstAt ? `${message} (first at ${formatPosition(at(locate(document, options.firstAt, false)))})` : message;
+    throw new ConfigError(file, at(locate(document, path, options.onKey ?? false)), detail);
   };
   let parsed: ConfigDocument;
   try {
-    parsed = configSchema.read(document.toJS({ maxAliasCount: 100 }), []);
+    // Aliases were counted above, with their expansion, and each points at an anchor before it.
+    parsed = configSchema.read(document.toJS({ maxAliasCount: -1 }), []);
   } catch (error) {
-    if (error instanceof ShapeError) fail(error.path, error.message, error.onKey);
+    if (error instanceof ShapeError) return fail(error.path, error.message, { onKey: error.onKey });
     throw error;
   }
   const context: ResolveContext = { fail, positionOf: (path) => at(locate(document, path, false)), directory: dirname(resolve(file)) };
   return resolveConfig(parsed, context);
 }
 
-type Fail = (path: Path, message: string) => never;
+function formatPosition(position: SourcePosition): string {
+  return `${position.line}:${position.col}`;
+}
+
+/** Where nesting first goes past MAX_NESTING_DEPTH, per js-yaml (which counts without recursing), else null. */
+function findExcessiveNesting(text: string): SourcePosition | null {
+  try {
+    parseEvents(text, { maxDepth: MAX_NESTING_DEPTH });
+  } catch (error) {
+    if (error instanceof YAMLException && error.reason.startsWith('nesting exceeded maxDepth') && error.mark) {
+      return { line: error.mark.line + 1, col: error.mark.column + 1 };
+    }
+  }
+  return null;
+}
+
+/** `yaml`'s message without its own position (the error's prefix has it), on one line. */
+function describeYamlError(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'the config must be a single YAML document (remove the second "---")';
+  if (message.startsWith('Maximum call stack size exceeded')) return `nesting deeper than ${MAX_NESTING_DEPTH} levels`;
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/**
+ * Every alias must follow its anchor and not sit inside it, and all aliases
+ * together may bring in at most MAX_ALIASED_NODES values, counted as if
+ * written out (so an alias bomb is refused where it goes off, before it is
+ * expanded). The first problem, with its offset, else null.
+ */
+function checkAliases(document: Document): { offset: number; message: string } | null {
+  const { isAlias, isCollection, isPair, visit } = yaml();
+  const anchors = new Map<string, Node>();
+  // What each alias brings in, set when it is visited: an anchored node is visited whole before any alias to it.
+  const aliasSizes = new Map<Alias, number>();
+  const collectionSizes = new Map<unknown, number>();
+  const sizeOf = (node: unknown): number => {
+    if (isAlias(node)) return aliasSizes.get(node) ?? 1;
+    if (isPair(node)) return sizeOf(node.key) + sizeOf(node.value);
+    if (!isCollection(node)) return 1;
+    let size = collectionSizes.get(node);
+    if (size === undefined) {
+      size = 1;
+      for (const item of node.items) size = Math.min(size + sizeOf(item), MAX_ALIASED_NODES + 1);
+      collectionSizes.set(node, size);
+    }
+    return size;
+  };
+  let aliased = 0;
+  let problem: { offset: number; message: string } | null = null;
+  visit(document, {
+    Node(_key, node, path) {
+      if (!isAlias(node)) {
+        if (node.anchor) anchors.set(node.anchor, node);
+        return undefined;
+      }
+      const target = anchors.get(node.source);
+      const offset = node.range?.[0] ?? 0;
+      if (!target) problem = { offset, message: unresolvedAlias(node) };
+      else if (path.includes(target)) problem = { offset, message: `alias *${node.source} is inside the node it refers to` };
+      else {
+        aliasSizes.set(node, sizeOf(target));
+        aliased += aliasSizes.get(node)!;
+        if (aliased > MAX_ALIASED_NODES)
+          problem = { offset, message: `aliases bring in more than ${MAX_ALIASED_NODES} values (an alias bomb?): write them out instead` };
+      }
+      return problem ? visit.BREAK : undefined;
+    },
+  });
+  return problem;
+}
+
+/** `*.example.com` unquoted is the likeliest way to get here: YAML reads the `*` as an alias. */
+function unresolvedAlias(alias: Alias): string {
+  const written = `*${alias.source}`;
+  if (alias.source.startsWith('.')) return `${written} must be quoted: an unquoted "*" starts a YAML alias; write "${written}"`;
+  return `unknown alias ${written}: no anchor &${alias.source} before it (to write a value starting with "*", quote it)`;
+}
+
+interface FailOptions {
+  /** Point at the key of the last path element instead of its value (unknown keys). */
+  onKey?: boolean;
+  /** Where the first of two clashing values is, for the message. */
+  firstAt?: Path;
+}
+
+type Fail = (path: Path, message: string, options?: FailOptions) => never;
+
+/** Empty lists, shared by every value that has none: a config of 100,000 routes would otherwise hold 300,000 of them. */
+const none: never[] = [];
 
 /** What resolving needs besides the document's values: how to fail at a path, where a path is, where relative files are. */
 interface ResolveContext {
@@ -78,6 +228,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
   const defaults = { ...DEFAULT_TIMEOUTS, ...withoutUndefined(parsed.defaults ?? {}) };
   const names = new Map<string, number>();
   const addresses: ListenAddress[] = [];
+  const backends = new Map<string, BackendConfig>();
 
   const listeners = parsed.listeners.map((entry, index): ListenerConfig => {
     const path = ['listeners', index];
@@ -92,23 +243,21 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
       fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
     names.set(name, index);
 
-    // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
-    const seen = new Map<string, Set<string>>();
-    const routes = (entry.routes ?? []).map((route, routeIndex): RouteConfig => {
-      const alpn = route.alpn ?? [];
-      route.hostnames.forEach((hostname, hostnameIndex) => {
-        const claimed = seen.get(hostname) ?? new Set<string>();
-        const keys = alpn.length === 0 ? [''] : alpn;
-        const clash = keys.find((key) => claimed.has(key));
-        if (clash !== undefined) {
-          const detail = clash === '' ? '' : ` with ALPN "${clash}"`;
-          fail([...path, 'routes', routeIndex, 'hostnames', hostnameIndex], `hostname "${hostname}"${detail} appears more than once in this listener`);
-        }
-        for (const key of keys) claimed.add(key);
-        seen.set(hostname, claimed);
+    const routeDocuments = entry.routes ?? [];
+    const clash = findHostnameClash(routeDocuments);
+    if (clash) {
+      const detail = clash.alpn === '' ? '' : ` with ALPN "${clash.alpn}"`;
+      fail([...path, 'routes', ...clash.at], `hostname "${clash.hostname}"${detail} appears more than once in this listener`, {
+        firstAt: [...path, 'routes', ...clash.firstAt],
       });
-      return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context) };
-    });
+    }
+    const routes = routeDocuments.map(
+      (route, routeIndex): RouteConfig => ({
+        hostnames: route.hostnames,
+        alpn: route.alpn ?? none,
+        ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context, backends),
+      }),
+    );
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
@@ -121,13 +270,13 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
       ...defaults,
       ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout }),
       acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
-      proxyProtocolFrom: entry.proxyProtocolFrom ?? [],
+      proxyProtocolFrom: entry.proxyProtocolFrom ?? none,
       maxConnections: entry.maxConnections ?? 0,
       maxConnectionsPerClient: entry.maxConnectionsPerClient ?? 0,
-      allow: entry.allow ?? [],
-      deny: entry.deny ?? [],
+      allow: entry.allow ?? none,
+      deny: entry.deny ?? none,
       routes,
-      defaultRoute: entry.default ? { hostnames: [], alpn: [], ...resolveRouteOptions(entry.default, [...path, 'default'], context) } : null,
+      defaultRoute: entry.default ? { hostnames: none, alpn: none, ...resolveRouteOptions(entry.default, [...path, 'default'], context, backends) } : null,
     };
   });
   const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
@@ -144,6 +293,45 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
   return { listeners, admin };
 }
 
+type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];
+
+/**
+ * What a hostname claims in a listener: itself, or itself for each of the
+ * route's ALPN protocols ("h2 app.example.com": names have no spaces).
+ */
+function claimKeys(hostname: string, alpn: readonly string[] | undefined): readonly string[] {
+  return alpn === undefined ? [hostname] : alpn.map((protocol) => `${protocol} ${hostname}`);
+}
+
+/**
+ * A hostname may appear in several routes of a listener only with disjoint
+ * ALPN lists (or once without ALPN). The first hostname that breaks this,
+ * and where it was claimed first (paths below the listener's "routes").
+ */
+function findHostnameClash(routes: readonly RouteDocument[]): { hostname: string; alpn: string; at: Path; firstAt: Path } | null {
+  const claimed = new Set<string>();
+  for (const [routeIndex, route] of routes.entries()) {
+    for (const [hostnameIndex, hostname] of route.hostnames.entries()) {
+      const keys = claimKeys(hostname, route.alpn);
+      const clash = keys.findIndex((key) => claimed.has(key));
+      if (clash >= 0) {
+        return { hostname, alpn: route.alpn?.[clash] ?? '', at: [routeIndex, 'hostnames', hostnameIndex], firstAt: firstClaim(routes, keys[clash]!) };
+      }
+      for (const key of keys) claimed.add(key);
+    }
+  }
+  return null;
+}
+
+/** Where `key` was claimed first (looked for only once a clash is found). */
+function firstClaim(routes: readonly RouteDocument[], key: string): Path {
+  for (const [routeIndex, route] of routes.entries()) {
+    const hostnameIndex = route.hostnames.findIndex((hostname) => claimKeys(hostname, route.alpn).includes(key));
+    if (hostnameIndex >= 0) return [routeIndex, 'hostnames', hostnameIndex];
+  }
+  return [];
+}
+
 const anyAddress = new Set([null, '0.0.0.0', '::']);
 
 /** Index of an address that would collide with `listen` (same port, and the same host or either on all interfaces), else -1. */
@@ -153,12 +341,12 @@ function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAdd
   );
 }
 
-type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
+type RouteOptionsDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
 
 const DEFAULT_OFFERED_ALPN = ['http/1.1'];
 
 /** A route's `tls`: which certificates, and what ALPN it offers; errors point into it. */
-function resolveTerminateTls(tls: NonNullable<RouteDocument['tls']>, path: Path, context: ResolveContext): TerminateTlsConfig {
+function resolveTerminateTls(tls: NonNullable<RouteOptionsDocument['tls']>, path: Path, context: ResolveContext): TerminateTlsConfig {
   const position = context.positionOf(path);
   const file = (name: string): string => resolve(context.directory, name);
   if (tls === 'internal') return { certificates: 'internal', alpn: DEFAULT_OFFERED_ALPN, position };
@@ -178,7 +366,13 @@ function resolveTerminateTls(tls: NonNullable<RouteDocument['tls']>, path: Path,
   return { certificates: [{ cert: file(tls.cert!), key: file(tls.key!) }], alpn, position };
 }
 
-function resolveRouteOptions(route: RouteDocument, path: Path, context: ResolveContext): Omit<RouteConfig, 'hostnames' | 'alpn'> {
+/** `backends` interns equal backends: routes that share them share one object (and one copy when sent between threads). */
+function resolveRouteOptions(
+  route: RouteOptionsDocument,
+  path: Path,
+  context: ResolveContext,
+  backends: Map<string, BackendConfig>,
+): Omit<RouteConfig, 'hostnames' | 'alpn'> {
   const healthCheck = route.healthCheck;
   if (route.backendTls && !route.tls) {
     context.fail([...path, 'backendTls'], '"backendTls" re-encrypts what a terminating route decrypted: it needs "tls" on the same route');
@@ -196,13 +390,18 @@ function resolveRouteOptions(route: RouteDocument, path: Path, context: ResolveC
       : null,
     backends: route.backends.map((backend): BackendConfig => {
       const { host, port } = backend.address;
-      return {
+      const resolved: BackendConfig = {
         address: formatAddress(host, port),
         host,
         port,
         weight: backend.weight ?? 1,
         proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
       };
+      const key = `${resolved.address} ${resolved.weight} ${resolved.proxyProtocol}`;
+      const known = backends.get(key);
+      if (known) return known;
+      backends.set(key, resolved);
+      return resolved;
     }),
     balance: route.balance ?? 'roundrobin',
     retries: route.retries ?? null,
@@ -211,8 +410,8 @@ function resolveRouteOptions(route: RouteDocument, path: Path, context: ResolveC
     healthCheck: healthCheck
       ? { interval: healthCheck.interval ?? 5_000, timeout: healthCheck.timeout ?? 2_000, rise: healthCheck.rise ?? 2, fall: healthCheck.fall ?? 3 }
       : null,
-    allow: route.allow ?? [],
-    deny: route.deny ?? [],
+    allow: route.allow ?? none,
+    deny: route.deny ?? none,
   };
 }
 
@@ -222,6 +421,7 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
 
 /** The source offset of the node at `path` (or of its key), else of its nearest existing ancestor. */
 function locate(document: Document, path: Path, onKey: boolean): number {
+  const { isMap, isScalar } = yaml();
   if (onKey && path.length > 0) {
     const parent = document.getIn(path.slice(0, -1), true);
     // Keys as toJS() spelled them: a null key (`~:`) became "".

@@ -63,8 +63,16 @@ function parsePort(text: string, input: string, allowZero: boolean): number {
   return port;
 }
 
+/** A URL such as "https://127.0.0.1:22002/" where "host:port" belongs: its authority is what was meant. */
+const urlWithScheme = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i;
+
 /** Splits "host:port" / "[v6]:port" / ":port"; returns host '' when absent. */
 function splitHostPort(input: string): { host: string; portText: string } {
+  const url = urlWithScheme.exec(input);
+  if (url) {
+    const example = /:\d+$/.test(url[1]!) ? `, e.g. "${url[1]}"` : '';
+    throw new ValueError(`"${input}" is a URL: write host:port without a scheme${example}`);
+  }
   if (input.startsWith('[')) {
     const close = input.indexOf(']');
     if (close < 0 || input[close + 1] !== ':') throw new ValueError(`invalid address "${input}": expected "[IPv6]:port"`);

@@ -4,11 +4,14 @@ export interface RouteMatch<Route> {
   pattern: string;
 }
 
-/** The routes of one hostname pattern: those limited to ALPN protocols are tried first. */
-interface PatternRoutes<Route> {
+/** The routes of a hostname pattern some of which are limited to ALPN protocols: those are tried first. */
+interface AlpnRoutes<Route> {
   byAlpn: Array<{ alpn: readonly string[]; match: RouteMatch<Route> }>;
   plain: RouteMatch<Route> | null;
 }
+
+/** A pattern's one route (the usual case: one object per hostname), or its routes by ALPN. */
+type PatternRoutes<Route> = RouteMatch<Route> | AlpnRoutes<Route>;
 
 /**
  * A listener's routes indexed for lookup by SNI: exact names in one map,
@@ -19,6 +22,10 @@ export interface RouteTable<Route> {
   exact: Map<string, PatternRoutes<Route>>;
   wildcard: Map<string, PatternRoutes<Route>>;
   fallback: RouteMatch<Route> | null;
+}
+
+function isAlpnRoutes<Route>(entry: PatternRoutes<Route>): entry is AlpnRoutes<Route> {
+  return 'byAlpn' in entry;
 }
 
 /** Indexes routes by their hostname patterns (normalized, and unique per ALPN set, as the config loader guarantees). */
@@ -33,17 +40,24 @@ export function buildRouteTable<Route extends { hostnames: readonly string[]; al
       const isWildcard = pattern.startsWith('*.');
       const map = isWildcard ? wildcard : exact;
       const key = isWildcard ? pattern.slice(2) : pattern;
-      let entry = map.get(key);
-      if (!entry) map.set(key, (entry = { byAlpn: [], plain: null }));
-      if (route.alpn.length > 0) entry.byAlpn.push({ alpn: route.alpn, match: { route, pattern } });
-      else entry.plain = { route, pattern };
+      const match = { route, pattern };
+      const entry = map.get(key);
+      if (entry === undefined && route.alpn.length === 0) {
+        map.set(key, match);
+        continue;
+      }
+      const routesOfPattern: AlpnRoutes<Route> = entry === undefined ? { byAlpn: [], plain: null } : isAlpnRoutes(entry) ? entry : { byAlpn: [], plain: entry };
+      if (route.alpn.length > 0) routesOfPattern.byAlpn.push({ alpn: route.alpn, match });
+      else routesOfPattern.plain = match;
+      map.set(key, routesOfPattern);
     }
   }
   return { exact, wildcard, fallback: defaultRoute ? { route: defaultRoute, pattern: 'default' } : null };
 }
 
 function pick<Route>(entry: PatternRoutes<Route> | undefined, alpn: readonly string[]): RouteMatch<Route> | null {
-  if (!entry) return null;
+  if (entry === undefined) return null;
+  if (!isAlpnRoutes(entry)) return entry;
   if (alpn.length > 0) {
     for (const candidate of entry.byAlpn) {
       if (candidate.alpn.some((protocol) => alpn.includes(protocol))) return candidate.match;

@@ -1,4 +1,4 @@
-import { type LoadedConfig, loadConfigFile } from '../config/load.js';
+import { type LoadedConfig, loadConfigFile } from '../config/loader.js';
 import { type LeafIssuer, loadTlsMaterial, type TlsMaterial } from '../tls/certificates.js';
 
 /** Everything one config generation runs on: the validated config, and the certificates its terminating routes serve. */

@@ -11,6 +11,8 @@ export interface ReloadOutcome {
   generation: number;
   /** Why it was refused: `FILE:LINE:COL: message` or the bind error. */
   error?: string;
+  /** The refusal's stable code (`SNIP_CONFIG_SYNTAX`, `SNIP_LISTEN_FAILED`, ...), when it is one of ours. */
+  code?: string;
 }
 
 export interface ReloaderOptions {
@@ -30,7 +32,9 @@ export interface ReloaderOptions {
 /**
  * Reloads the config file: validate, then apply all or nothing. Reloads
  * never overlap: a request during one runs once more after it, so the last
- * write always wins and a burst collapses into two at most.
+ * write always wins and a burst collapses into two at most. Every load ends
+ * (the loader refuses what is not a regular file and has a time limit), so
+ * no file can hold up the reloads after it.
  */
 export class ConfigReloader {
   private readonly options: ReloaderOptions;
@@ -79,9 +83,10 @@ export class ConfigReloader {
       logger.info({ trigger, ...summary }, 'config reloaded');
       return { result: 'applied', generation: summary.generation };
     } catch (error) {
+      const generation = this.options.generation();
+      if (isOwnError(error)) return { result: 'refused', generation, error: error.message, code: error.code };
       // Anything else is a bug, but a reload must still end as refused (and say why) for later reloads to run.
-      const message = isOwnError(error) ? error.message : `unexpected error: ${(error as Error).stack ?? String(error)}`;
-      return { result: 'refused', generation: this.options.generation(), error: message };
+      return { result: 'refused', generation, error: `unexpected error: ${(error as Error).stack ?? String(error)}` };
     }
   }
 }

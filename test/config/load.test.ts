@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError } from '../../lib/errors.js';
-import { DEFAULT_TIMEOUTS, loadConfigFile, parseConfig } from '../../lib/config/load.js';
+import { ConfigError, type ConfigErrorCode } from '../../lib/errors.js';
+import { DEFAULT_TIMEOUTS, parseConfig } from '../../lib/config/load.js';
 import type { BackendConfig, ListenerConfig, ProxyConfig, RouteConfig } from '../../lib/config/types.js';
 
 /**
@@ -23,6 +23,8 @@ interface ExpectedError {
   at: string;
   /** The message after `FILE:LINE:COL: ` (a string is compared exactly). */
   message: string | RegExp;
+  /** Default: SNIP_CONFIG_INVALID (valid YAML, not a valid config). */
+  code?: ConfigErrorCode;
 }
 
 function textAt(text: string, line: number, col: number, length: number): string {
@@ -37,6 +39,7 @@ function expectConfigError(t: Test, text: string, expected: ExpectedError, label
   } catch (error) {
     t.ok(error instanceof ConfigError, `${label}: a ConfigError`);
     const configError = error as ConfigError;
+    t.equal(configError.code, expected.code ?? 'SNIP_CONFIG_INVALID', `${label}: code`);
     const prefix = `${FILE}:${expected.line}:${expected.col}: `;
     t.ok(configError.message.startsWith(prefix), `${label}: message starts with "${prefix}" (got "${configError.message}")`);
     t.same(configError.position, { line: expected.line, col: expected.col }, `${label}: position`);
@@ -365,7 +368,7 @@ listeners:
       - hostnames: [a.example.com, b.example.com, a.example.com]
         backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 51, at: 'a.example.com]', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 4, col: 51, at: 'a.example.com]', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
     'within one route',
   );
   expectConfigError(
@@ -381,7 +384,7 @@ listeners:
           - A.Example.COM.
         backends: [127.0.0.1:2]
 `,
-    { line: 8, col: 13, at: 'A.Example.COM.', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 8, col: 13, at: 'A.Example.COM.', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
     'in another route, written in another case with a trailing dot',
   );
   expectConfigError(
@@ -395,7 +398,7 @@ listeners:
       - hostnames: ["*.EXAMPLE.com"]
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 21, at: '"*.EXAMPLE.com"', message: 'hostname "*.example.com" appears more than once in this listener' },
+    { line: 6, col: 21, at: '"*.EXAMPLE.com"', message: 'hostname "*.example.com" appears more than once in this listener (first at 4:21)' },
     'a wildcard',
   );
   expectConfigError(
@@ -407,7 +410,7 @@ listeners:
       - hostnames: [bücher.example, xn--bcher-kva.example]
         backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 37, at: 'xn--bcher-kva.example', message: 'hostname "xn--bcher-kva.example" appears more than once in this listener' },
+    { line: 4, col: 37, at: 'xn--bcher-kva.example', message: 'hostname "xn--bcher-kva.example" appears more than once in this listener (first at 4:21)' },
     'Unicode and its punycode',
   );
   expectConfigError(
@@ -421,7 +424,7 @@ listeners:
       - hostnames: *names
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 20, at: '*names', message: 'hostname "a.example.com" appears more than once in this listener' },
+    { line: 6, col: 20, at: '*names', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:28)' },
     'repeated through a YAML alias: points at the alias',
   );
 });
@@ -1064,7 +1067,7 @@ t.test('YAML syntax errors', async (t) => {
 listeners:
 	- listen: 8443
 `,
-    { line: 2, col: 1, at: '\t', message: /tab/i },
+    { line: 2, col: 1, at: '\t', message: /tab/i, code: 'SNIP_CONFIG_SYNTAX' },
     'tab indentation',
   );
   expectConfigError(
@@ -1074,7 +1077,7 @@ listeners:
   - listen: 8443
    default: { backends: [127.0.0.1:1] }
 `,
-    { line: 3, col: 1, at: '   default', message: /^Sequence item without - indicator$/ },
+    { line: 3, col: 1, at: '   default', message: /^Sequence item without - indicator$/, code: 'SNIP_CONFIG_SYNTAX' },
     'bad indentation',
   );
   expectConfigError(
@@ -1084,7 +1087,7 @@ listeners:
   - listen: 8443
     default: { backends: [127.0.0.1:1]
 `,
-    { line: 4, col: 1, at: '', message: /must be sufficiently indented and end with a \}/ },
+    { line: 4, col: 1, at: '', message: /must be sufficiently indented and end with a \}/, code: 'SNIP_CONFIG_SYNTAX' },
     'unclosed flow mapping (reported where the file ends)',
   );
   t.test('the message has no position of its own (it is in the prefix)', async (t) => {
@@ -1107,7 +1110,7 @@ listeners:
     default: { backends: [127.0.0.1:1] }
 listeners: []
 `,
-    { line: 4, col: 1, at: 'listeners', message: 'Map keys must be unique' },
+    { line: 4, col: 1, at: 'listeners', message: 'Map keys must be unique', code: 'SNIP_CONFIG_SYNTAX' },
     'top level',
   );
   expectConfigError(
@@ -1120,7 +1123,7 @@ listeners:
         backends: [127.0.0.1:1]
         backends: [127.0.0.1:2]
 `,
-    { line: 6, col: 9, at: 'backends', message: 'Map keys must be unique' },
+    { line: 6, col: 9, at: 'backends', message: 'Map keys must be unique', code: 'SNIP_CONFIG_SYNTAX' },
     'in a route',
   );
 });
@@ -1135,7 +1138,7 @@ listeners:
 ---
 listeners: []
 `,
-    { line: 4, col: 1, at: '---', message: 'the config must be a single YAML document (remove the second "---")' },
+    { line: 4, col: 1, at: '---', message: 'the config must be a single YAML document (remove the second "---")', code: 'SNIP_CONFIG_SYNTAX' },
   );
 });
 
@@ -1449,58 +1452,6 @@ t.test('the file name is used as given', async (t) => {
   }
 });
 
-t.test('loadConfigFile', async (t) => {
-  const directory = t.testdir({
-    'proxy.yaml': issueExample,
-    'bad.yaml': 'listeners:\n  - listen: 8443\n    bogus: 1\n',
-  });
-
-  t.test('reads, parses and keeps the text', async (t) => {
-    const file = join(directory, 'proxy.yaml');
-    const loaded = await loadConfigFile(file);
-    t.equal(loaded.file, file);
-    t.equal(loaded.text, issueExample);
-    t.strictSame(loaded.config, parseConfig(issueExample, file));
-  });
-
-  t.test('a config error names the file as given', async (t) => {
-    const file = join(directory, 'bad.yaml');
-    const error = await loadConfigFile(file).then(
-      () => null,
-      (reason: unknown) => reason,
-    );
-    t.ok(error instanceof ConfigError);
-    t.equal(
-      (error as ConfigError).message,
-      `${file}:3:5: unknown key "bogus" (expected one of: ${/expected one of: (.*)\)$/.exec((error as Error).message)?.[1]})`,
-    );
-    t.same((error as ConfigError).position, { line: 3, col: 5 });
-  });
-
-  t.test('a missing file', async (t) => {
-    const file = join(directory, 'missing.yaml');
-    const error = await loadConfigFile(file).then(
-      () => null,
-      (reason: unknown) => reason,
-    );
-    t.ok(error instanceof ConfigError);
-    t.equal((error as ConfigError).message, `${file}: cannot read config: no such file`);
-    t.equal((error as ConfigError).position, null, 'no position');
-    t.equal((error as ConfigError).file, file);
-    t.equal((error as ConfigError).detail, 'cannot read config: no such file');
-  });
-
-  t.test('a directory', async (t) => {
-    const error = await loadConfigFile(directory).then(
-      () => null,
-      (reason: unknown) => reason,
-    );
-    t.ok(error instanceof ConfigError);
-    t.match((error as ConfigError).message, new RegExp(`^${directory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot read config: .*EISDIR`));
-    t.equal((error as ConfigError).position, null);
-  });
-});
-
 t.test('admin endpoint', async (t) => {
   const withAdmin = (admin: string): string => yaml`
 admin:
@@ -1699,7 +1650,7 @@ listeners:
         alpn: [h2]
         backends: [127.0.0.1:2]
 `,
-      { line: 7, col: 36, at: 'A.Example.com', message: 'hostname "a.example.com" with ALPN "h2" appears more than once in this listener' },
+      { line: 7, col: 36, at: 'A.Example.com', message: 'hostname "a.example.com" with ALPN "h2" appears more than once in this listener (first at 4:21)' },
       'h2 twice',
     );
     expectConfigError(
@@ -1715,7 +1666,12 @@ listeners:
         alpn: [h2, acme-tls/1]
         backends: [127.0.0.1:2]
 `,
-      { line: 7, col: 21, at: '"*.example.com"', message: 'hostname "*.example.com" with ALPN "acme-tls/1" appears more than once in this listener' },
+      {
+        line: 7,
+        col: 21,
+        at: '"*.example.com"',
+        message: 'hostname "*.example.com" with ALPN "acme-tls/1" appears more than once in this listener (first at 4:21)',
+      },
       'a wildcard, the shared protocol named',
     );
     expectConfigError(
@@ -1732,7 +1688,7 @@ listeners:
       - hostnames: [a.example.com]
         backends: [127.0.0.1:3]
 `,
-      { line: 9, col: 21, at: 'a.example.com', message: 'hostname "a.example.com" appears more than once in this listener' },
+      { line: 9, col: 21, at: 'a.example.com', message: 'hostname "a.example.com" appears more than once in this listener (first at 4:21)' },
       'without ALPN twice: no ALPN in the message',
     );
   });
@@ -2181,8 +2137,7 @@ listeners:
 t.test('config.example.yaml loads, and so does every option it shows in comments once uncommented', async (t) => {
   const file = join(import.meta.dirname, '..', '..', 'config.example.yaml');
   const text = await readFile(file, 'utf8');
-  const { config } = await loadConfigFile(file);
-  t.equal(config.listeners[0]!.name, 'public');
+  t.equal(parseConfig(text, file).listeners[0]!.name, 'public');
   // Commented-out settings are written as "# key: value" (or "# - hostnames:" for a route): turn them on.
   const settings =
     /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:)/;

@@ -4,6 +4,7 @@ import { BackendRegistry } from '../../lib/backends/health.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { listenerSettings } from '../../lib/listeners/settings.js';
 import { match } from '../../lib/pipeline/match.js';
+import { matchRoute } from '../../lib/routing/route-table.js';
 import { REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../../lib/targets/refuse.js';
 import type { ClientRequest } from '../../lib/pipeline/preamble.js';
 import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
@@ -42,10 +43,8 @@ const [publicSettings, strictSettings] = config.listeners.map((listener) => list
 ];
 
 const request = (serverName: string | null, alpn: string[] = []): ClientRequest => ({ serverName, alpn, path: null });
-const targetOf = (pattern: string, alpn: string[] = []) => {
-  const entry = publicSettings.routes.exact.get(pattern) ?? publicSettings.routes.wildcard.get(pattern.slice(2));
-  return alpn.length > 0 ? entry?.byAlpn.find((candidate) => candidate.alpn.join() === alpn.join())?.match.route.target : entry?.plain?.route.target;
-};
+/** The target of the route that `pattern` names (a wildcard is looked up with a name below it). */
+const targetOf = (pattern: string, alpn: string[] = []) => matchRoute(publicSettings.routes, pattern.replace(/^\*\./, 'x.'), alpn)?.route.target;
 
 t.test('each route’s own target, with the pattern that decided', async (t) => {
   t.same(match(publicSettings, request('app.example.com'), '192.0.2.1'), { target: targetOf('app.example.com'), route: 'app.example.com' });

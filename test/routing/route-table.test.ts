@@ -204,3 +204,33 @@ t.test('matches a tiny reference matcher on random names and patterns (property)
   );
   t.pass('matchRoute agrees with the reference on 2000 random route sets');
 });
+
+t.test('100,000 routes: every name found, with one probe per label whatever the number of routes', async (t) => {
+  const count = 100_000;
+  const routes = Array.from({ length: count }, (_, index) => route(`r${index}`, [`h${index}.example.com`, `*.w${index}.example.org`]));
+  const big = buildRouteTable(routes, fallback);
+  const small = buildRouteTable(routes.slice(0, 1), fallback);
+  for (const index of [0, 1, 4_999, 50_000, count - 1]) {
+    t.strictSame(lookup(big, `h${index}.example.com`), [`r${index}`, `h${index}.example.com`]);
+    t.strictSame(lookup(big, `a.b.w${index}.example.org`), [`r${index}`, `*.w${index}.example.org`]);
+  }
+  t.strictSame(lookup(big, `h${count}.example.com`), ['default', 'default']);
+
+  /** Map lookups for one match: wraps the table's maps' `get`. */
+  const probes = (table: RouteTable<TestRoute>, serverName: string): number => {
+    let calls = 0;
+    for (const map of [table.exact, table.wildcard]) {
+      const get = map.get.bind(map);
+      map.get = (key) => {
+        calls++;
+        return get(key);
+      };
+    }
+    matchRoute(table, serverName);
+    for (const map of [table.exact, table.wildcard]) delete (map as Partial<Map<string, unknown>>).get;
+    return calls;
+  };
+  const name = 'x.y.z.nowhere.example.net';
+  t.equal(probes(big, name), probes(small, name), 'as many probes with 100,000 routes as with one');
+  t.equal(probes(big, name), 1 + name.split('.').length - 1, 'the exact name, then each suffix');
+});

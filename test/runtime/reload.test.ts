@@ -3,12 +3,14 @@
 // supervisor): validate then apply, unchanged and refused outcomes, hooks,
 // and serialised reloads.
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parseConfig } from '../../lib/config/load.js';
+import { DEFAULT_LOADER_LIMITS } from '../../lib/config/loader.js';
 import { ListenError } from '../../lib/errors.js';
 import { type Generation, loadGeneration } from '../../lib/runtime/generation.js';
 import { ConfigReloader, type ReloadOutcome } from '../../lib/runtime/reload.js';
@@ -17,6 +19,8 @@ import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
 
 const directory = await mkdtemp(join(tmpdir(), 'sni-reload-test-'));
+/** Each reload loads the file in a thread of its own, within the loader's time limit: the guards only stop a hang. */
+const GUARD_MS = 2 * DEFAULT_LOADER_LIMITS.timeoutMs;
 t.teardown(() => rm(directory, { recursive: true, force: true }));
 
 /** A valid config whose text differs by `port` (the reloader compares texts). */
@@ -107,7 +111,7 @@ function manualGate(): { gate: () => Promise<void>; open(): void; waiting(): num
 t.test('a changed valid file is applied', async (t) => {
   const h = await harness();
   await writeFile(h.file, configText(1001));
-  const outcome = await guard(h.reloader.reload('signal'), 3_000, 'reload');
+  const outcome = await guard(h.reloader.reload('signal'), GUARD_MS, 'reload');
   t.same(outcome, { result: 'applied', generation: 2 });
   t.equal(h.applied.length, 1);
   t.equal(h.applied[0]!.text, configText(1001), 'the text read from the file');
@@ -122,7 +126,7 @@ t.test('a changed valid file is applied', async (t) => {
 
 t.test('unchanged text: "unchanged", apply not called', async (t) => {
   const h = await harness();
-  const outcome = await guard(h.reloader.reload('watch'), 3_000, 'reload');
+  const outcome = await guard(h.reloader.reload('watch'), GUARD_MS, 'reload');
   t.same(outcome, { result: 'unchanged', generation: 1 });
   t.same(h.applied, []);
   t.same(h.calls, ['started', 'finished:unchanged'], 'hooks still run around it');
@@ -138,7 +142,7 @@ t.test('an invalid file is refused with FILE:LINE:COL, apply not called', async 
   t.test('invalid YAML', async (t) => {
     const h = await harness();
     await writeFile(h.file, 'listeners:\n  - listen: 127.0.0.1:1001\n    default: [\n');
-    const outcome = await guard(h.reloader.reload('signal'), 3_000, 'reload');
+    const outcome = await guard(h.reloader.reload('signal'), GUARD_MS, 'reload');
     t.equal(outcome.result, 'refused');
     t.equal(outcome.generation, 1, 'still the running generation');
     t.match(outcome.error, new RegExp(`^${escapeRegExp(h.file)}:\\d+:\\d+: `), `FILE:LINE:COL: message (${outcome.error})`);
@@ -176,6 +180,37 @@ t.test('an invalid file is refused with FILE:LINE:COL, apply not called', async 
   });
 });
 
+t.test('a FIFO at the path is refused at once, and does not hold up the reloads after it', async (t) => {
+  const h = await harness();
+  await rm(h.file);
+  execFileSync('mkfifo', [h.file]);
+  // Without a writer, opening a FIFO for reading blocks: so would this reload, and every one queued behind it.
+  const outcome = await guard(h.reloader.reload('watch'), GUARD_MS, 'the reload of a FIFO');
+  t.equal(outcome.result, 'refused');
+  t.equal(outcome.code, 'SNIP_CONFIG_NOT_A_FILE');
+  t.equal(outcome.error, `${h.file}: cannot read config: a named pipe (FIFO), not a regular file`);
+  const line = h.logs.find((log) => log.level === 50);
+  t.match(line, { code: 'SNIP_CONFIG_NOT_A_FILE', msg: /^config reload refused, still running generation 1: .*named pipe/ }, 'one error line saying why');
+  t.notMatch(String(line?.msg), /\n/, 'on one line');
+
+  await rm(h.file);
+  await writeFile(h.file, configText(1001));
+  const outcomes = await guard(Promise.all([h.reloader.reload('signal'), h.reloader.reload('admin')]), GUARD_MS, 'the reloads after it');
+  t.same(outcomes[0], { result: 'applied', generation: 2 }, 'the next save applies');
+  t.same(outcomes[1], { result: 'unchanged', generation: 2 }, 'and the one queued behind it runs too');
+});
+
+t.test('a refusal carries the code of the error', async (t) => {
+  const h = await harness();
+  await writeFile(h.file, 'listeners:\n  - listen: 127.0.0.1:1001\n    routes:\n      - hostnames: [*.preview.localhost]\n        backends: [127.0.0.1:9]\n');
+  const outcome = await guard(h.reloader.reload('signal'), GUARD_MS, 'reload');
+  t.match(outcome, {
+    result: 'refused',
+    code: 'SNIP_CONFIG_SYNTAX',
+    error: `${h.file}:4:21: *.preview.localhost must be quoted: an unquoted "*" starts a YAML alias; write "*.preview.localhost"`,
+  });
+});
+
 t.test('apply throwing ListenError: refused, and the same file can be tried again', async (t) => {
   let fail = true;
   const h = await harness({
@@ -183,7 +218,7 @@ t.test('apply throwing ListenError: refused, and the same file can be tried agai
       fail ? new ListenError('public', '127.0.0.1:1001', 'EADDRINUSE', Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })) : null,
   });
   await writeFile(h.file, configText(1001));
-  const outcome = await guard(h.reloader.reload('admin'), 3_000, 'reload');
+  const outcome = await guard(h.reloader.reload('admin'), GUARD_MS, 'reload');
   t.equal(outcome.result, 'refused');
   t.equal(outcome.generation, 1);
   t.match(outcome.error, /^cannot listen on 127\.0\.0\.1:1001 \(listener "public"\): address already in use/);
@@ -198,7 +233,7 @@ t.test('reloads never overlap, and a burst collapses into at most two applies', 
   const h = await harness({ gate: gate.gate });
   await writeFile(h.file, configText(1001));
   const first = h.reloader.reload('watch');
-  await waitFor(() => gate.waiting() === 1, 'the first apply started');
+  await waitFor(() => gate.waiting() === 1, 'the first apply started', GUARD_MS);
 
   // While it runs: the file changes again and five more reloads are asked for.
   await writeFile(h.file, configText(1002));
@@ -207,9 +242,9 @@ t.test('reloads never overlap, and a burst collapses into at most two applies', 
   t.equal(gate.waiting(), 1, 'no second apply while the first runs');
 
   gate.open();
-  await waitFor(() => gate.waiting() === 1 || h.calls.length > 6, 'the queued reload started', 3_000);
+  await waitFor(() => gate.waiting() === 1 || h.calls.length > 6, 'the queued reload started', GUARD_MS);
   gate.open();
-  const outcomes = await guard(Promise.all([first, ...burst]), 3_000, 'all reloads');
+  const outcomes = await guard(Promise.all([first, ...burst]), GUARD_MS, 'all reloads');
   t.same(outcomes[0], { result: 'applied', generation: 2 }, 'the first reload applied 1001');
   for (const outcome of outcomes.slice(1)) t.same(outcome, { result: 'applied', generation: 3 }, 'every queued request gets the one follow-up reload');
   t.equal(h.maxConcurrent(), 1, 'never two applies at once');
@@ -230,10 +265,10 @@ t.test('a burst with no change while running gives one apply and one "unchanged"
   const h = await harness({ gate: gate.gate });
   await writeFile(h.file, configText(1001));
   const all = [h.reloader.reload('watch')];
-  await waitFor(() => gate.waiting() === 1, 'the first apply started');
+  await waitFor(() => gate.waiting() === 1, 'the first apply started', GUARD_MS);
   for (let index = 0; index < 4; index++) all.push(h.reloader.reload('signal'));
   gate.open();
-  const outcomes = await guard(Promise.all(all), 3_000, 'all reloads');
+  const outcomes = await guard(Promise.all(all), GUARD_MS, 'all reloads');
   t.same(
     outcomes.map((outcome) => outcome.result),
     ['applied', 'unchanged', 'unchanged', 'unchanged', 'unchanged'],
@@ -275,7 +310,7 @@ t.test('an unexpected apply error does not wedge later reloads', async (t) => {
         return done;
       },
       what,
-      3_000,
+      GUARD_MS,
     );
     return result;
   };
@@ -283,7 +318,7 @@ t.test('an unexpected apply error does not wedge later reloads', async (t) => {
   // Round 1: the running apply throws something that is neither ConfigError nor ListenError, with a reload queued behind it.
   await writeFile(h.file, configText(1001));
   const first = h.reloader.reload('signal');
-  await waitFor(() => gate.waiting() === 1, 'the first apply started');
+  await waitFor(() => gate.waiting() === 1, 'the first apply started', GUARD_MS);
   const queued = h.reloader.reload('signal');
   // Both reject with the unexpected error (that part is fine): handle them now.
   first.catch(() => {});
@@ -294,7 +329,7 @@ t.test('an unexpected apply error does not wedge later reloads', async (t) => {
   // Round 2: a reload runs, and one more is asked for while it does, after the file changed again.
   await writeFile(h.file, configText(1002));
   const second = h.reloader.reload('signal');
-  await waitFor(() => gate.waiting() === 1, 'the second round’s apply started', 3_000);
+  await waitFor(() => gate.waiting() === 1, 'the second round’s apply started', GUARD_MS);
   await writeFile(h.file, configText(1003));
   const third = h.reloader.reload('signal');
   third.catch(() => {});
