@@ -125,11 +125,6 @@ const backendTls = object(
 );
 
 const routeOptions = {
-  tls: optional(
-    terminateTls,
-    'terminate TLS here and pass the plaintext to the backends: { cert, key, alpn }, a list of such pairs, or "internal" (default: pass the encrypted stream through)',
-  ),
-  backendTls: optional(backendTls, 'with tls: re-encrypt to the backends'),
   backends: required(backends, 'where matching connections go'),
   balance: optional(oneOf(['roundrobin', 'leastconn', 'source'] as const), 'how new connections pick a backend (default roundrobin, weighted)'),
   retries: optional(integer(0, 100), 'backends to try after the first fails (default: every backend once)'),
@@ -138,6 +133,11 @@ const routeOptions = {
   healthCheck: optional(healthCheck, 'active TCP health checks (default: none)'),
   proxyProtocol: optional(proxyProtocol, 'send a PROXY protocol v1 or v2 header with the client address before the ClientHello'),
   ...accessFields,
+  tls: optional(
+    terminateTls,
+    'terminate TLS here and pass the plaintext to the backends: { cert, key, alpn }, a list of such pairs, or "internal" (default: pass the encrypted stream through)',
+  ),
+  backendTls: optional(backendTls, 'with tls: re-encrypt to the backends'),
 };
 
 const route = object({

@@ -2,16 +2,14 @@
 // precedence, normalisation of the SNI, the default route, the no-route
 // alert, real external clients (curl, openssl s_client), and the one
 // `connection closed` log line per connection.
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { startTlsBackend, type BackendIdentity, type TestBackend } from '../helpers/backends.js';
-import { createCertificateAuthority, type CertificateAuthority } from '../helpers/certificates.js';
+import { startHttpsBackend, startTlsBackend, type BackendIdentity, type TestBackend } from '../helpers/backends.js';
+import { createCertificateAuthority } from '../helpers/certificates.js';
 import { buildClientHello, wrapInRecords } from '../helpers/client-hello-fixtures.js';
 import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
@@ -23,32 +21,6 @@ type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const UNRECOGNIZED_NAME_ALERT = Buffer.from('15030300020270', 'hex');
 const GUARD_MS = 10_000;
-
-/** An HTTPS backend (for curl) whose every response body is its own name. */
-async function startHttpsBackend(ca: CertificateAuthority, name: string, dnsNames: string[]): Promise<TestBackend> {
-  const { key, cert } = await ca.issue(name, dnsNames);
-  const server = https.createServer({ key, cert }, (_request, response) => {
-    backend.accepted++;
-    response.setHeader('content-type', 'text/plain');
-    response.end(name);
-  });
-  const backend: TestBackend = {
-    name,
-    port: 0,
-    address: '',
-    accepted: 0,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  backend.port = (server.address() as net.AddressInfo).port;
-  backend.address = `127.0.0.1:${backend.port}`;
-  return backend;
-}
 
 const ca = await createCertificateAuthority();
 const backends: Record<string, TestBackend> = {};

@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { CertificateAuthority } from './certificates.js';
@@ -113,4 +116,53 @@ export async function unusedAddress(): Promise<string> {
   const port = await listenOnLoopback(server);
   await new Promise((resolve) => server.close(resolve));
   return `127.0.0.1:${port}`;
+}
+
+/** An HTTPS backend (for curl) whose every response body is its own name. */
+export async function startHttpsBackend(ca: CertificateAuthority, name: string, dnsNames: string[]): Promise<TestBackend> {
+  const { key, cert } = await ca.issue(name, dnsNames);
+  const server = https.createServer({ key, cert }, (_request, response) => {
+    backend.accepted++;
+    response.setHeader('content-type', 'text/plain');
+    response.end(name);
+  });
+  const backend: TestBackend = {
+    name,
+    port: 0,
+    address: '',
+    accepted: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  backend.port = (server.address() as net.AddressInfo).port;
+  backend.address = `127.0.0.1:${backend.port}`;
+  return backend;
+}
+
+/** A plain HTTP backend whose every response body is its own name (behind a route that terminates TLS). */
+export async function startHttpBackend(name: string): Promise<TestBackend> {
+  const server = http.createServer((_request, response) => {
+    backend.accepted++;
+    response.setHeader('content-type', 'text/plain');
+    response.end(name);
+  });
+  const backend: TestBackend = {
+    name,
+    port: 0,
+    address: '',
+    accepted: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  backend.port = await listenOnLoopback(server);
+  backend.address = `127.0.0.1:${backend.port}`;
+  return backend;
 }

@@ -17,7 +17,8 @@ export interface KeyAndCertificate {
 }
 
 export interface CertificateAuthority extends KeyAndCertificate {
-  issue(commonName: string, dnsNames: string[]): Promise<KeyAndCertificate>;
+  /** A leaf for `dnsNames`, with an ECDSA P-256 key (default) or an RSA 2048 one. */
+  issue(commonName: string, dnsNames: string[], options?: { keyType?: 'ecdsa' | 'rsa' }): Promise<KeyAndCertificate>;
 }
 
 async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
@@ -25,8 +26,10 @@ async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`;
 }
 
-function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+const rsaAlgorithm = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+
+function generateKeys(keyType: 'ecdsa' | 'rsa' = 'ecdsa'): Promise<webcrypto.CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(keyType === 'rsa' ? rsaAlgorithm : algorithm, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
 }
 
 const validity = (): { notBefore: Date; notAfter: Date } => ({
@@ -50,8 +53,8 @@ export async function createCertificateAuthority(name = 'sni-passthrough test CA
   return {
     key: await privateKeyPem(keys.privateKey),
     cert: caCertificate.toString('pem'),
-    async issue(commonName, dnsNames) {
-      const leafKeys = await generateKeys();
+    async issue(commonName, dnsNames, options = {}) {
+      const leafKeys = await generateKeys(options.keyType);
       const certificate = await x509.X509CertificateGenerator.create({
         subject: `CN=${commonName}`,
         issuer: caCertificate.subject,

@@ -9,7 +9,8 @@ import { listenerSettings } from '../../lib/listeners/settings.js';
 import { Connection, type ConnectionHost, type Refusal } from '../../lib/pipeline/connection.js';
 import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 import type { ListenerSettings } from '../../lib/pipeline/settings.js';
-import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
+import type { ProxyConfig } from '../../lib/config/types.js';
+import { type LeafIssuer, loadTlsMaterial, NO_TLS_MATERIAL, type TlsMaterial } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from './observer.js';
 import { guard } from './wait.js';
 
@@ -22,16 +23,31 @@ export class TestConnectionHost implements ConnectionHost {
   readonly open = new Set<Connection>();
   private readonly waiters: Array<{ count: number; resolve: () => void }> = [];
 
-  /** `listenerYaml`: one listener's keys, as under `listeners:` (without the dash), e.g. "listen: 127.0.0.1:0\ndefault: ...". */
-  constructor(listenerYaml: string) {
+  /**
+   * `listenerYaml`: one listener's keys, as under `listeners:` (without the
+   * dash), e.g. "listen: 127.0.0.1:0\ndefault: ...". `tls`: the certificates
+   * of its terminating routes (see `withCertificates`).
+   */
+  constructor(listenerYaml: string, tls: TlsMaterial = NO_TLS_MATERIAL) {
+    const config = TestConnectionHost.parse(listenerYaml);
+    this.registry.sync(config);
+    this.settings = listenerSettings(config.listeners[0]!, { registry: this.registry, tls });
+  }
+
+  /** A host whose routes may terminate TLS: their certificate files (absolute paths in the YAML) are loaded first. */
+  static async withCertificates(listenerYaml: string, internalCa: LeafIssuer | null = null): Promise<TestConnectionHost> {
+    const noCa = (): Promise<never> => Promise.reject(new Error('no local CA in this test'));
+    const tls = await loadTlsMaterial(TestConnectionHost.parse(listenerYaml), 'test.yaml', internalCa ? () => Promise.resolve(internalCa) : noCa);
+    return new TestConnectionHost(listenerYaml, tls);
+  }
+
+  private static parse(listenerYaml: string): ProxyConfig {
     const indented = listenerYaml
       .trim()
       .split('\n')
       .map((line, index) => (index === 0 ? `  - ${line}` : `    ${line}`))
       .join('\n');
-    const config = parseConfig(`listeners:\n${indented}\n`, 'test.yaml');
-    this.registry.sync(config);
-    this.settings = listenerSettings(config.listeners[0]!, { registry: this.registry, tls: NO_TLS_MATERIAL });
+    return parseConfig(`listeners:\n${indented}\n`, 'test.yaml');
   }
 
   /** Serves `socket` (the accepted end of a socket pair) as the listener would. */
