@@ -118,24 +118,26 @@ export async function startRelay(workDirectory: string, backendPort: number): Pr
 }
 
 /**
- * HAProxy, installing Debian's package when it is missing and we are root.
- * Returns the path, or why there is none.
+ * The path of `program`, installing Debian's `debianPackage` when it is
+ * missing and we are root; or why there is none.
  */
-export function haproxyProgram(): { path: string; note?: string } | { reason: string } {
-  const found = findProgram('haproxy');
+export function debianProgram(program: string, debianPackage: string): { path: string; note?: string } | { reason: string } {
+  const found = findProgram(program);
   if (found) return { path: found };
-  if (process.getuid?.() !== 0) return { reason: 'HAProxy is not installed (as root the bench installs it: apt-get install -y haproxy)' };
-  process.stderr.write('  installing HAProxy: apt-get install -y haproxy\n');
+  const command = `apt-get install -y ${debianPackage}`;
+  if (process.getuid?.() !== 0) return { reason: `${program} is not installed (as root the bench installs it: ${command})` };
+  process.stderr.write(`  installing ${program}: ${command}\n`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  let install = spawnSync('apt-get', ['install', '-y', 'haproxy'], { encoding: 'utf8', env, timeout: 180_000 });
-  if (install.status !== 0) {
+  const install = (): ReturnType<typeof spawnSync> => spawnSync('apt-get', ['install', '-y', debianPackage], { encoding: 'utf8', env, timeout: 180_000 });
+  let result = install();
+  if (result.status !== 0) {
     spawnSync('apt-get', ['update'], { encoding: 'utf8', env, timeout: 120_000 });
-    install = spawnSync('apt-get', ['install', '-y', 'haproxy'], { encoding: 'utf8', env, timeout: 180_000 });
+    result = install();
   }
-  const installed = findProgram('haproxy');
-  if (installed) return { path: installed, note: 'HAProxy was installed for this run from Debian’s packages (apt-get install -y haproxy)' };
-  const why = `${install.error?.message ?? ''} ${install.stderr ?? ''}`.trim().split('\n').pop();
-  return { reason: `HAProxy could not be installed (apt-get install -y haproxy: ${why || `exit ${install.status}`})` };
+  const installed = findProgram(program);
+  if (installed) return { path: installed, note: `${program} was installed for this run from Debian's packages (${command})` };
+  const why = `${result.error?.message ?? ''} ${result.stderr ?? ''}`.trim().split('\n').pop();
+  return { reason: `${program} could not be installed (${command}: ${why || `exit ${result.status}`})` };
 }
 
 export function programVersion(path: string, pattern: RegExp): string {

@@ -78,6 +78,7 @@ function obey(socket: net.Socket, backend: Backend, head?: Buffer): void {
 export async function startBackend(tlsName: string, credentials: { key: string; cert: string }): Promise<Backend> {
   const marker = Buffer.from(tlsName, 'latin1');
   const tlsServer = tls.createServer(credentials, (socket) => {
+    socket.on('error', () => {}); // a client that hangs up at once resets its connection
     backend.handshakes++;
     obey(socket, backend);
   });

@@ -4,13 +4,13 @@
 //    naive relay during the same churn: system calls per connection, by call.
 // 2. `node --cpu-prof` of sni-passthrough under churn, then under bulk transfer: the top 15
 //    functions by self time. The .cpuprofile files stay in DIR for Chrome DevTools.
-// Prints markdown on stdout, progress on stderr. Needs strace (as root: apt-get install -y strace).
+// Prints markdown on stdout, progress on stderr. Needs strace (installed from Debian's packages when missing, as root).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Contender, findProgram, startRelay, startSniPassthrough } from './contenders.js';
+import { type Contender, debianProgram, startRelay, startSniPassthrough } from './contenders.js';
 import { startFixture } from './fixture.js';
 import { bulk, churn, type Load, sleep } from './load.js';
 
@@ -151,15 +151,15 @@ async function profileUnder(
 
 // ---- run and report
 const sections: string[] = [];
-const strace = findProgram('strace');
-if (!strace) sections.push('strace is not installed (as root: apt-get install -y strace): no system call counts.');
+const strace = debianProgram('strace', 'strace');
+if ('reason' in strace) sections.push(`${strace.reason}: no system call counts.`);
 else {
   const proxy = await startSniPassthrough(workDirectory, backend.port, 'info');
   const relay = await startRelay(workDirectory, backend.port);
   progress(`strace -c -f on sni-passthrough during ${connections} connections`);
-  const proxyCounts = await countSyscalls(strace, proxy);
+  const proxyCounts = await countSyscalls(strace.path, proxy);
   progress(`strace -c -f on the naive relay during ${connections} connections`);
-  const relayCounts = await countSyscalls(strace, relay);
+  const relayCounts = await countSyscalls(strace.path, relay);
   await Promise.all([proxy.stop(), relay.stop()]);
   const names = [...new Set([...proxyCounts.calls.keys(), ...relayCounts.calls.keys()])];
   const perConnection = (counts: SyscallCounts, name: string): number => (counts.calls.get(name) ?? 0) / counts.connections;

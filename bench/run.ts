@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../test/helpers/proxy-process.js';
-import { type Contender, findProgram, haproxyProgram, sourceRevision, startHaproxy, startNginx, startRelay, startSniPassthrough } from './contenders.js';
+import { type Contender, findProgram, debianProgram, sourceRevision, startHaproxy, startNginx, startRelay, startSniPassthrough } from './contenders.js';
 import { startFixture } from './fixture.js';
 import { bulk, churn, type Load, openTls, sleep, tlsKeepAlive } from './load.js';
 import { cpuSeconds, machineSeconds, openFileLimit, rssKiB } from './proc.js';
@@ -59,7 +59,7 @@ const { backend, hello, tlsOptions } = await startFixture();
 progress('starting the contenders');
 const contenders: Contender[] = [];
 const versions: Record<string, string> = { node: process.version, kernel: os.release() };
-const haproxy = haproxyProgram();
+const haproxy = debianProgram('haproxy', 'haproxy');
 if ('path' in haproxy) {
   if (haproxy.note) notes.push(haproxy.note);
   try {
