@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from '../test/helpers/proxy-process.js';
 import { type Contender, findProgram, debianProgram, sourceRevision, startHaproxy, startNginx, startRelay, startSniPassthrough } from './contenders.js';
 import { startFixture } from './fixture.js';
+import { figure, figuresAsMarkdown, markdownTable, ratio } from './markdown.js';
 import { bulk, churn, type Load, openTls, sleep, tlsKeepAlive } from './load.js';
 import { cpuSeconds, machineSeconds, openFileLimit, rssKiB } from './proc.js';
 import { measureRouteMatch, type RouteMatchScale } from './route-match.js';
@@ -288,16 +289,6 @@ const rows: TableRow[] = [
   { key: 'rssAtStart', label: 'RSS MiB at start', unit: 'MiB', values: startValues, target: { text: '≤ 45 MiB', limit: 45 } },
 ];
 
-const figure = (value: number | undefined): string => {
-  if (value === undefined || !Number.isFinite(value)) return '–';
-  return value.toLocaleString('en-US', { maximumFractionDigits: Math.abs(value) >= 100 ? 0 : 1, minimumFractionDigits: Math.abs(value) >= 100 ? 0 : 1 });
-};
-const ratio = (value: number | undefined, base: number | undefined): string =>
-  value === undefined || base === undefined || !Number.isFinite(value / base) ? '–' : `${(value / base).toFixed(2)}×`;
-const markdownRow = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-const markdownTable = (header: string[], body: string[][]): string =>
-  [markdownRow(header), markdownRow(header.map((_, index) => (index === 0 ? '---' : '---:'))), ...body.map(markdownRow)].join('\n');
-
 const haproxyPresent = byKey('haproxy') !== undefined;
 const sniKeys = ['sni-info', 'sni-warn'];
 const ratioColumns: Array<{ header: string; key: string; base: string }> = [
@@ -392,15 +383,6 @@ const routeTable = markdownTable(
     ['no match (default route), ns', ...routeMatch.timings.map((timing) => nanoseconds(timing.missNs))],
   ],
 );
-const configScaleText = (): string => {
-  if (configScale === null) return '';
-  if (typeof configScale === 'string') return `\n${configScale.trim()}\n`;
-  const lines = Object.entries(configScale as Record<string, unknown>).map(
-    ([key, value]) => `- ${key}: ${typeof value === 'number' ? figure(value) : JSON.stringify(value)}`,
-  );
-  return `\nConfig at scale (bench/config-scale.ts):\n\n${lines.join('\n')}\n`;
-};
-
 // ---- print and save
 const cpuModel = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
 const versionLine = [
@@ -432,7 +414,7 @@ ${loadTable}
 Route lookup with ${routeMatch.routes.toLocaleString('en-US')} routes (${routeMatch.exactRoutes.toLocaleString('en-US')} exact names, ${routeMatch.wildcardRoutes.toLocaleString('en-US')} wildcards; lib/routing/route-table.ts): index built in ${figure(routeMatch.buildMs)} ms${routeMatch.tableBytesPerRoute === null ? '' : `, ${figure(routeMatch.tableBytesPerRoute)} B of heap per route`}; one lookup:
 
 ${routeTable}
-${configScaleText()}${notes.length > 0 ? `\n${notes.map((note) => `- ${note}`).join('\n')}\n` : ''}
+${configScale === null ? '' : `\nConfig at scale (bench/config-scale.ts):\n\n${figuresAsMarkdown(configScale)}\n`}${notes.length > 0 ? `\n${notes.map((note) => `- ${note}`).join('\n')}\n` : ''}
 Measured in ${seconds} s by \`npm run bench\`.
 `);
 
