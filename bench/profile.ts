@@ -9,24 +9,21 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type Contender, debianProgram, startRelay, startSniPassthrough } from './contenders.js';
 import { startFixture } from './fixture.js';
 import { bulk, churn, type Load, sleep } from './load.js';
+import { parseOptions } from './options.js';
 
 const usage = 'usage: npm run build && npx tsx bench/profile.ts [--connections 1000] [--seconds 5] [--out DIR]';
-const { values: options } = parseArgs({
-  options: {
+const options = parseOptions(
+  {
     connections: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '5' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
-});
-if (options.help) {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
-}
+  usage,
+);
 const connections = Number(options.connections);
 const seconds = Number(options.seconds);
 if (!(connections > 0 && connections <= 100_000 && seconds > 0 && seconds <= 120)) {

@@ -8,21 +8,19 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { projectRoot } from '../test/helpers/proxy-process.js';
 import { type Contender, findProgram, debianProgram, sourceRevision, startHaproxy, startNginx, startRelay, startSniPassthrough } from './contenders.js';
 import { startFixture } from './fixture.js';
 import { figure, figuresAsMarkdown, markdownTable, ratio } from './markdown.js';
+import { parseOptions } from './options.js';
 import { bulk, churn, type Load, openTls, sleep, tlsKeepAlive } from './load.js';
 import { cpuSeconds, machineSeconds, openFileLimit, rssKiB } from './proc.js';
 import { measureRouteMatch, type RouteMatchScale } from './route-match.js';
 
-const usage = 'usage: npm run bench [-- --json FILE]   (default FILE: a new file under the OS temp dir, printed at the end)';
-const { values: options } = parseArgs({ options: { json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
-if (options.help) {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
-}
+const usage = `usage: npm run bench [-- [--json FILE] [--skip-config-scale]]
+  --json FILE          also write every figure and sample there (default: a new file under the OS temp dir, printed at the end)
+  --skip-config-scale  leave out bench/config-scale.ts (big config files: it can take minutes)`;
+const options = parseOptions({ json: { type: 'string' }, 'skip-config-scale': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, usage);
 
 const ROUNDS = 3;
 const CONCURRENCY = 50;
@@ -226,7 +224,7 @@ progress('route lookup with 100,000 routes');
 const routeMatch: RouteMatchScale = measureRouteMatch();
 let configScale: unknown = null;
 const configScalePath = fileURLToPath(new URL('./config-scale.ts', import.meta.url));
-if (existsSync(configScalePath)) {
+if (existsSync(configScalePath) && !options['skip-config-scale']) {
   progress('config at scale (bench/config-scale.ts)');
   try {
     const module = (await import(pathToFileURL(configScalePath).href)) as { measureConfigScale(): unknown };
