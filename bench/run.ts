@@ -13,7 +13,7 @@ import { type Contender, findProgram, debianProgram, sourceRevision, startHaprox
 import { startFixture } from './fixture.js';
 import { figure, figuresAsMarkdown, markdownTable, ratio } from './markdown.js';
 import { parseOptions } from './options.js';
-import { bulk, churn, type Load, openTls, sleep, tlsKeepAlive } from './load.js';
+import { bulk, churn, type Load, openTls, SMALL_MESSAGE, sleep, tlsKeepAlive } from './load.js';
 import { cpuSeconds, machineSeconds, openFileLimit, rssKiB } from './proc.js';
 import { measureRouteMatch, type RouteMatchScale } from './route-match.js';
 
@@ -258,7 +258,7 @@ const startValues = perContender((key) => startRss.get(key)! / 1024);
 const rows: TableRow[] = [
   {
     key: 'cpuPerConnection',
-    label: `CPU µs per connection (hello → ${64} B reply → close, ${CONCURRENCY} at a time)`,
+    label: `CPU µs per connection (hello → ${SMALL_MESSAGE} B reply → close, ${CONCURRENCY} at a time)`,
     unit: 'µs',
     values: churnValues,
     target: { text: '≤ relay', limit: relayValue(churnValues) },
@@ -272,7 +272,7 @@ const rows: TableRow[] = [
   },
   {
     key: 'tlsKeepAliveCpuPerRequest',
-    label: `TLS keep-alive through the proxy: CPU µs per request (${KEEP_ALIVE_CONNECTIONS} connections, 64 B each way)`,
+    label: `TLS keep-alive through the proxy: CPU µs per request (${KEEP_ALIVE_CONNECTIONS} connections, ${SMALL_MESSAGE} B each way)`,
     unit: 'µs',
     values: keepAliveValues,
     target: { text: '≤ relay', limit: relayValue(keepAliveValues) },
@@ -318,17 +318,16 @@ const mainTable = markdownTable(
 );
 
 // ---- details: rates behind the CPU figures, the transfer cases, the idle runs, errors
-const rate = (samples: Sample[], key: string, scale: number, digits: number): string =>
-  (ratePerSecond(samples, key) / scale).toLocaleString('en-US', { maximumFractionDigits: digits });
+const rate = (samples: Sample[], key: string, scale = 1): string => Math.round(ratePerSecond(samples, key) / scale).toLocaleString('en-US');
 const errorCount = (samples: Sample[], key: string): number =>
   samples.filter((sample) => sample.contender === key).reduce((sum, sample) => sum + sample.errors, 0);
 const detailRows: string[][] = [
-  ['connections/s in the churn windows', ...contenders.map((contender) => rate(churnSamples, contender.key, 1, 0))],
+  ['connections/s in the churn windows', ...contenders.map((contender) => rate(churnSamples, contender.key))],
   ...bulkSamples.map(({ name, samples }) => [
     `CPU ms per GiB, ${name} (MB/s)`,
-    ...contenders.map((contender) => `${figure(cpuPerUnit(samples, contender.key) * GiB * 1e3)} (${rate(samples, contender.key, 1e6, 0)})`),
+    ...contenders.map((contender) => `${figure(cpuPerUnit(samples, contender.key) * GiB * 1e3)} (${rate(samples, contender.key, 1e6)})`),
   ]),
-  ['TLS keep-alive requests/s', ...contenders.map((contender) => rate(keepAliveSamples, contender.key, 1, 0))],
+  ['TLS keep-alive requests/s', ...contenders.map((contender) => rate(keepAliveSamples, contender.key))],
   [
     'idle TLS connections open; RSS before → with them, MiB',
     ...contenders.map((contender) => {
