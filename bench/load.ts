@@ -3,6 +3,7 @@
 // backend that tells the two apart by the hello's server name and then obeys
 // a one-line command. Every loop stops when told to or at a count bound.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 
 export const HOST = '127.0.0.1';
@@ -212,13 +213,21 @@ function connectTls(port: number, options: TlsClientOptions, timeoutMs: number):
 }
 
 /**
- * `count` TLS connections through `port`, opened `batch` at a time; resolves
- * with those whose handshake completed (the failures are counted).
+ * `count` TLS connections through `port`, opened `batch` at a time, no new
+ * batch after `maxMs`; resolves with those whose handshake completed (the
+ * failures are counted).
  */
-export async function openTls(port: number, options: TlsClientOptions, count: number, batch: number): Promise<{ sockets: tls.TLSSocket[]; errors: number }> {
+export async function openTls(
+  port: number,
+  options: TlsClientOptions,
+  count: number,
+  batch: number,
+  maxMs = 60_000,
+): Promise<{ sockets: tls.TLSSocket[]; errors: number }> {
   const sockets: tls.TLSSocket[] = [];
   let errors = 0;
-  for (let opened = 0; opened < count; opened += batch) {
+  const started = performance.now();
+  for (let opened = 0; opened < count && performance.now() - started < maxMs; opened += batch) {
     const results = await Promise.allSettled(Array.from({ length: Math.min(batch, count - opened) }, () => connectTls(port, options, 10_000)));
     for (const result of results) {
       if (result.status === 'fulfilled') sockets.push(result.value.on('error', () => {}));

@@ -32,6 +32,8 @@ const BULK_MS = 600;
 const KEEP_ALIVE_MS = 1000;
 const KEEP_ALIVE_CONNECTIONS = 16;
 const IDLE_TARGET = 5000;
+/** Time allowed to open a contender's idle connections: on a busy machine the handshakes are the slowest part. */
+const IDLE_OPEN_MS = 20_000;
 /** Descriptors a process needs besides two per relayed connection. */
 const SPARE_DESCRIPTORS = 300;
 /** Share of the machine other processes may use before the report calls the figures disturbed. */
@@ -190,7 +192,7 @@ for (const contender of contenders) {
   await sleep(500);
   const beforeKiB = rssKiB(contender.pids);
   const handshakes = backend.handshakes;
-  const { sockets, errors } = await openTls(contender.port, tlsOptions, idleCount, 100);
+  const { sockets, errors } = await openTls(contender.port, tlsOptions, idleCount, 100, IDLE_OPEN_MS);
   for (const started = performance.now(); backend.handshakes - handshakes < sockets.length && performance.now() - started < 10_000; ) await sleep(20);
   await sleep(500);
   idle.set(contender.key, { opened: sockets.length, errors, beforeKiB, afterKiB: rssKiB(contender.pids) });
@@ -255,6 +257,13 @@ const idleValues = perContender((key) => {
   return result.opened > 0 ? (result.afterKiB - result.beforeKiB) / result.opened : Number.NaN;
 });
 const startValues = perContender((key) => startRss.get(key)! / 1024);
+const fewestIdle = Math.min(...[...idle.values()].map((result) => result.opened));
+const idleOpened = fewestIdle < idleCount ? `${fewestIdle.toLocaleString('en-US')} to ${idleCount.toLocaleString('en-US')}` : idleCount.toLocaleString('en-US');
+if (fewestIdle < idleCount) {
+  notes.push(
+    `Idle connections: not every contender had all ${idleCount} open within ${IDLE_OPEN_MS / 1000} s (see the details); the figure is per connection all the same, but noisier.`,
+  );
+}
 const rows: TableRow[] = [
   {
     key: 'cpuPerConnection',
@@ -279,7 +288,7 @@ const rows: TableRow[] = [
   },
   {
     key: 'rssPerIdleTlsConnection',
-    label: `RSS KiB per idle TLS connection (${idleCount.toLocaleString('en-US')} open after their handshakes)`,
+    label: `RSS KiB per idle TLS connection (${idleOpened} open after their handshakes)`,
     unit: 'KiB',
     values: idleValues,
     target: { text: '≤ 8 KiB', limit: 8 },
