@@ -1,532 +1,456 @@
-// `npm run bench`: what the proxy costs, measured against a direct connection in
-// the same run. The load generator and the backends run in this process; the
-// proxy is the real CLI in a process of its own, whose CPU time and memory are
-// read from /proc (Linux only). See bench/README.md for how to read the table.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import net from 'node:net';
+// `npm run bench`: what sni-passthrough costs per connection, per byte, per
+// request and per idle socket, side by side in one run with HAProxy, nginx
+// (when installed) and a naive Node relay. Prints a markdown table on stdout
+// (progress goes to stderr) and writes every sample as JSON. Linux only (/proc).
+// See bench/README.md for what each row measures and how to read it.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
-import { createCertificateAuthority } from '../test/helpers/certificates.js';
-import { captureClientHello } from '../test/helpers/client-hello-fixtures.js';
-import { cliPath, writeConfig } from '../test/helpers/proxy-process.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { projectRoot } from '../test/helpers/proxy-process.js';
+import { type Contender, findProgram, debianProgram, sourceRevision, startHaproxy, startNginx, startRelay, startSniPassthrough } from './contenders.js';
+import { startFixture } from './fixture.js';
+import { figure, figuresAsMarkdown, markdownTable, ratio } from './markdown.js';
+import { parseOptions } from './options.js';
+import { bulk, churn, type Load, openTls, SMALL_MESSAGE, sleep, tlsKeepAlive } from './load.js';
+import { cpuSeconds, machineSeconds, openFileLimit, rssKiB } from './proc.js';
+import { measureRouteMatch, type RouteMatchScale } from './route-match.js';
 
-const HOST = '127.0.0.1';
-const CONCURRENCY = 32;
-const ROUNDS = 7; // each load runs in rounds alternating direct and proxied; the table shows the median round
-const ROUND_MS = 650;
-const SMALL_REPLY = 64;
-const IDLE_CONNECTIONS = 3000;
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-const CHUNK = Buffer.alloc(64 * 1024, 0x61);
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
+const usage = `usage: npm run bench [-- [--json FILE] [--skip-config-scale]]
+  --json FILE          also write every figure and sample there (default: a new file under the OS temp dir, printed at the end)
+  --skip-config-scale  leave out bench/config-scale.ts (big config files: it can take minutes)`;
+const options = parseOptions({ json: { type: 'string' }, 'skip-config-scale': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, usage);
 
-if (process.platform !== 'linux') throw new Error("bench/run.ts reads the proxy's CPU time and memory from /proc: Linux only");
+const ROUNDS = 3;
+const CONCURRENCY = 50;
+const WARM_UP_MS = 300;
+/** Time a load runs before its measuring window opens (connections set up, flows at speed). */
+const RAMP_MS = 150;
+const CHURN_MS = 1000;
+const BULK_MS = 600;
+const KEEP_ALIVE_MS = 1000;
+const KEEP_ALIVE_CONNECTIONS = 16;
+const IDLE_TARGET = 5000;
+/** Time allowed to open a contender's idle connections: on a busy machine the handshakes are the slowest part. */
+const IDLE_OPEN_MS = 20_000;
+/** Descriptors a process needs besides two per relayed connection. */
+const SPARE_DESCRIPTORS = 300;
+/** Share of the machine other processes may use before the report calls the figures disturbed. */
+const BUSY_SHARE = 0.1;
+const GiB = 1024 ** 3;
 
-// ---- backends: after the hello (raw) or the TLS handshake, one command line:
-// "send N" writes N bytes and ends, "echo" echoes the rest, nothing: stays idle.
-function sendBytes(socket: net.Socket, total: number): void {
-  let left = total;
-  const pump = (): void => {
-    while (left > 0) {
-      const size = Math.min(left, CHUNK.length);
-      left -= size;
-      if (!socket.write(size === CHUNK.length ? CHUNK : CHUNK.subarray(0, size))) return void socket.once('drain', pump);
-    }
-    socket.end();
-  };
-  pump();
-}
+const median = (values: number[]): number => {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  return sorted.length === 0 ? Number.NaN : sorted[(sorted.length - 1) >> 1]!;
+};
+const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
 
-function serve(socket: net.Socket, skip: number, onHello: () => void): void {
-  let pending = skip;
-  let line = '';
-  socket.on('error', () => {});
-  const onData = (data: Buffer): void => {
-    let chunk = data;
-    if (pending > 0) {
-      const taken = Math.min(pending, chunk.length);
-      pending -= taken;
-      chunk = chunk.subarray(taken);
-      if (pending === 0) onHello();
-    }
-    const newline = chunk.indexOf(10);
-    if (newline < 0) return void (line += chunk.toString('latin1'));
-    line += chunk.subarray(0, newline).toString('latin1');
-    socket.off('data', onData);
-    const [command, argument] = line.split(' ');
-    if (command === 'send') sendBytes(socket, Number(argument));
-    else if (command === 'echo') {
-      socket.write(chunk.subarray(newline + 1));
-      socket.pipe(socket);
-    }
-  };
-  socket.on('data', onData);
-}
-
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  return (server.address() as net.AddressInfo).port;
-}
-
-// ---- the proxy process: the real CLI, logs to a file, bound port read from /proc.
+// ---- setup: certificates, a captured hello, the backend, the contenders
+const benchStarted = performance.now();
+const progress = (text: string): void => void process.stderr.write(`  [${Math.round((performance.now() - benchStarted) / 1000)} s] ${text}\n`);
+const date = new Date();
 const workDirectory = mkdtempSync(join(os.tmpdir(), 'sni-passthrough-bench-'));
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  // Also on a failure: leave no proxy running and no temp files behind.
-  for (const child of children) child.kill('SIGKILL');
-  rmSync(workDirectory, { recursive: true, force: true });
-});
+process.on('exit', () => rmSync(workDirectory, { recursive: true, force: true }));
+const jsonPath = options.json ?? join(os.tmpdir(), `sni-passthrough-bench-${date.toISOString().replace(/[:.]/g, '-')}.json`);
+const notes: string[] = [];
 
-function listeningPorts(pid: number): number[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (match) inodes.add(match[1]!);
-    } catch {} // the fd closed meanwhile
+const { backend, hello, tlsOptions } = await startFixture();
+
+progress('starting the contenders');
+const contenders: Contender[] = [];
+const versions: Record<string, string> = { node: process.version, kernel: os.release() };
+const haproxy = debianProgram('haproxy', 'haproxy');
+if ('path' in haproxy) {
+  if (haproxy.note) notes.push(haproxy.note);
+  try {
+    contenders.push(await startHaproxy(workDirectory, haproxy.path, backend.port));
+  } catch (error) {
+    notes.push(`HAProxy did not start, so its column is missing: ${(error as Error).message}`);
   }
-  const ports: number[] = [];
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[3] === '0A' && inodes.has(fields[9]!)) ports.push(parseInt(fields[1]!.split(':')[1]!, 16));
-  }
-  return ports;
-}
-
-interface Proxy {
-  pid: number;
-  port: number;
-  stop(): Promise<void>;
-}
-let stoppedProxiesCpu = 0; // CPU seconds of the proxy processes already stopped
-
-/** Starts `node ...args` listening on one port, and finds that port in /proc once it is bound. */
-async function startProcess(args: string[], logName: string): Promise<Proxy> {
-  const logFile = openSync(join(workDirectory, `${logName}.log`), 'w');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', logFile, 'pipe'] });
-  children.add(child);
-  closeSync(logFile);
-  let stderr = '';
-  child.stderr?.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) =>
-    child.on('exit', () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-  const stop = (): Promise<void> => {
-    stoppedProxiesCpu += cpuSeconds(child.pid!);
-    child.kill('SIGKILL');
-    return exited;
-  };
-  const started = performance.now();
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${logName} exited with ${child.exitCode}: ${stderr}`);
-    const [port] = listeningPorts(child.pid!);
-    if (port) return { pid: child.pid!, port, stop };
-    if (performance.now() - started > 10_000) throw new Error(`${logName} did not listen within 10 s: ${stderr}`);
-    await sleep(20);
+} else notes.push(`${haproxy.reason}: its column and the ratios against it are missing.`);
+const nginx = findProgram('nginx');
+if (nginx) {
+  try {
+    contenders.push(await startNginx(workDirectory, nginx, backend.port));
+  } catch (error) {
+    notes.push(`nginx is installed but its column is missing: ${(error as Error).message}`);
   }
 }
-
-// `--log-level warn` hides the `listening` line that the tests' startProxy() reads, so the port comes from /proc instead.
-const startProxy = (configFile: string, logLevel: string): Promise<Proxy> =>
-  startProcess([cliPath, '--config', configFile, '--log-format', 'json', '--log-level', logLevel], `proxy-${logLevel}`);
-
-/**
- * The reference: the least a Node.js relay can do (connect on the first bytes, pipe both ways; no
- * parsing, routing, timers, logs or metrics), in its own process like the proxy. The difference
- * between the two is the cost of the proxy's pipeline; what they share is Node's and the kernel's.
- */
-const RELAY = `
-const net = require('node:net');
-const backendPort = Number(process.argv[1]);
-net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
-  client.on('error', () => {});
-  client.once('data', (first) => {
-    client.pause();
-    const backend = net.connect({ host: '127.0.0.1', port: backendPort, allowHalfOpen: true, noDelay: true }, () => {
-      backend.write(first);
-      client.pipe(backend);
-      backend.pipe(client);
-      client.resume();
-    });
-    backend.on('error', () => client.destroy());
-    backend.on('close', () => client.destroy());
-    client.on('close', () => backend.destroy());
-  });
-}).listen(0, '127.0.0.1');`;
-const RELAY_LINES = RELAY.trim().split('\n').length;
-const startRelay = (backendPort: number): Promise<Proxy> => startProcess(['-e', RELAY, String(backendPort)], 'relay');
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
+contenders.push(await startRelay(workDirectory, backend.port));
+contenders.push(await startSniPassthrough(workDirectory, backend.port, 'info'));
+contenders.push(await startSniPassthrough(workDirectory, backend.port, 'warn'));
+for (const contender of contenders) {
+  const version = /^(HAProxy|nginx) (\S+)/.exec(contender.label);
+  if (version) versions[version[1]!.toLowerCase()] = version[2]!.replace(/,$/, '');
 }
+versions['sni-passthrough'] = `${JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')).version} (${sourceRevision()})`;
+const byKey = (key: string): Contender | undefined => contenders.find((contender) => contender.key === key);
 
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-
-/** Busy and total jiffies of the whole machine, to tell how much else was running. */
-function machineTicks(): { busy: number; total: number } {
-  const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((sum, value) => sum + value, 0);
-  return { busy: total - values[3]! - values[4]!, total };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- clients. Each resolves once its connection has closed, or rejects.
-type Target = { port: number };
-
-function tlsExchange(target: Target, secureContext: tls.SecureContext): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    const socket = tls.connect({ host: HOST, port: target.port, servername: 'tls.bench.test', secureContext }, () => socket.write(`send ${SMALL_REPLY}\n`));
-    socket.on('data', (chunk: Buffer) => (received += chunk.length));
-    socket.on('error', reject);
-    socket.on('close', () => (received === SMALL_REPLY ? resolve() : reject(new Error(`got ${received} bytes`))));
-  });
-}
-
-function rawExchange(target: Target, request: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    const socket = net.connect({ host: HOST, port: target.port, noDelay: true });
-    socket.write(request);
-    socket.on('data', (chunk: Buffer) => (received += chunk.length));
-    socket.on('error', reject);
-    socket.on('close', () => (received === SMALL_REPLY ? resolve() : reject(new Error(`got ${received} bytes`))));
-  });
-}
-
-/** Downloads up to `bytes`; resolves with the bytes received by `deadline` (then it hangs up). */
-function download(open: () => net.Socket, bytes: number, deadline: number): Promise<number> {
-  return new Promise((resolve) => {
-    let received = 0;
-    const socket = open();
-    const timer = setTimeout(() => socket.destroy(), Math.max(0, deadline - performance.now()));
-    socket.on('data', (chunk: Buffer) => (received += chunk.length));
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Math.min(received, bytes));
-    });
-  });
-}
-
-/** Runs `once` with `concurrency` in flight until `maxCount` have started or `maxMs` passed. */
-async function closedLoop(once: () => Promise<void>, concurrency: number, maxCount: number, maxMs: number) {
-  const started = performance.now();
-  const latencies: number[] = [];
-  let launched = 0;
-  let errors = 0;
-  const worker = async (): Promise<void> => {
-    while (launched < maxCount && performance.now() - started < maxMs) {
-      launched++;
-      const begin = performance.now();
-      try {
-        await once();
-        latencies.push(performance.now() - begin);
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { count: latencies.length, errors, seconds: (performance.now() - started) / 1000, latencies };
-}
-
-/** One open raw connection in echo mode: round trips of a 64-byte message. */
-async function pingPong(target: Target, hello: Buffer, maxCount: number, maxMs: number): Promise<number[]> {
-  const socket = net.connect({ host: HOST, port: target.port, noDelay: true });
-  let closed = false;
-  let wake = (): void => {};
-  socket.on('error', () => {});
-  socket.on('close', () => {
-    closed = true;
-    wake();
-  });
-  socket.write(Buffer.concat([hello, Buffer.from('echo\n')]));
-  const message = CHUNK.subarray(0, SMALL_REPLY);
-  const latencies: number[] = [];
-  const started = performance.now();
-  while (!closed && latencies.length < maxCount && performance.now() - started < maxMs) {
-    const begin = performance.now();
-    await new Promise<void>((resolve) => {
-      let received = 0;
-      const onData = (chunk: Buffer): void => {
-        received += chunk.length;
-        if (received >= SMALL_REPLY) {
-          socket.off('data', onData);
-          resolve();
-        }
-      };
-      wake = resolve;
-      socket.on('data', onData);
-      socket.write(message);
-    });
-    if (!closed) latencies.push(performance.now() - begin);
-  }
-  socket.destroy();
-  return latencies;
-}
-
-const median = (values: number[]): number => quantile(values, 0.5);
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
-// ---- setup
-const machineAtStart = machineTicks();
-const benchStart = process.cpuUsage();
-const ca = await createCertificateAuthority('sni-passthrough bench CA');
-const { key, cert } = await ca.issue('tls.bench.test', ['tls.bench.test']);
-const hello = await captureClientHello({ servername: 'raw.bench.test' });
-let backendHellos = 0;
-const tlsServer = tls.createServer({ key, cert }, (socket) => serve(socket, 0, () => {}));
-tlsServer.on('tlsClientError', () => {});
-const rawServer = net.createServer({ noDelay: true }, (socket) => serve(socket, hello.length, () => backendHellos++));
-const tlsBackend = { port: await listen(tlsServer) };
-const rawBackend = { port: await listen(rawServer) };
-const configFile = await writeConfig(
-  {
-    defaults: { clientHelloTimeout: '10s', connectTimeout: '5s', idleTimeout: 0, drainTimeout: '1s' },
-    listeners: [
-      {
-        name: 'bench',
-        listen: `${HOST}:0`,
-        routes: [
-          { hostnames: ['tls.bench.test'], backends: [`${HOST}:${tlsBackend.port}`] },
-          { hostnames: ['raw.bench.test'], backends: [`${HOST}:${rawBackend.port}`] },
-        ],
-      },
-    ],
-  },
-  workDirectory,
-);
-const rawSmall = Buffer.concat([hello, Buffer.from(`send ${SMALL_REPLY}\n`)]);
-
-// ---- measurements
-type Load = (target: Target, ms: number) => Promise<{ work: number; seconds: number; errors: number }>;
-
-/** One way of reaching the backend, with the medians of its rounds. */
-interface Path {
-  rate: number;
-  cpuPerUnit: number;
-  cpuShare: number;
+// ---- measuring windows
+/** One measuring window of one contender under one load. */
+interface Sample {
+  contender: string;
+  round: number;
+  /** Work done in the window: connections, bytes or requests. */
+  units: number;
+  seconds: number;
+  /** CPU seconds of the contender's process tree. */
+  cpu: number;
+  /** CPU seconds of the bench process (clients and backend). */
+  generator: number;
+  /** CPU seconds of every other process on the machine (idle contenders included). */
+  others: number;
+  /** CPU seconds the machine had (wall time × cores). */
+  capacity: number;
   errors: number;
 }
 
+function reading(load: Load) {
+  return {
+    at: performance.now(),
+    count: load.count(),
+    cpu: new Map(contenders.map((contender) => [contender.key, cpuSeconds(contender.pids)])),
+    generator: process.cpuUsage(),
+    machine: machineSeconds(),
+  };
+}
+
+async function measureWindow(contender: Contender, round: number, load: Load, windowMs: number): Promise<Sample> {
+  await sleep(RAMP_MS);
+  const before = reading(load);
+  await sleep(windowMs);
+  const after = reading(load);
+  const { errors } = await load.stop();
+  const generatorUsage = process.cpuUsage(before.generator);
+  const generator = (generatorUsage.user + generatorUsage.system) / 1e6;
+  const cpu = after.cpu.get(contender.key)! - before.cpu.get(contender.key)!;
+  return {
+    contender: contender.key,
+    round,
+    units: after.count - before.count,
+    seconds: (after.at - before.at) / 1000,
+    cpu,
+    generator,
+    others: Math.max(0, after.machine.busy - before.machine.busy - generator - cpu),
+    capacity: after.machine.total - before.machine.total,
+    errors,
+  };
+}
+
 /**
- * Runs `load` in ROUNDS rounds; each round goes direct to `backend` and then
- * through each of `processes`, in an order that rotates from round to round,
- * so that all of them see the same conditions. One short warm-up of each
- * first. For each: the median rate, and the median over rounds of the
- * process's CPU time per unit of work (connection or byte) and per second.
+ * Runs `start`'s load on every contender: a short warm-up each, then ROUNDS
+ * rounds, each visiting every contender in an order that rotates from round
+ * to round, so all of them see the same conditions.
  */
-async function compare(load: Load, roundMs: number, backend: Target, processes: Proxy[]): Promise<{ direct: Path; via: Path[] }> {
-  const paths: Array<Proxy | null> = [null, ...processes];
-  const samples = paths.map(() => ({ rates: [] as number[], perUnit: [] as number[], shares: [] as number[], errors: 0 }));
-  for (const path of paths) await load(path ?? backend, roundMs / 3);
+async function compare(label: string, start: (contender: Contender) => Load | Promise<Load>, windowMs: number): Promise<Sample[]> {
+  progress(label);
+  for (const contender of contenders) {
+    const load = await start(contender);
+    await sleep(WARM_UP_MS);
+    await load.stop();
+  }
+  const samples: Sample[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (let step = 0; step < paths.length; step++) {
-      const index = (round + step) % paths.length;
-      const path = paths[index]!;
-      const cpuBefore = path ? cpuSeconds(path.pid) : 0;
-      const result = await load(path ?? backend, roundMs);
-      const cpu = path ? cpuSeconds(path.pid) - cpuBefore : 0;
-      const sample = samples[index]!;
-      sample.rates.push(result.work / result.seconds);
-      sample.perUnit.push(cpu / Math.max(1, result.work));
-      sample.shares.push(cpu / result.seconds);
-      sample.errors += result.errors;
+    for (let step = 0; step < contenders.length; step++) {
+      const contender = contenders[(round + step) % contenders.length]!;
+      samples.push(await measureWindow(contender, round, await start(contender), windowMs));
     }
   }
-  const [direct, ...via] = samples.map((sample) => ({
-    rate: median(sample.rates),
-    cpuPerUnit: median(sample.perUnit),
-    cpuShare: median(sample.shares),
-    errors: sample.errors,
-  }));
-  return { direct: direct!, via };
+  return samples;
 }
 
-const connectionLoad =
-  (exchange: (target: Target) => Promise<void>): Load =>
-  async (target, ms) => {
-    const result = await closedLoop(() => exchange(target), CONCURRENCY, 100_000, ms);
-    return { work: result.count, seconds: result.seconds, errors: result.errors };
-  };
-const downloadLoad =
-  (open: (target: Target) => net.Socket, streams: number, bytesPerStream: number): Load =>
-  async (target, ms) => {
-    const started = performance.now();
-    const received = await Promise.all(Array.from({ length: streams }, () => download(() => open(target), bytesPerStream, started + ms)));
-    return { work: received.reduce((sum, value) => sum + value, 0), seconds: (performance.now() - started) / 1000, errors: 0 };
-  };
-// One TLS client context for the whole run, as a real client keeps one (not a new one per connection).
-const clientContext = tls.createSecureContext({ ca: ca.cert });
-const openTls = (target: Target): net.Socket => {
-  const socket = tls.connect({ host: HOST, port: target.port, servername: 'tls.bench.test', secureContext: clientContext });
-  socket.once('secureConnect', () => socket.write(`send ${512 * MiB}\n`));
-  return socket;
-};
-const openRawDownload = (target: Target): net.Socket => {
-  const socket = net.connect({ host: HOST, port: target.port });
-  socket.write(Buffer.concat([hello, Buffer.from(`send ${2 * GiB}\n`)]));
-  return socket;
-};
+/** Median over the rounds of the contender's CPU seconds per unit of work. */
+const cpuPerUnit = (samples: Sample[], key: string): number =>
+  median(samples.filter((sample) => sample.contender === key).map((sample) => (sample.units > 0 ? sample.cpu / sample.units : Number.NaN)));
+const ratePerSecond = (samples: Sample[], key: string): number =>
+  median(samples.filter((sample) => sample.contender === key).map((sample) => sample.units / sample.seconds));
 
-type Row = [string, string, string, string, string, string];
-const number = (value: number, digits = 0): string => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const rateRow = (label: string, direct: Path, via: Path, unit: 'conn' | 'MB'): Row => {
-  const rate = (path: Path): string => (unit === 'conn' ? `${number(path.rate)}/s` : `${number(path.rate / 1e6)} MB/s`);
-  const errors = direct.errors + via.errors;
-  return [
-    label,
-    rate(direct),
-    rate(via) + (errors > 0 ? ` (${errors} failed)` : ''),
-    (via.rate / direct.rate).toFixed(2),
-    `${Math.round(100 * via.cpuShare)}%`,
-    unit === 'conn' ? `${number(via.cpuPerUnit * 1e6)} µs/conn` : `${(via.cpuPerUnit * GiB).toFixed(2)} s/GiB`,
-  ];
-};
-const micro = (ms: number): string => `${number(ms * 1000)} µs`;
-const latencyRow = (label: string, direct: number[], via: number[], tail: boolean): Row => [
-  label,
-  tail ? `${micro(median(direct))} / ${micro(quantile(direct, 0.99))}` : micro(median(direct)),
-  tail ? `${micro(median(via))} / ${micro(quantile(via, 0.99))}` : micro(median(via)),
-  `+${number((median(via) - median(direct)) * 1000)} µs`,
-  '',
-  '',
+// ---- RSS at start: every contender started, nothing sent yet. Meanwhile, how busy is the machine?
+const quietBefore = machineSeconds();
+await sleep(1000);
+const quiet = machineSeconds();
+const busyAtStart = (quiet.busy - quietBefore.busy) / (quiet.total - quietBefore.total);
+if (busyAtStart > BUSY_SHARE) progress(`the machine is busy: ${Math.round(busyAtStart * 100)}% used by other processes; the figures will be disturbed`);
+const startRss = new Map(contenders.map((contender) => [contender.key, rssKiB(contender.pids)]));
+
+// ---- RSS per idle TLS connection: one contender at a time, lightly warmed up first
+const idleCount = Math.min(IDLE_TARGET, Math.floor((openFileLimit() - SPARE_DESCRIPTORS) / 2));
+if (idleCount < IDLE_TARGET) {
+  notes.push(
+    `Idle connections: ${idleCount} instead of ${IDLE_TARGET}: each needs two descriptors in the bench (client and backend) and two in the relay, and the open-file limit here is ${openFileLimit()} (raise it with ulimit -n).`,
+  );
+}
+const idle = new Map<string, { opened: number; errors: number; beforeKiB: number; afterKiB: number }>();
+progress(`RSS with ${idleCount} idle TLS connections`);
+for (const contender of contenders) {
+  const warm = churn(contender.port, hello, CONCURRENCY);
+  await sleep(WARM_UP_MS);
+  await warm.stop();
+  const warmTls = await openTls(contender.port, tlsOptions, 100, 100);
+  for (const socket of warmTls.sockets) socket.destroy();
+  await sleep(500);
+  const beforeKiB = rssKiB(contender.pids);
+  const handshakes = backend.handshakes;
+  const { sockets, errors } = await openTls(contender.port, tlsOptions, idleCount, 100, IDLE_OPEN_MS);
+  for (const started = performance.now(); backend.handshakes - handshakes < sockets.length && performance.now() - started < 10_000; ) await sleep(20);
+  await sleep(500);
+  idle.set(contender.key, { opened: sockets.length, errors, beforeKiB, afterKiB: rssKiB(contender.pids) });
+  for (const socket of sockets) socket.destroy();
+  await sleep(300);
+}
+
+// ---- CPU rows
+const churnSamples = await compare('CPU per connection (churn)', (contender) => churn(contender.port, hello, CONCURRENCY), CHURN_MS);
+const transfers = [
+  { direction: 'upload', streams: 1 },
+  { direction: 'upload', streams: 4 },
+  { direction: 'download', streams: 1 },
+  { direction: 'download', streams: 4 },
+] as const;
+const bulkSamples: Array<{ name: string; samples: Sample[] }> = [];
+for (const { direction, streams } of transfers) {
+  const name = `${direction}, ${streams} stream${streams > 1 ? 's' : ''}`;
+  bulkSamples.push({ name, samples: await compare(`CPU per GiB (${name})`, (contender) => bulk(contender.port, hello, backend, direction, streams), BULK_MS) });
+}
+const keepAliveSamples = await compare(
+  'TLS keep-alive CPU per request',
+  (contender) => tlsKeepAlive(contender.port, tlsOptions, KEEP_ALIVE_CONNECTIONS),
+  KEEP_ALIVE_MS,
+);
+for (const contender of contenders) await contender.stop();
+await backend.close();
+
+// ---- route lookup at scale, and the config's own scale figures where bench/config-scale.ts exists
+progress('route lookup with 100,000 routes');
+const routeMatch: RouteMatchScale = measureRouteMatch();
+let configScale: unknown = null;
+const configScalePath = fileURLToPath(new URL('./config-scale.ts', import.meta.url));
+if (existsSync(configScalePath) && !options['skip-config-scale']) {
+  progress('config at scale (bench/config-scale.ts)');
+  try {
+    const module = (await import(pathToFileURL(configScalePath).href)) as { measureConfigScale(): unknown };
+    configScale = await module.measureConfigScale();
+  } catch (error) {
+    notes.push(`bench/config-scale.ts failed: ${(error as Error).message}`);
+  }
+}
+
+// ---- the table
+interface TableRow {
+  key: string;
+  label: string;
+  unit: string;
+  values: Map<string, number>;
+  /** Issue 10's target for sni-passthrough, as text and as the largest value that meets it (NaN: unknown). */
+  target: { text: string; limit: number };
+}
+
+const perContender = (value: (key: string) => number): Map<string, number> => new Map(contenders.map((contender) => [contender.key, value(contender.key)]));
+const relayValue = (values: Map<string, number>): number => values.get('relay') ?? Number.NaN;
+
+const churnValues = perContender((key) => cpuPerUnit(churnSamples, key) * 1e6);
+const bulkValues = perContender((key) => mean(bulkSamples.map(({ samples }) => cpuPerUnit(samples, key) * GiB * 1e3)));
+const keepAliveValues = perContender((key) => cpuPerUnit(keepAliveSamples, key) * 1e6);
+const idleValues = perContender((key) => {
+  const result = idle.get(key)!;
+  return result.opened > 0 ? (result.afterKiB - result.beforeKiB) / result.opened : Number.NaN;
+});
+const startValues = perContender((key) => startRss.get(key)! / 1024);
+const fewestIdle = Math.min(...[...idle.values()].map((result) => result.opened));
+const idleOpened = fewestIdle < idleCount ? `${fewestIdle.toLocaleString('en-US')} to ${idleCount.toLocaleString('en-US')}` : idleCount.toLocaleString('en-US');
+if (fewestIdle < idleCount) {
+  notes.push(
+    `Idle connections: not every contender had all ${idleCount} open within ${IDLE_OPEN_MS / 1000} s (see the details); the figure is per connection all the same, but noisier.`,
+  );
+}
+const rows: TableRow[] = [
+  {
+    key: 'cpuPerConnection',
+    label: `CPU µs per connection (hello → ${SMALL_MESSAGE} B reply → close, ${CONCURRENCY} at a time)`,
+    unit: 'µs',
+    values: churnValues,
+    target: { text: '≤ relay', limit: relayValue(churnValues) },
+  },
+  {
+    key: 'cpuPerGiB',
+    label: 'CPU ms per GiB (upload and download, 1 and 4 streams)',
+    unit: 'ms',
+    values: bulkValues,
+    target: { text: '≤ 1.1× relay', limit: 1.1 * relayValue(bulkValues) },
+  },
+  {
+    key: 'tlsKeepAliveCpuPerRequest',
+    label: `TLS keep-alive through the proxy: CPU µs per request (${KEEP_ALIVE_CONNECTIONS} connections, ${SMALL_MESSAGE} B each way)`,
+    unit: 'µs',
+    values: keepAliveValues,
+    target: { text: '≤ relay', limit: relayValue(keepAliveValues) },
+  },
+  {
+    key: 'rssPerIdleTlsConnection',
+    label: `RSS KiB per idle TLS connection (${idleOpened} open after their handshakes)`,
+    unit: 'KiB',
+    values: idleValues,
+    target: { text: '≤ 8 KiB', limit: 8 },
+  },
+  { key: 'rssAtStart', label: 'RSS MiB at start', unit: 'MiB', values: startValues, target: { text: '≤ 45 MiB', limit: 45 } },
 ];
 
-process.stdout.write(
-  `sni-passthrough bench: ${ROUNDS} rounds per row (median shown), concurrency ${CONCURRENCY}, ${os.cpus().length} CPUs, Node ${process.version}\n`,
+const haproxyPresent = byKey('haproxy') !== undefined;
+const sniKeys = ['sni-info', 'sni-warn'];
+const ratioColumns: Array<{ header: string; key: string; base: string }> = [
+  { header: 'info ÷ relay', key: 'sni-info', base: 'relay' },
+  { header: 'warn ÷ relay', key: 'sni-warn', base: 'relay' },
+  ...(haproxyPresent
+    ? [
+        { header: 'info ÷ HAProxy', key: 'sni-info', base: 'haproxy' },
+        { header: 'warn ÷ HAProxy', key: 'sni-warn', base: 'haproxy' },
+      ]
+    : []),
+];
+const verdict = (row: TableRow): string => {
+  const checks = sniKeys.map((key) => {
+    const value = row.values.get(key);
+    if (value === undefined || !Number.isFinite(value) || !Number.isFinite(row.target.limit)) return '?';
+    return value <= row.target.limit ? 'met' : 'missed';
+  });
+  return `${row.target.text}: ${checks.join(', ')}`;
+};
+const mainTable = markdownTable(
+  ['', ...contenders.map((contender) => contender.label), ...ratioColumns.map((column) => column.header), 'issue 10 target (info, warn)'],
+  rows.map((row) => [
+    row.label,
+    ...contenders.map((contender) => figure(row.values.get(contender.key))),
+    ...ratioColumns.map((column) => ratio(row.values.get(column.key), row.values.get(column.base))),
+    verdict(row),
+  ]),
 );
-const progress = (label: string): void => void process.stdout.write(`  measuring ${label}...\n`);
-const tlsLoad = connectionLoad((target) => tlsExchange(target, clientContext));
-const rawLoad = connectionLoad((target) => rawExchange(target, rawSmall));
-const sequential = async (target: Target): Promise<number[]> => (await closedLoop(() => rawExchange(target, rawSmall), 1, 3000, 1000)).latencies;
 
-// The proxy as it should run in production, the same proxy writing its access log, and the reference relay.
-const proxy = await startProxy(configFile, 'warn');
-const logging = await startProxy(configFile, 'info');
-const relay = await startRelay(rawBackend.port);
-
-progress('TLS connections/s');
-const tlsRate = await compare(tlsLoad, ROUND_MS, tlsBackend, [proxy, logging]);
-progress('TLS throughput');
-const tlsBulk = await compare(downloadLoad(openTls, 2, 512 * MiB), ROUND_MS, tlsBackend, [proxy]);
-progress('raw connections/s');
-const rawRate = await compare(rawLoad, ROUND_MS, rawBackend, [proxy, logging, relay]);
-progress('raw throughput');
-const rawBulk = await compare(downloadLoad(openRawDownload, 2, 2 * GiB), ROUND_MS, rawBackend, [proxy, relay]);
-progress('latency');
-const setup = { direct: [] as number[], proxy: [] as number[], relay: [] as number[] };
-const ping = { direct: [] as number[], proxy: [] as number[], relay: [] as number[] };
-for (const [name, target] of [
-  ['direct', rawBackend],
-  ['proxy', { port: proxy.port }],
-  ['relay', { port: relay.port }],
-] as const) {
-  await sequential(target); // warm-up
-  setup[name] = await sequential(target);
-  ping[name] = await pingPong(target, hello, 10_000, 1000);
-}
-await Promise.all([proxy.stop(), logging.stop(), relay.stop()]);
-
-// Memory: a fresh proxy, warmed up, then IDLE_CONNECTIONS that sent their hello and reached the backend.
-progress(`memory with ${IDLE_CONNECTIONS} idle connections`);
-const fdLimit = Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
-const idleCount = Math.min(IDLE_CONNECTIONS, Math.floor((fdLimit - 200) / 2));
-const fresh = await startProxy(configFile, 'warn');
-await closedLoop(() => rawExchange({ port: fresh.port }, rawSmall), CONCURRENCY, 2000, 1000);
-await sleep(500);
-const rssBefore = rssKiB(fresh.pid);
-const idle: net.Socket[] = [];
-backendHellos = 0;
-for (let opened = 0; opened < idleCount; ) {
-  const batch = Math.min(100, idleCount - opened);
-  await Promise.all(
-    Array.from(
-      { length: batch },
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const socket = net.connect({ host: HOST, port: fresh.port }, () => resolve());
-          socket.on('error', reject);
-          socket.write(hello);
-          idle.push(socket);
-        }),
-    ),
-  );
-  opened += batch;
-}
-for (const started = performance.now(); backendHellos < idleCount && performance.now() - started < 10_000; ) await sleep(20);
-await sleep(500);
-const rssAfter = rssKiB(fresh.pid);
-for (const socket of idle) socket.destroy();
-await fresh.stop();
-
-const LOGGING = '  same, --log-level info (1 log line/conn)';
-const REFERENCE = '  same, minimal Node relay (reference)';
-const [tlsProxy, tlsLogging] = tlsRate.via as [Path, Path];
-const [rawProxy, rawLogging, rawRelay] = rawRate.via as [Path, Path, Path];
-const [bulkProxy, bulkRelay] = rawBulk.via as [Path, Path];
-const rows: Row[] = [
-  rateRow(`TLS connections/s (full handshake, ${SMALL_REPLY} B reply)`, tlsRate.direct, tlsProxy, 'conn'),
-  rateRow(LOGGING, tlsRate.direct, tlsLogging, 'conn'),
-  rateRow('TLS download MB/s (2 long connections)', tlsBulk.direct, tlsBulk.via[0]!, 'MB'),
-  rateRow(`Raw connections/s (real hello, ${SMALL_REPLY} B reply)`, rawRate.direct, rawProxy, 'conn'),
-  rateRow(LOGGING, rawRate.direct, rawLogging, 'conn'),
-  rateRow(REFERENCE, rawRate.direct, rawRelay, 'conn'),
-  rateRow('Raw download MB/s (2 long connections)', rawBulk.direct, bulkProxy, 'MB'),
-  rateRow(REFERENCE, rawBulk.direct, bulkRelay, 'MB'),
-  latencyRow('Raw connect + hello + reply, one at a time (p50 / p99)', setup.direct, setup.proxy, true),
-  latencyRow(REFERENCE, setup.direct, setup.relay, true),
-  latencyRow(`Raw ${SMALL_REPLY} B round trip on an open connection (p50)`, ping.direct, ping.proxy, false),
-  latencyRow(REFERENCE, ping.direct, ping.relay, false),
+// ---- details: rates behind the CPU figures, the transfer cases, the idle runs, errors
+const rate = (samples: Sample[], key: string, scale = 1): string => Math.round(ratePerSecond(samples, key) / scale).toLocaleString('en-US');
+const errorCount = (samples: Sample[], key: string): number =>
+  samples.filter((sample) => sample.contender === key).reduce((sum, sample) => sum + sample.errors, 0);
+const detailRows: string[][] = [
+  ['connections/s in the churn windows', ...contenders.map((contender) => rate(churnSamples, contender.key))],
+  ...bulkSamples.map(({ name, samples }) => [
+    `CPU ms per GiB, ${name} (MB/s)`,
+    ...contenders.map((contender) => `${figure(cpuPerUnit(samples, contender.key) * GiB * 1e3)} (${rate(samples, contender.key, 1e6)})`),
+  ]),
+  ['TLS keep-alive requests/s', ...contenders.map((contender) => rate(keepAliveSamples, contender.key))],
   [
-    `Idle connections (hello sent, backend connected)`,
-    '',
-    `${number(backendHellos)} open`,
-    '',
-    `RSS ${number(rssBefore / 1024, 1)} → ${number(rssAfter / 1024, 1)} MiB`,
-    `${number((rssAfter - rssBefore) / backendHellos, 1)} KiB/conn`,
+    'idle TLS connections open; RSS before → with them, MiB',
+    ...contenders.map((contender) => {
+      const result = idle.get(contender.key)!;
+      return `${result.opened}${result.errors > 0 ? ` (${result.errors} failed)` : ''}; ${figure(result.beforeKiB / 1024)} → ${figure(result.afterKiB / 1024)}`;
+    }),
+  ],
+  [
+    'failed connections or requests',
+    ...contenders.map((contender) =>
+      String(
+        [churnSamples, keepAliveSamples, ...bulkSamples.map(({ samples }) => samples)].reduce((sum, samples) => sum + errorCount(samples, contender.key), 0),
+      ),
+    ),
   ],
 ];
+const detailsTable = markdownTable(['', ...contenders.map((contender) => contender.label)], detailRows);
 
-// ---- report
-const machineAtEnd = machineTicks();
-const benchCpu = process.cpuUsage(benchStart);
-const header: Row = ['', 'direct', 'via proxy', 'ratio', 'proxy CPU', 'proxy cost'];
-const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column]!.length)));
-const line = (row: Row): string => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
-const cpus = os.cpus();
-const machineSeconds = (machineAtEnd.total - machineAtStart.total) / TICKS;
-const ourSeconds = benchCpu.user / 1e6 + benchCpu.system / 1e6 + stoppedProxiesCpu;
-const otherShare = Math.max(0, (machineAtEnd.busy - machineAtStart.busy) / TICKS - ourSeconds) / machineSeconds;
+// ---- the load generator and everything else, per load
+const cores = os.cpus().length;
+const loads: Array<{ name: string; samples: Sample[] }> = [
+  { name: 'churn', samples: churnSamples },
+  ...bulkSamples.map(({ name, samples }) => ({ name, samples })),
+  { name: 'TLS keep-alive', samples: keepAliveSamples },
+];
+const loadRows = loads.map(({ name, samples }) => {
+  const generator = median(samples.map((sample) => sample.generator / sample.seconds));
+  const others = mean(samples.map((sample) => sample.others / sample.capacity));
+  return { name, generator, others };
+});
+const busiest = Math.max(...loadRows.map((row) => row.others));
+const percent = (value: number): string => `${Math.round(value * 100)}%`;
+const loadTable = markdownTable(
+  ['load', 'load generator (clients + backend, one process): share of a core', `other processes: share of the machine (${cores} cores)`],
+  loadRows.map((row) => [row.name, percent(row.generator), percent(row.others)]),
+);
+if (busiest > BUSY_SHARE) {
+  notes.unshift(
+    `**The machine was busy**: other processes used up to ${percent(busiest)} of it during the measuring windows, so the figures are disturbed (CPU per unit rises on a shared core). Compare columns within this run only, and rerun on an idle machine.`,
+  );
+}
+
+// ---- route lookup at scale
+const nanoseconds = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
+const routeTable = markdownTable(
+  ['labels in the name', ...routeMatch.timings.map((timing) => String(timing.labels))],
+  [
+    ['exact name, ns', ...routeMatch.timings.map((timing) => nanoseconds(timing.exactNs))],
+    ['wildcard two labels from the end, ns', ...routeMatch.timings.map((timing) => nanoseconds(timing.wildcardNs))],
+    ['no match (default route), ns', ...routeMatch.timings.map((timing) => nanoseconds(timing.missNs))],
+  ],
+);
+// ---- print and save
+const cpuModel = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+const versionLine = [
+  `Node ${versions.node}`,
+  versions.haproxy ? `HAProxy ${versions.haproxy}` : null,
+  versions.nginx ? `nginx ${versions.nginx}` : null,
+  `Linux ${versions.kernel}`,
+  `sni-passthrough ${versions['sni-passthrough']}`,
+]
+  .filter(Boolean)
+  .join(', ');
+const seconds = Math.round((performance.now() - benchStarted) / 1000);
 process.stdout.write(`
-${line(header)}
-${'-'.repeat(line(header).length)}
-${rows.map(line).join('\n')}
+### sni-passthrough bench, ${date.toISOString().slice(0, 10)}
 
-machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${number(os.totalmem() / GiB, 1)} GiB, Linux ${os.release()}, Node ${process.version}
-CPU over the run: clients + backends ${number(benchCpu.user / 1e6 + benchCpu.system / 1e6, 1)} s, proxies ${number(stoppedProxiesCpu, 1)} s; other processes used ${Math.round(otherShare * 100)}% of the machine meanwhile${otherShare > 0.1 ? ' (the figures are disturbed: rerun on an idle machine)' : ''}
-caveats: loopback only (no network latency or bandwidth limit). Clients, backends and proxy share these ${cpus.length} cores: a direct
-run gives the load generator the whole machine, a proxied run makes it share with the proxy, and with TLS at both ends the
-handshakes and encryption in this process dominate and hide the proxy; hence the raw rows and the proxy's own CPU figures.
-"proxy CPU": the proxy process's utime+stime as a share of one core; "proxy cost": that CPU time per connection or per GiB
-relayed; both are medians over the rounds. "minimal Node relay": ${RELAY_LINES} lines of net + pipe, no parsing, routing, logs or
-metrics, in its own process: the floor for any Node.js relay on this machine. MB = 10^6 bytes.
+${cpuModel}, ${cores} cores, ${figure(os.totalmem() / GiB)} GiB; ${versionLine}.
+Raw mode (a real ClientHello for a configured name, then plain bytes; no TLS at either end) unless the row says TLS.
+CPU: each process tree's utime+stime from /proc over the measuring window, median of ${ROUNDS} rounds that interleave the contenders.
+sni-passthrough runs as the CLI with JSON logs to a file and metrics on an admin endpoint, at \`--log-level info\` (one line per connection) and at \`warn\`; HAProxy and nginx log nothing.
+
+${mainTable}
+
+Details (medians over the same windows):
+
+${detailsTable}
+
+${loadTable}
+
+Route lookup with ${routeMatch.routes.toLocaleString('en-US')} routes (${routeMatch.exactRoutes.toLocaleString('en-US')} exact names, ${routeMatch.wildcardRoutes.toLocaleString('en-US')} wildcards; lib/routing/route-table.ts): index built in ${figure(routeMatch.buildMs)} ms${routeMatch.tableBytesPerRoute === null ? '' : `, ${figure(routeMatch.tableBytesPerRoute)} B of heap per route`}; one lookup:
+
+${routeTable}
+${configScale === null ? '' : `\nConfig at scale (bench/config-scale.ts):\n\n${figuresAsMarkdown(configScale)}\n`}${notes.length > 0 ? `\n${notes.map((note) => `- ${note}`).join('\n')}\n` : ''}
+Measured in ${seconds} s by \`npm run bench\`.
 `);
-await Promise.all([new Promise((resolve) => tlsServer.close(resolve)), new Promise((resolve) => rawServer.close(resolve))]);
+
+writeFileSync(
+  jsonPath,
+  `${JSON.stringify(
+    {
+      date: date.toISOString(),
+      machine: { cpu: cpuModel, cores, memoryGiB: os.totalmem() / GiB },
+      versions,
+      settings: {
+        rounds: ROUNDS,
+        concurrency: CONCURRENCY,
+        rampMs: RAMP_MS,
+        windowsMs: { churn: CHURN_MS, bulk: BULK_MS, keepAlive: KEEP_ALIVE_MS },
+        idleCount,
+      },
+      contenders: contenders.map((contender) => ({ key: contender.key, label: contender.label })),
+      table: rows.map((row) => ({ key: row.key, label: row.label, unit: row.unit, values: Object.fromEntries(row.values), target: row.target })),
+      idle: Object.fromEntries(idle),
+      samples: { churn: churnSamples, bulk: bulkSamples, tlsKeepAlive: keepAliveSamples },
+      load: { busyAtStart, windows: loadRows },
+      routeMatch,
+      configScale,
+      notes,
+      seconds,
+    },
+    null,
+    2,
+  )}\n`,
+);
+process.stderr.write(`  JSON: ${jsonPath}\n`);
 process.exit(0);
