@@ -29,6 +29,11 @@ type ClientSocket = net.Socket & { [kConnection]: Connection };
 
 const NO_PROTOCOLS: string[] = [];
 
+/** How long a connection answered and closed keeps reading what the client still sends. */
+const LINGER_MS = 2_000;
+
+function discard(): void {}
+
 /**
  * One client connection: the context its parts share, and the one place its
  * outcome is decided and its record emitted. The path is short: admit the
@@ -172,12 +177,21 @@ export class Connection {
     if (this.backendSocket) closeSocket(this.backendSocket, reset);
   }
 
-  /** Ends the connection after writing `bytes` to the client (a TLS alert, an HTTP answer). */
+  /**
+   * Ends the connection after writing `bytes` to the client (a TLS alert, an
+   * HTTP answer). The close lingers, as nginx's does: a client still sending
+   * (a request body) would get a reset that can destroy the answer before it
+   * is read, so what it sends is read and dropped until it closes too, for at
+   * most LINGER_MS.
+   */
   respondAndClose(bytes: Buffer, outcome: Outcome, reason: string | null): void {
     this.decide(outcome, reason);
     this.stopStage();
     const { stream } = this;
-    stream.end(bytes, () => stream.destroy());
+    stream.on('data', discard);
+    stream.setTimeout(LINGER_MS);
+    stream.resume();
+    stream.end(bytes);
   }
 
   private decide(outcome: Outcome, reason: string | null): void {

@@ -171,3 +171,24 @@ t.test('finish() decides once: a later cause does not replace the first', async 
   connection!.finish('idle_timeout', 'later');
   t.match(await host.record(), { outcome: 'shutdown', reason: null });
 });
+
+t.test('an answer-and-close lingers: a client still sending after the answer is read from, not reset', async (t) => {
+  const host = new TestConnectionHost(LISTENER(echo.address));
+  const client = await connect(t, host);
+  let errorCode: string | null = null;
+  client.on('error', (error: NodeJS.ErrnoException) => (errorCode = error.code ?? error.message));
+  const closed = new Promise((resolve) => client.once('close', resolve));
+  client.write(hello('nowhere.example.org'));
+  await guard(once(client, 'data'), 10_000, 'the answer');
+  await guard(once(client, 'end'), 10_000, 'the proxy’s FIN after its answer');
+  // The client goes on sending after it got the answer (as one sending a request body does): 256 KiB in pieces.
+  const piece = Buffer.alloc(16 * 1024, 0x61);
+  for (let index = 0; index < 16 && errorCode === null; index++) {
+    client.write(piece);
+    await sleep(10);
+  }
+  client.end();
+  await guard(closed, 10_000, 'closed');
+  t.equal(errorCode, null, 'no reset: what it sent was read and dropped until it closed');
+  t.match(await host.record(), { outcome: 'no_route' });
+});
