@@ -192,6 +192,7 @@ const FAMILIES: Record<string, string> = {
   backend_up: 'gauge',
   backend_health_changes_total: 'counter',
   panic_routing_total: 'counter',
+  tls_handshake_failures_total: 'counter',
   reloads_total: 'counter',
   config_generation: 'gauge',
   config_info: 'gauge',
@@ -242,6 +243,16 @@ t.test('clients dropped at accept, by listener and reason; panic routing, by lis
   t.equal(value(samples, `${P}panic_routing_total`, { listener: 'public', route: 'app.example.com' }), 2);
   t.equal(value(samples, `${P}panic_routing_total`, { listener: 'public', route: '*.example.com' }), 1);
   t.same(find(samples, `${P}connections_accepted_total`), [], 'a dropped client is not an accepted connection');
+});
+
+t.test('failed TLS handshakes of terminating routes, by listener, route and reason', async (t) => {
+  const { metrics, scrape } = setup();
+  metrics.tlsHandshakeFailed('public', 'legacy.example.com', 'ERR_SSL_NO_SHARED_CIPHER');
+  metrics.tlsHandshakeFailed('public', 'legacy.example.com', 'timeout');
+  metrics.tlsHandshakeFailed('public', 'legacy.example.com', 'timeout');
+  const samples = await scrape();
+  t.equal(value(samples, `${P}tls_handshake_failures_total`, { listener: 'public', route: 'legacy.example.com', reason: 'timeout' }), 2);
+  t.equal(value(samples, `${P}tls_handshake_failures_total`, { listener: 'public', route: 'legacy.example.com', reason: 'ERR_SSL_NO_SHARED_CIPHER' }), 1);
 });
 
 t.test('label values are escaped', async (t) => {
