@@ -4,6 +4,8 @@ import { ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/load.js';
+import { trust } from './cli/trust.js';
+import { defaultStateDirectory } from './tls/local-ca.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
 
@@ -72,6 +74,21 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .description("print the config file's JSON Schema (for editors: # yaml-language-server: $schema=...)")
     .action(() => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+  program
+    .command('trust')
+    .description("add the local CA (used by `tls: internal` routes) to the system's and browsers' trust stores; created first if needed")
+    .option('--state-dir <dir>', 'where the local CA lives', defaultStateDirectory(process.env))
+    .option('--ca-dir <dir>', 'add to this OpenSSL CA directory (-CApath, curl --capath) instead of the system store')
+    .option('--nss-db <dir>', "add to this NSS database instead of Chromium's and Firefox's (repeatable)", (dir: string, dirs: string[] = []) => [...dirs, dir])
+    .option('--uninstall', 'remove what trust added (same flags)', false)
+    .action(async (options: { stateDir: string; caDir?: string; nssDb?: string[]; uninstall: boolean }) => {
+      process.exitCode = await trust(options, {
+        env: process.env,
+        isRoot: process.getuid?.() === 0,
+        print: (line) => process.stdout.write(`${line}\n`),
+        fail: (line) => process.stderr.write(`${line}\n`),
+      });
     });
   return program.parseAsync(argv);
 }

@@ -10,9 +10,9 @@ export interface LocalCaServer {
   close(): Promise<void>;
 }
 
-/** The page each request gets: names the Host it was asked for, so a client's output shows it loaded. */
+/** The text of the page each request gets: it names the Host asked for, so a client's output shows the page loaded. */
 export function greeting(host: string): string {
-  return `<html><body><p id="greeting">served by the local CA test server to ${host}</p></body></html>`;
+  return `served by the local CA test server to ${host}`;
 }
 
 /**
@@ -39,7 +39,7 @@ export async function startLocalCaServer(ca: LocalCertificateAuthority): Promise
     (request, response) => {
       response.setHeader('content-type', 'text/html; charset=utf-8');
       response.setHeader('connection', 'close');
-      response.end(greeting(request.headers.host ?? ''));
+      response.end(`<html><body><p>${greeting(request.headers.host ?? '')}</p></body></html>`);
     },
   );
   server.on('tlsClientError', () => {});

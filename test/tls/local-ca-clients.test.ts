@@ -68,7 +68,7 @@ t.test('curl --cacert loads the page; without it curl refuses', { skip: curl ? f
   const resolve = `app.localhost:${server.port}:127.0.0.1`;
   const ok = await runProgram(curl!, ['-sS', '--max-time', '10', '--resolve', resolve, '--cacert', caFile, url]);
   t.equal(ok.code, 0, ok.stderr);
-  t.equal(ok.stdout, greeting(`app.localhost:${server.port}`));
+  t.match(ok.stdout, greeting(`app.localhost:${server.port}`));
   const refused = await runProgram(curl!, ['-sS', '--max-time', '10', '--resolve', resolve, '--cacert', otherCaFile, url]);
   t.equal(refused.code, 60, 'trusting another CA: curl exit 60, peer certificate cannot be authenticated');
 });
