@@ -13,8 +13,8 @@ export const TAG_PRINTABLE_STRING = 0x13;
 export const TAG_IA5_STRING = 0x16;
 const TAG_UTC_TIME = 0x17;
 const TAG_GENERALIZED_TIME = 0x18;
-export const TAG_SEQUENCE = 0x30;
-export const TAG_SET = 0x31;
+const TAG_SEQUENCE = 0x30;
+const TAG_SET = 0x31;
 
 /** The length octets: short form below 128, else 0x80 + the count of big-endian length bytes. */
 function encodeLength(length: number): Buffer {

@@ -46,7 +46,7 @@ function exposure(stats: Stats): string | null {
 const describeError = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 
 /** Creates `directory` (0700) if needed; refuses one that is not private to this user. */
-export async function prepareStateDirectory(directory: string): Promise<void> {
+async function prepareStateDirectory(directory: string): Promise<void> {
   let stats: Stats;
   try {
     await fs.mkdir(directory, { recursive: true, mode: 0o700 });

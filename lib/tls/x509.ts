@@ -51,7 +51,7 @@ export interface NameAttributes {
 }
 
 /** A distinguished name: one attribute per RDN, most general first (O, OU, CN), as UTF8String (RFC 5280 4.1.2.6). */
-export function distinguishedName(attributes: NameAttributes): Buffer {
+function distinguishedName(attributes: NameAttributes): Buffer {
   const rdns: Buffer[] = [];
   const add = (type: string, value: string | undefined): void => {
     if (value !== undefined) rdns.push(set(sequence(oid(type), utf8String(value))));
