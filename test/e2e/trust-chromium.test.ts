@@ -3,7 +3,7 @@
 // https://*.localhost page served with a leaf from that CA; before trust and
 // after --uninstall it refuses the same page.
 import t from 'tap';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { greeting, startLocalCaServer } from '../helpers/local-ca-server.js';
@@ -19,6 +19,7 @@ const BROWSER_GUARD_MS = 90_000;
 
 t.test('Chromium trusts the local CA exactly while trust has it in its NSS database', { skip }, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'sni-passthrough-chromium-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
   const home = join(root, 'home');
   const nssDb = join(home, '.pki', 'nssdb');
   await mkdir(nssDb, { recursive: true });

@@ -3,7 +3,7 @@
 // stores (every run names --ca-dir, so the system store is not touched).
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
-import { chown, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCaServer } from '../helpers/local-ca-server.js';
@@ -16,6 +16,7 @@ const certutil = await which('certutil');
 const curl = await which('curl');
 const openssl = await which('openssl');
 const root = await mkdtemp(join(tmpdir(), 'sni-passthrough-trust-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
 let serial = 0;
 const freshDir = (name: string): string => join(root, `${name}-${++serial}`);
 

@@ -3,7 +3,7 @@
 // the leaf does not carry.
 import t from 'tap';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -13,7 +13,9 @@ import { runProgram, which } from '../helpers/programs.js';
 import { handshakeResult } from '../helpers/tls-client.js';
 import { CA_CERTIFICATE_FILE, LocalCertificateAuthority } from '../../lib/tls/local-ca.js';
 
-const directory = join(await mkdtemp(join(tmpdir(), 'sni-passthrough-local-ca-clients-')), 'state');
+const folder = await mkdtemp(join(tmpdir(), 'sni-passthrough-local-ca-clients-'));
+t.teardown(() => rm(folder, { recursive: true, force: true }));
+const directory = join(folder, 'state');
 const ca = await LocalCertificateAuthority.open(directory);
 const caFile = join(directory, CA_CERTIFICATE_FILE);
 const otherCa = (await createCertificateAuthority('another CA')).cert;

@@ -16,6 +16,7 @@ import {
 } from '../../lib/tls/local-ca.js';
 
 const root = await mkdtemp(join(tmpdir(), 'sni-passthrough-local-ca-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
 let serial = 0;
 /** A path under the test's temp folder that does not exist yet. */
 const freshPath = (): string => join(root, `state-${++serial}`, 'nested', 'sni-passthrough');

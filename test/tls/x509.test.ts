@@ -4,7 +4,7 @@
 import 'reflect-metadata';
 import t from 'tap';
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as peculiar from '@peculiar/x509';
@@ -14,6 +14,7 @@ import { caCertificate, certificateSubject, ipAddressBytes, keyIdentifier, leafC
 
 const openssl = await which('openssl');
 const folder = await mkdtemp(join(tmpdir(), 'sni-passthrough-x509-'));
+t.teardown(() => rm(folder, { recursive: true, force: true }));
 
 function ecKeys(): { publicKey: KeyObject; privateKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' });
