@@ -4,6 +4,7 @@ import { ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/loader.js';
+import { defaultStateDirectory } from './tls/state-directory.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
 
@@ -30,6 +31,7 @@ interface RunCommandOptions {
   logLevel: string;
   logFormat?: LogFormat;
   watch: boolean;
+  stateDir?: string;
 }
 
 async function run(options: RunCommandOptions & { config: string }): Promise<void> {
@@ -39,11 +41,15 @@ async function run(options: RunCommandOptions & { config: string }): Promise<voi
     void flush().then(() => process.exit(code));
   };
   try {
-    const openInternalCa = (): Promise<never> =>
-      Promise.reject(
-        new ConfigError(options.config, null, '"tls: internal" needs the local CA, which this build does not include yet', 'SNIP_CONFIG_CERTIFICATE'),
-      );
-    await new ProxyService({ configFile: options.config, watch: options.watch, logger, writeLine, env: process.env, openInternalCa, exit }).start();
+    await new ProxyService({
+      configFile: options.config,
+      watch: options.watch,
+      logger,
+      writeLine,
+      env: process.env,
+      stateDirectory: options.stateDir ?? null,
+      exit,
+    }).start();
   } catch (error) {
     await flush();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.
@@ -62,6 +68,7 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .addOption(new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
+    .option('--state-dir <dir>', "where the local CA of `tls: internal` routes lives (default: the config's stateDir, else $XDG_DATA_HOME/sni-passthrough)")
     .action((options: RunCommandOptions) => {
       const config = options.config ?? program.error("error: required option '-c, --config <file>' not specified");
       return run({ ...options, config });
@@ -76,6 +83,23 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .description("print the config file's JSON Schema (for editors: # yaml-language-server: $schema=...)")
     .action(() => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+  program
+    .command('trust')
+    .description("add the local CA (used by `tls: internal` routes) to the system's and browsers' trust stores; created first if needed")
+    .option('--state-dir <dir>', 'where the local CA lives', defaultStateDirectory(process.env))
+    .option('--ca-dir <dir>', 'add to this OpenSSL CA directory (-CApath, curl --capath) instead of the system store')
+    .option('--nss-db <dir>', "add to this NSS database instead of Chromium's and Firefox's (repeatable)", (dir: string, dirs: string[] = []) => [...dirs, dir])
+    .option('--uninstall', 'remove what trust added (same flags)', false)
+    .action(async (options: { stateDir: string; caDir?: string; nssDb?: string[]; uninstall: boolean }) => {
+      // Loaded only for this command: a running proxy does not carry it.
+      const { trust } = await import('./cli/trust.js');
+      process.exitCode = await trust(options, {
+        env: process.env,
+        isRoot: process.getuid?.() === 0,
+        print: (line) => process.stdout.write(`${line}\n`),
+        fail: (line) => process.stderr.write(`${line}\n`),
+      });
     });
   return program.parseAsync(argv);
 }

@@ -115,6 +115,36 @@ export class InheritedSocketError extends SniPassthroughError {
   readonly code = 'SNIP_INHERITED_SOCKET';
 }
 
+/**
+ * The state directory (where the local CA lives) cannot be used:
+ * `SNIP_STATE_DIR_UNSAFE` when others could read or replace what is in it (its
+ * mode or owner, or the CA key file's), `SNIP_STATE_DIR_UNUSABLE` when it
+ * cannot be created or read.
+ */
+export class StateDirectoryError extends SniPassthroughError {
+  override readonly name = 'StateDirectoryError';
+
+  constructor(
+    readonly code: 'SNIP_STATE_DIR_UNSAFE' | 'SNIP_STATE_DIR_UNUSABLE',
+    readonly directory: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The local CA's files exist but do not make a usable CA (unreadable, not a matching key and certificate, expired). */
+export class LocalCaError extends SniPassthroughError {
+  override readonly name = 'LocalCaError';
+  readonly code = 'SNIP_CA_INVALID';
+}
+
+/** A name a certificate cannot be issued for (a catch-all, a malformed name). */
+export class CertificateHostnameError extends SniPassthroughError {
+  override readonly name = 'CertificateHostnameError';
+  readonly code = 'SNIP_CERT_HOSTNAME';
+}
+
 /** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;

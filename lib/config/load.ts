@@ -62,7 +62,7 @@ export function parsePlainConfig(text: string): ProxyConfig | null {
   try {
     const [value] = constructFromEvents(events, { source: text, maxAliases: 0 });
     // No positions here: a config whose certificates (read later) may need one to point at goes the precise way.
-    return resolveConfig(configSchema.read(value, []), { fail: fastFail, positionOf: () => fastFail([], ''), directory: '' });
+    return resolveConfig(configSchema.read(value, []), { fail: fastFail, positionOf: () => fastFail([], ''), pathOf: () => fastFail([], '') });
   } catch (error) {
     if (error instanceof FastPathFailure || error instanceof ShapeError || error instanceof YAMLException) return null;
     throw error;
@@ -121,7 +121,8 @@ export function parseConfigPrecisely(text: string, file: string): ProxyConfig {
     if (error instanceof ShapeError) return fail(error.path, error.message, { onKey: error.onKey });
     throw error;
   }
-  const context: ResolveContext = { fail, positionOf: (path) => at(locate(document, path, false)), directory: dirname(resolve(file)) };
+  const directory = dirname(resolve(file));
+  const context: ResolveContext = { fail, positionOf: (path) => at(locate(document, path, false)), pathOf: (name) => resolve(directory, name) };
   return resolveConfig(parsed, context);
 }
 
@@ -219,8 +220,8 @@ const none: never[] = [];
 interface ResolveContext {
   fail: Fail;
   positionOf(path: Path): SourcePosition;
-  /** The config file's directory: relative certificate paths are resolved against it. */
-  directory: string;
+  /** A file path as written, made absolute: relative ones are relative to the config file's directory. */
+  pathOf(name: string): string;
 }
 
 function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyConfig {
@@ -290,7 +291,8 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     const clash = findAddressClash(addresses, admin.listen);
     if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
   }
-  return { listeners, admin };
+  const stateDir = parsed.stateDir === undefined ? null : context.pathOf(parsed.stateDir);
+  return { listeners, admin, stateDir };
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];
@@ -348,7 +350,7 @@ const DEFAULT_OFFERED_ALPN = ['http/1.1'];
 /** A route's `tls`: which certificates, and what ALPN it offers; errors point into it. */
 function resolveTerminateTls(tls: NonNullable<RouteOptionsDocument['tls']>, path: Path, context: ResolveContext): TerminateTlsConfig {
   const position = context.positionOf(path);
-  const file = (name: string): string => resolve(context.directory, name);
+  const file = (name: string): string => context.pathOf(name);
   if (tls === 'internal') return { certificates: 'internal', alpn: DEFAULT_OFFERED_ALPN, position };
   if (Array.isArray(tls)) {
     const offered = tls.filter((pair) => pair.alpn !== undefined).map((pair) => pair.alpn!);
@@ -382,7 +384,7 @@ function resolveRouteOptions(
     tls: route.tls ? resolveTerminateTls(route.tls, [...path, 'tls'], context) : null,
     backendTls: backendTls
       ? {
-          ca: backendTls.ca === undefined ? null : resolve(context.directory, backendTls.ca),
+          ca: backendTls.ca === undefined ? null : context.pathOf(backendTls.ca),
           servername: backendTls.servername ?? null,
           verify: backendTls.verify ?? true,
           position: context.positionOf([...path, 'backendTls']),

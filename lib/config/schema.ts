@@ -184,6 +184,10 @@ const admin = object(
 export const configSchema = object(
   {
     admin: optional(admin, 'HTTP admin endpoint (default: off)'),
+    stateDir: optional(
+      string({ minLength: 1 }),
+      'where the local CA of `tls: internal` routes lives, created 0700 (default $XDG_DATA_HOME/sni-passthrough or ~/.local/share/sni-passthrough; --state-dir wins)',
+    ),
     defaults: optional(object(timeoutFields), 'timeouts applied to every listener unless it sets its own'),
     listeners: required(list(listener, { minItems: 1, itemName: 'listener' }), 'ports to accept TLS on, each with its own routes'),
   },

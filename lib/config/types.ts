@@ -123,4 +123,6 @@ export interface ProxyConfig {
   listeners: ListenerConfig[];
   /** The HTTP admin endpoint (metrics, health, config, reload); null: off. */
   admin: AdminConfig | null;
+  /** Absolute path of the local CA's directory (`tls: internal`); null: the default (or the command line's). */
+  stateDir: string | null;
 }

@@ -6,10 +6,13 @@ export interface Generation extends LoadedConfig {
   tls: TlsMaterial;
 }
 
-/** Reads the config file, then every certificate it names; throws `ConfigError` for either. */
-export async function loadGeneration(file: string, openInternalCa: () => Promise<LeafIssuer>): Promise<Generation> {
+/**
+ * Reads the config file, then every certificate it names; throws `ConfigError`
+ * for either. `openInternalCa` gets the config's `stateDir` (null: not set).
+ */
+export async function loadGeneration(file: string, openInternalCa: (stateDir: string | null) => Promise<LeafIssuer>): Promise<Generation> {
   const loaded = await loadConfigFile(file);
-  return { ...loaded, tls: await loadTlsMaterial(loaded.config, file, openInternalCa) };
+  return { ...loaded, tls: await loadTlsMaterial(loaded.config, file, () => openInternalCa(loaded.config.stateDir)) };
 }
 
 /** Whether `next` changes nothing that `current` runs: the same config text and the same certificate files. */

@@ -8,6 +8,7 @@ import type { LineWriter, Logger } from '../observe/logger.js';
 import { createMetrics, type ProxyMetrics } from '../observe/metrics.js';
 import { ListenError } from '../errors.js';
 import type { LeafIssuer } from '../tls/certificates.js';
+import { defaultStateDirectory } from '../tls/state-directory.js';
 import { type Generation, loadGeneration } from './generation.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
@@ -24,8 +25,8 @@ export interface ServiceOptions {
   /** The fast path for the access log's connection lines (JSON logs only). */
   writeLine?: LineWriter | null;
   env: NodeJS.ProcessEnv;
-  /** Opens the local CA, the first time a config has a `tls: internal` route. */
-  openInternalCa(): Promise<LeafIssuer>;
+  /** The local CA's directory from the command line: it wins over the config's `stateDir`. */
+  stateDirectory?: string | null;
   /** Called once everything is closed (or on a forced exit); the caller exits the process. */
   exit(code: number): void;
 }
@@ -71,6 +72,7 @@ export class ProxyService {
   private readonly notifier: Notifier | null;
   private admin: { config: AdminConfig; server: AdminServer; address: string } | null = null;
   private reloader: ConfigReloader | null = null;
+  private readonly authorities = new Map<string, Promise<LeafIssuer>>();
   private stopping = false;
 
   constructor(options: ServiceOptions) {
@@ -94,7 +96,7 @@ export class ProxyService {
     // SIGHUP's default action is to exit; until reloads are wired up, one must not kill a proxy that is starting.
     const ignoreEarlyReload = (): void => logger.info('SIGHUP while starting: the config is being read now anyway');
     process.on('SIGHUP', ignoreEarlyReload);
-    const load = (): Promise<Generation> => loadGeneration(options.configFile, options.openInternalCa);
+    const load = (): Promise<Generation> => loadGeneration(options.configFile, (stateDir) => this.openInternalCa(stateDir));
     const loaded = await load();
     const descriptors = passedDescriptors(options.env, process.pid);
     // As sd_listen_fds(unset_environment=1): processes we start must not think the sockets are theirs.
@@ -175,6 +177,27 @@ export class ProxyService {
   private async exit(code: number): Promise<void> {
     await this.notifier?.close(NOTIFY_CLOSE_LIMIT_MS);
     this.options.exit(code);
+  }
+
+  /**
+   * The local CA for `tls: internal` routes, opened (and created, the first
+   * time) when a config first has one: in the command line's directory, else
+   * the config's `stateDir`, else the default. Kept while the directory stays.
+   */
+  private openInternalCa(configured: string | null): Promise<LeafIssuer> {
+    const directory = this.options.stateDirectory ?? configured ?? defaultStateDirectory(this.options.env);
+    let opened = this.authorities.get(directory);
+    if (opened === undefined) {
+      opened = import('../tls/local-ca.js').then(async ({ LocalCertificateAuthority }) => {
+        const ca = await LocalCertificateAuthority.open(directory);
+        if (ca.created) this.logger.info({ directory }, 'local CA created: run `sni-passthrough trust` so browsers and curl trust it');
+        return ca;
+      });
+      this.authorities.set(directory, opened);
+      // A directory that could not be used is tried again by the next reload.
+      opened.catch(() => this.authorities.delete(directory));
+    }
+    return opened;
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {

@@ -81,7 +81,7 @@ export class Supervisor {
         listener.terminateAll('shutdown');
       }
       // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
-      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null });
+      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null, stateDir: null });
       throw this.explainOwnPort(error);
     }
 

@@ -7,6 +7,9 @@ import type { Stage, Target } from '../pipeline/target.js';
 import type { LeafIssuer } from '../tls/certificates.js';
 import { BackendSession } from './backend-session.js';
 
+/** Leaf contexts kept per route; the oldest goes past this. */
+const MAX_ISSUED_CONTEXTS = 1024;
+
 /** Where a terminating route's certificate comes from: a context built from its files, or the local CA. */
 export type CertificateSource = { context: tls.SecureContext } | { issuer: LeafIssuer; hostnames: readonly string[] };
 
@@ -27,28 +30,45 @@ export interface TerminateOptions {
  */
 export class TerminateTarget implements Target {
   private readonly options: TerminateOptions;
-  /** The local CA's current leaf for this route, as a context; issued again when it is renewed. */
-  private issued: { cert: string; context: tls.SecureContext } | null = null;
+  /** Contexts of the local CA's leaves by server name; a renewed leaf replaces its context. */
+  private readonly issued = new Map<string, { cert: string; context: tls.SecureContext }>();
 
   constructor(options: TerminateOptions) {
     this.options = options;
   }
 
   handle(connection: Connection, preamble: Preamble): void {
-    const context = this.contextFor(connection.sni);
+    let context: tls.SecureContext;
+    try {
+      context = this.contextFor(connection.sni);
+    } catch (error) {
+      // The local CA cannot name what the client asked for (or has expired): nothing to present.
+      connection.host.observer.tlsHandshakeFailed(connection.settings.listener, connection.route ?? 'default', 'no_certificate');
+      connection.finish('tls_handshake_failed', 'no_certificate', error as NodeJS.ErrnoException);
+      return;
+    }
     new ServerHandshake(this.options, context, connection, preamble);
   }
 
+  /**
+   * The route's context, or the local CA's leaf for the name the client asked
+   * for. A leaf names exactly that server name rather than the route's
+   * patterns: browsers refuse a wildcard right under a one-label name
+   * (`*.localhost`), and a name in a wildcard route is covered all the same.
+   */
   private contextFor(serverName: string | null): tls.SecureContext {
     const { certificates } = this.options;
     if ('context' in certificates) return certificates.context;
-    // A default route has no hostnames of its own: its certificate names what the client asked for.
-    const names = certificates.hostnames.length > 0 ? certificates.hostnames : [serverName ?? 'localhost'];
-    const leaf = certificates.issuer.leafFor(names);
-    if (this.issued?.cert !== leaf.cert || certificates.hostnames.length === 0) {
-      this.issued = { cert: leaf.cert, context: tls.createSecureContext({ cert: leaf.cert, key: leaf.key }) };
+    const name = serverName ?? certificates.hostnames.find((hostname) => !hostname.startsWith('*.')) ?? 'localhost';
+    const leaf = certificates.issuer.leafFor([name]);
+    let issued = this.issued.get(name);
+    if (issued?.cert !== leaf.cert) {
+      issued = { cert: leaf.cert, context: tls.createSecureContext({ cert: leaf.cert, key: leaf.key }) };
+      this.issued.set(name, issued);
+      // Bounded like the CA's own cache: names come from clients.
+      if (this.issued.size > MAX_ISSUED_CONTEXTS) this.issued.delete(this.issued.keys().next().value!);
     }
-    return this.issued.context;
+    return issued.context;
   }
 }
 

@@ -36,10 +36,17 @@ export async function writeConfig(config: unknown, directory?: string): Promise<
   return file;
 }
 
-/** Runs the CLI (`node bin/sni-passthrough.js`) with `args`; resolves with exit code and output. */
-export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs the CLI (`node bin/sni-passthrough.js`) with `args`; resolves with exit code and output.
+ * `env` is added to this process's environment; `launcher` runs node through another command (e.g. `setpriv ...`).
+ */
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; launcher?: string[] } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
+    const child = spawn(command!, [...prefix, cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));

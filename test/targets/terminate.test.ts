@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
+import { LocalCertificateAuthority } from '../../lib/tls/local-ca.js';
 import { startEchoBackend, startTlsBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { captureClientHello } from '../helpers/client-hello-fixtures.js';
@@ -185,4 +186,29 @@ t.test('backendTls: a backend whose certificate does not verify is not used', as
   await proxyClosed(secure);
   t.match(await host.record(), { outcome: 'backend_unreachable', reason: /CERT|SIGNATURE|ISSUER/ });
   t.match(host.observer.connectFailures, [new RegExp(`^${tlsBackend.address} `)]);
+});
+
+t.test('tls: internal: a leaf from the local CA for the name asked, trusted by a client that trusts only that CA', async (t) => {
+  const stateDirectory = join(directory, 'state');
+  const localCa = await LocalCertificateAuthority.open(stateDirectory);
+  const host = await TestConnectionHost.withCertificates(
+    ['name: unit', 'listen: 127.0.0.1:0', 'routes:', '  - hostnames: ["*.preview.localhost"]', '    tls: internal', `    backends: [${echo.address}]`].join('\n'),
+    localCa,
+  );
+  for (const name of ['a.preview.localhost', 'b.c.preview.localhost']) {
+    const { accepted, peer } = await socketPair();
+    t.teardown(() => {
+      accepted.destroy();
+      peer.destroy();
+    });
+    host.serve(accepted);
+    const secure = tls.connect({ socket: peer, servername: name, ca: localCa.certificatePem });
+    secure.on('error', () => {});
+    await guard(once(secure, 'secureConnect'), 10_000, `the handshake for ${name}`);
+    t.ok(secure.authorized, `${name}: verified against the local CA only`);
+    t.equal(secure.getPeerX509Certificate()?.subjectAltName, `DNS:${name}`, `${name}: a leaf for exactly that name`);
+    const echoed = readAll(secure);
+    secure.end('hello');
+    t.equal(await echoed, 'hello');
+  }
 });
