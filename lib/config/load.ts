@@ -4,7 +4,7 @@ import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import type { Path } from './shape.js';
 import { formatAddress, isLoopbackHost } from './values.js';
-import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
+import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ListenerProtocol, ProxyConfig, RouteConfig } from './types.js';
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   clientHelloTimeout: 10_000,
@@ -80,10 +80,12 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
     if (names.has(name))
       fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
     names.set(name, index);
+    const protocol = entry.protocol ?? 'tls';
 
     // A hostname may appear in several routes only with disjoint ALPN lists (or once without ALPN).
     const seen = new Map<string, Set<string>>();
     const routes = (entry.routes ?? []).map((route, routeIndex): RouteConfig => {
+      checkRouteForProtocol(route, [...path, 'routes', routeIndex], protocol, fail);
       const alpn = route.alpn ?? [];
       route.hostnames.forEach((hostname, hostnameIndex) => {
         const claimed = seen.get(hostname) ?? new Set<string>();
@@ -99,6 +101,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
       return { hostnames: route.hostnames, alpn, ...resolveRouteOptions(route) };
     });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
+    if (entry.default) checkRouteForProtocol(entry.default, [...path, 'default'], protocol, fail);
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
     }
@@ -107,6 +110,7 @@ function resolveConfig(parsed: ConfigDocument, fail: Fail): ProxyConfig {
     return {
       name,
       listen,
+      protocol,
       ...defaults,
       ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout }),
       acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
@@ -144,19 +148,52 @@ function findAddressClash(addresses: readonly ListenAddress[], listen: ListenAdd
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['default']>;
 
+/**
+ * The route keys that belong to one listener protocol: a route passes to
+ * `backends` or answers with a `redirect` (http only), and says nothing its
+ * listener cannot act on (ALPN or TLS on http; HTTP paths and answers on tls).
+ */
+function checkRouteForProtocol(route: RouteDocument & { alpn?: unknown; tls?: unknown }, path: Path, protocol: ListenerProtocol, fail: Fail): void {
+  if (protocol === 'http') {
+    if (route.alpn !== undefined) fail([...path, 'alpn'], '"alpn" is a TLS setting: an http listener routes by the Host header only');
+    if (route.tls !== undefined) fail([...path, 'tls'], '"tls" terminates TLS: an http listener\'s clients speak plain HTTP');
+  } else {
+    const httpOnly = (['redirect', 'redirectPort', 'acmeChallenge'] as const).find((key) => route[key] !== undefined);
+    if (httpOnly === 'acmeChallenge') {
+      fail(
+        [...path, httpOnly],
+        '"acmeChallenge" routes plain-HTTP requests by path: it needs "protocol: http" on the listener (for TLS-ALPN-01, add a route with "alpn: [acme-tls/1]")',
+      );
+    }
+    if (httpOnly !== undefined) fail([...path, httpOnly], `"${httpOnly}" answers plain HTTP: it needs "protocol: http" on the listener`);
+  }
+  if (route.redirectPort !== undefined && route.redirect === undefined)
+    fail([...path, 'redirectPort'], '"redirectPort" is the port of a redirect: it needs "redirect: https"');
+  if (route.redirect !== undefined && route.backends !== undefined) {
+    fail([...path, 'redirect'], 'a route either redirects or passes to backends: remove "redirect" or "backends"');
+  }
+  if (route.redirect === undefined && route.backends === undefined) {
+    fail(path, protocol === 'http' ? 'missing required key "backends" (or "redirect: https")' : 'missing required key "backends"');
+  }
+}
+
+type BackendDocument = NonNullable<RouteDocument['backends']>[number];
+
+function resolveBackend(backend: BackendDocument, routeProxyProtocol: BackendConfig['proxyProtocol'] | undefined): BackendConfig {
+  const { host, port } = backend.address;
+  return {
+    address: formatAddress(host, port),
+    host,
+    port,
+    weight: backend.weight ?? 1,
+    proxyProtocol: backend.proxyProtocol ?? routeProxyProtocol ?? null,
+  };
+}
+
 function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames' | 'alpn'> {
   const healthCheck = route.healthCheck;
   return {
-    backends: route.backends.map((backend): BackendConfig => {
-      const { host, port } = backend.address;
-      return {
-        address: formatAddress(host, port),
-        host,
-        port,
-        weight: backend.weight ?? 1,
-        proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
-      };
-    }),
+    backends: (route.backends ?? []).map((backend) => resolveBackend(backend, route.proxyProtocol)),
     balance: route.balance ?? 'roundrobin',
     retries: route.retries ?? null,
     maxFails: route.maxFails ?? 3,
@@ -166,6 +203,9 @@ function resolveRouteOptions(route: RouteDocument): Omit<RouteConfig, 'hostnames
       : null,
     allow: route.allow ?? [],
     deny: route.deny ?? [],
+    redirect: route.redirect ? { scheme: route.redirect, port: route.redirectPort ?? 443 } : null,
+    // The certificate manager speaks no PROXY protocol unless its own entry says so: the route's setting is for its backends.
+    acmeChallenge: (route.acmeChallenge ?? []).map((backend) => resolveBackend(backend, undefined)),
   };
 }
 

@@ -30,6 +30,8 @@ function routeOf(backends: BackendConfig[], options: Partial<RouteConfig> = {}):
     healthCheck: null,
     allow: [],
     deny: [],
+    redirect: null,
+    acmeChallenge: [],
     ...options,
   };
 }

@@ -742,7 +742,7 @@ listeners:
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
     const listenerKeys =
-      'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+      'name, listen, protocol, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443
@@ -2174,6 +2174,184 @@ listeners:
 `,
       { line: 3, col: 13, at: '8', message: 'an address range must be a string like "10.0.0.0/8" or "::1"' },
       'a number',
+    );
+  });
+});
+
+t.test('plain-HTTP listeners', async (t) => {
+  t.test('protocol, redirect, redirectPort and acmeChallenge', async (t) => {
+    const config = parseConfig(
+      yaml`
+listeners:
+  - listen: 8443
+    default: { backends: [127.0.0.1:1] }
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [app.example.com]
+        proxyProtocol: v1
+        acmeChallenge: [127.0.0.1:8089, { address: 127.0.0.1:8090, proxyProtocol: v2 }]
+        backends: [127.0.0.1:2]
+      - hostnames: ["*.example.com"]
+        redirect: https
+        redirectPort: 8443
+    default:
+      redirect: https
+`,
+      FILE,
+    );
+    const [tls, http] = config.listeners as [ListenerConfig, ListenerConfig];
+    t.equal(tls.protocol, 'tls', 'tls by default');
+    t.equal(http.protocol, 'http');
+    const [app, wildcard] = http.routes as [RouteConfig, RouteConfig];
+    t.strictSame([app.redirect, app.backends.map((entry) => [entry.address, entry.proxyProtocol])], [null, [['127.0.0.1:2', 'v1']]]);
+    t.strictSame(
+      app.acmeChallenge.map((entry) => [entry.address, entry.proxyProtocol]),
+      [
+        ['127.0.0.1:8089', null],
+        ['127.0.0.1:8090', 'v2'],
+      ],
+      "the certificate manager's backends, without the route's PROXY setting",
+    );
+    t.strictSame([wildcard.redirect, wildcard.backends, wildcard.acmeChallenge], [{ scheme: 'https', port: 8443 }, [], []]);
+    t.strictSame([http.defaultRoute!.redirect, tls.defaultRoute!.redirect, tls.defaultRoute!.acmeChallenge], [{ scheme: 'https', port: 443 }, null, []]);
+  });
+
+  t.test('a route redirects or passes to backends: one of them, not both', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [a.example.com]
+        redirect: https
+        backends: [127.0.0.1:1]
+`,
+      { line: 6, col: 19, at: 'https', message: 'a route either redirects or passes to backends: remove "redirect" or "backends"' },
+      'both',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default:
+      acmeChallenge: [127.0.0.1:1]
+`,
+      { line: 5, col: 7, at: 'acmeChallenge', message: 'missing required key "backends" (or "redirect: https")' },
+      'neither (an ACME challenge alone is not a route)',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        balance: source
+`,
+      { line: 4, col: 9, at: 'hostnames', message: 'missing required key "backends"' },
+      'neither, on a tls listener: as before',
+    );
+  });
+
+  t.test('redirectPort needs redirect, and is a port', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default:
+      redirectPort: 8443
+      backends: [127.0.0.1:1]
+`,
+      { line: 5, col: 21, at: '8443', message: '"redirectPort" is the port of a redirect: it needs "redirect: https"' },
+      'without redirect',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default: { redirect: https, redirectPort: 0 }
+`,
+      { line: 4, col: 47, at: '0', message: '0 is out of range (1-65535)' },
+      'port 0',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default: { redirect: http }
+`,
+      { line: 4, col: 26, at: 'http', message: 'expected one of https, got string "http"' },
+      'only to https',
+    );
+  });
+
+  t.test('what an http listener cannot act on, and what a tls listener cannot', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [a.example.com]
+        alpn: [h2]
+        backends: [127.0.0.1:1]
+`,
+      { line: 6, col: 15, at: '[h2]', message: '"alpn" is a TLS setting: an http listener routes by the Host header only' },
+      'alpn on http',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        redirect: https
+`,
+      { line: 5, col: 19, at: 'https', message: '"redirect" answers plain HTTP: it needs "protocol: http" on the listener' },
+      'redirect on tls',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    protocol: tls
+    default:
+      backends: [127.0.0.1:1]
+      acmeChallenge: [127.0.0.1:2]
+`,
+      {
+        line: 6,
+        col: 22,
+        at: '[127.0.0.1:2]',
+        message:
+          '"acmeChallenge" routes plain-HTTP requests by path: it needs "protocol: http" on the listener (for TLS-ALPN-01, add a route with "alpn: [acme-tls/1]")',
+      },
+      'acmeChallenge on tls',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    protocol: quic
+    default: { backends: [127.0.0.1:1] }
+`,
+      { line: 3, col: 15, at: 'quic', message: 'expected one of tls, http, got string "quic"' },
+      'an unknown protocol',
     );
   });
 });
