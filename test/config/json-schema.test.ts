@@ -361,6 +361,9 @@ t.test('the schema and the loader agree on what is wrong', async (t) => {
     'listeners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1], proxyProtocol: v3 }\n',
     'defaults: { drainTimeout: soon }\nlisteners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
     'admin: { allowRemote: true }\nlisteners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { redirect: https, backends: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { acmeChallenge: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { redirectPort: 8443, backends: [127.0.0.1:1] }\n',
   ];
   for (const text of invalid) {
     t.not(validate(parse(text), schema).length, 0, `schema refuses: ${JSON.stringify(text)}`);
@@ -369,6 +372,7 @@ t.test('the schema and the loader agree on what is wrong', async (t) => {
   const valid = [
     'listeners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
     'listeners:\n  - listen: 8443\n    idleTimeout: 1m30s\n    routes:\n      - hostnames: ["*.example.com"]\n        alpn: [h2]\n        balance: leastconn\n        healthCheck: { interval: 5s, timeout: 2s, rise: 2, fall: 3 }\n        backends: [{ address: 10.0.0.1:443, weight: 0, proxyProtocol: v2 }]\n',
+    'listeners:\n  - listen: 80\n    protocol: http\n    routes:\n      - hostnames: [app.example.com]\n        backends: [127.0.0.1:8080]\n    default: { redirect: https, redirectPort: 8443, acmeChallenge: [127.0.0.1:8089] }\n',
   ];
   for (const text of valid) {
     t.same(validate(parse(text), schema), [], `schema accepts: ${JSON.stringify(text)}`);

@@ -2363,7 +2363,7 @@ t.test('config.example.yaml loads, and so does every option it shows in comments
   t.equal(config.listeners[0]!.name, 'public');
   // Commented-out settings are written as "# key: value" (or "# - hostnames:" for a route): turn them on.
   const settings =
-    /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:)/;
+    /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:|- name:| {2}protocol:| {2}routes:| {4}- hostnames:| {6}backends:| {2}default:| {4}redirect| {4}acmeChallenge:)/;
   const uncommented = text
     .split('\n')
     .map((line) => line.replace(settings, '$1'))
@@ -2384,5 +2384,10 @@ t.test('config.example.yaml loads, and so does every option it shows in comments
   t.ok(
     listener.routes.some((route) => route.alpn.includes('acme-tls/1')),
     'the ALPN route',
+  );
+  const web = full.listeners[1]!;
+  t.ok(
+    web.protocol === 'http' && web.routes[0]!.backends.length > 0 && web.defaultRoute!.redirect?.port === 8443 && web.defaultRoute!.acmeChallenge.length > 0,
+    'the plain-HTTP listener: a route, a redirect, ACME challenges',
   );
 });

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { CertificateAuthority } from './certificates.js';
@@ -80,6 +81,35 @@ export async function startEchoBackend(name = 'echo'): Promise<TestBackend> {
     socket.pipe(socket);
   });
   const backend: TestBackend = { name, port: 0, address: '', accepted: 0, close: () => closeServer(server, sockets) };
+  backend.port = await listenOnLoopback(server);
+  backend.address = `127.0.0.1:${backend.port}`;
+  return backend;
+}
+
+/** What a test HTTP backend answers each request with, as JSON. */
+export interface HttpIdentity {
+  backend: string;
+  method: string;
+  /** The request target as the backend read it. */
+  url: string;
+  host: string | null;
+}
+
+/** A plain HTTP/1.1 server that answers every request with its `HttpIdentity`; `accepted` counts connections, `requests` requests. */
+export async function startHttpBackend(name: string): Promise<TestBackend & { requests: number }> {
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((request, response) => {
+    backend.requests++;
+    const identity: HttpIdentity = { backend: name, method: request.method ?? '', url: request.url ?? '', host: request.headers.host ?? null };
+    request.resume();
+    request.on('end', () => response.end(JSON.stringify(identity)));
+  });
+  const backend = { name, port: 0, address: '', accepted: 0, requests: 0, close: () => closeServer(server, sockets) };
+  server.on('connection', (socket) => {
+    backend.accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   backend.port = await listenOnLoopback(server);
   backend.address = `127.0.0.1:${backend.port}`;
   return backend;

@@ -129,10 +129,12 @@ t.test('requests that cannot be routed: answered, recorded with the reason, no b
 });
 
 t.test('a head slower than clientHelloTimeout: 408; a client that leaves mid-head: closed', async (t) => {
-  const host = new TestConnectionHost(LISTENER(['clientHelloTimeout: 300ms']));
+  const host = new TestConnectionHost(LISTENER(['clientHelloTimeout: 500ms']));
   const client = await connect(t, host);
   const closed = readUntilClosed(client);
-  const trickling = writeInPieces(client, Buffer.from(get('app.example.com')), 1, 50);
+  const head = Buffer.from(get('app.example.com'));
+  // A sixth of the head every 200 ms: still sending past the timeout, not within 100 ms of it.
+  const trickling = writeInPieces(client, head, Math.ceil(head.length / 6), 200);
   const outcome = await guard(closed, GUARD_MS, 'closed');
   await trickling;
   t.match(outcome.received.toString('latin1'), /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*\r\n\r\n408 Request Timeout\n$/);
