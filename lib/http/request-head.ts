@@ -215,15 +215,13 @@ export function normalizeHost(value: string): string | null {
 
 /** LDH labels of 1 to 63 characters (underscores tolerated), at most 253 in all; a last label of digits only must be an IPv4 address. */
 function isHostName(name: string): boolean {
-  if (name.length === 0 || name.length > MAX_HOST_NAME_LENGTH) return false;
+  if (name.length > MAX_HOST_NAME_LENGTH) return false;
   let labelStart = 0;
   let digitsOnly = true;
-  for (let index = 0; index <= name.length; index++) {
-    const code = index === name.length ? DOT : name.charCodeAt(index);
+  for (let index = 0; index < name.length; index++) {
+    const code = name.charCodeAt(index);
     if (code === DOT) {
-      const length = index - labelStart;
-      if (length === 0 || length > MAX_LABEL_LENGTH || name.charCodeAt(labelStart) === HYPHEN || name.charCodeAt(index - 1) === HYPHEN) return false;
-      if (index === name.length) return !digitsOnly;
+      if (!isLabel(name, labelStart, index)) return false;
       labelStart = index + 1;
       digitsOnly = true;
     } else if (HOST_NAME_CHAR[code] === 1) {
@@ -232,7 +230,12 @@ function isHostName(name: string): boolean {
       return false;
     }
   }
-  return false;
+  return isLabel(name, labelStart, name.length) && !digitsOnly;
+}
+
+/** name[start, end) is 1 to 63 characters that neither start nor end with a hyphen (its characters are checked by the caller). */
+function isLabel(name: string, start: number, end: number): boolean {
+  return end > start && end - start <= MAX_LABEL_LENGTH && name.charCodeAt(start) !== HYPHEN && name.charCodeAt(end - 1) !== HYPHEN;
 }
 
 const ABSOLUTE_TARGET = /^https?:\/\/([^/?#]*)([/?].*)?$/i;
