@@ -161,6 +161,8 @@ export class BackendRegistry {
           const previous = wanted.get(backend.address);
           if (!previous?.check) wanted.set(backend.address, { backend, check: route.healthCheck });
         }
+        // ACME challenge backends are not health-checked (a route's checks are for its backends); their state is kept all the same.
+        for (const backend of route.acmeChallenge) if (!wanted.has(backend.address)) wanted.set(backend.address, { backend, check: null });
       }
     }
     for (const [address, checker] of this.checkers) {

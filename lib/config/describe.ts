@@ -8,15 +8,24 @@ function describeBackend(backend: BackendConfig): string {
 
 function describeRoute(label: string, route: RouteConfig): string[] {
   const alpn = route.alpn.length > 0 ? ` [alpn ${route.alpn.join(', ')}]` : '';
+  // A route that only redirects dials nothing: its balancing and health settings would say nothing.
+  const dials = route.backends.length > 0 || route.acmeChallenge.length > 0;
   const options = [
-    route.balance,
-    route.retries === null ? '' : `retries ${route.retries}`,
-    route.maxFails === 0 ? 'passive health off' : `maxFails ${route.maxFails}/${formatDuration(route.failTimeout)}`,
-    route.healthCheck ? `health check every ${formatDuration(route.healthCheck.interval)}` : '',
+    dials ? route.balance : '',
+    !dials || route.retries === null ? '' : `retries ${route.retries}`,
+    !dials ? '' : route.maxFails === 0 ? 'passive health off' : `maxFails ${route.maxFails}/${formatDuration(route.failTimeout)}`,
+    route.healthCheck && route.backends.length > 0 ? `health check every ${formatDuration(route.healthCheck.interval)}` : '',
     route.allow.length > 0 ? `allow ${route.allow.join(' ')}` : '',
     route.deny.length > 0 ? `deny ${route.deny.join(' ')}` : '',
   ].filter(Boolean);
-  return [`    ${label}${alpn} -> ${route.backends.map(describeBackend).join(', ')}`, `        ${options.join(', ')}`];
+  const destination = route.redirect
+    ? `redirect to https${route.redirect.port === 443 ? '' : ` port ${route.redirect.port}`}`
+    : route.backends.map(describeBackend).join(', ');
+  return [
+    `    ${label}${alpn} -> ${destination}`,
+    ...(route.acmeChallenge.length > 0 ? [`        acmeChallenge -> ${route.acmeChallenge.map(describeBackend).join(', ')}`] : []),
+    ...(options.length > 0 ? [`        ${options.join(', ')}`] : []),
+  ];
 }
 
 function describeListener(listener: ListenerConfig): string[] {
@@ -32,11 +41,12 @@ function describeListener(listener: ListenerConfig): string[] {
     listener.allow.length > 0 ? `allow ${listener.allow.join(' ')}` : '',
     listener.deny.length > 0 ? `deny ${listener.deny.join(' ')}` : '',
   ].filter(Boolean);
+  const noRoute = listener.protocol === 'http' ? '404 Not Found' : 'unrecognized_name alert';
   return [
-    `listener "${listener.name}" on ${formatAddress(listener.listen.host, listener.listen.port)}`,
+    `listener "${listener.name}" on ${formatAddress(listener.listen.host, listener.listen.port)}${listener.protocol === 'http' ? ' (plain HTTP)' : ''}`,
     `    ${settings.join(', ')}`,
     ...listener.routes.flatMap((route) => describeRoute(route.hostnames.join(', '), route)),
-    ...(listener.defaultRoute ? describeRoute('default', listener.defaultRoute) : ['    default -> (none: unrecognized_name alert)']),
+    ...(listener.defaultRoute ? describeRoute('default', listener.defaultRoute) : [`    default -> (none: ${noRoute})`]),
   ];
 }
 

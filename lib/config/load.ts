@@ -6,7 +6,16 @@ import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import type { Path } from './shape.js';
 import { formatAddress, isLoopbackHost } from './values.js';
-import type { BackendConfig, ConnectionTimeouts, ListenAddress, ListenerConfig, ProxyConfig, RouteConfig, TerminateTlsConfig } from './types.js';
+import type {
+  BackendConfig,
+  ConnectionTimeouts,
+  ListenAddress,
+  ListenerConfig,
+  ListenerProtocol,
+  ProxyConfig,
+  RouteConfig,
+  TerminateTlsConfig,
+} from './types.js';
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   clientHelloTimeout: 10_000,
@@ -243,6 +252,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     if (names.has(name))
       fail([...path, entry.name === undefined ? 'listen' : 'name'], `duplicate listener name "${name}" (also listener ${names.get(name)! + 1})`);
     names.set(name, index);
+    const protocol = entry.protocol ?? 'tls';
 
     const routeDocuments = entry.routes ?? [];
     const clash = findHostnameClash(routeDocuments);
@@ -252,14 +262,12 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
         firstAt: [...path, 'routes', ...clash.firstAt],
       });
     }
-    const routes = routeDocuments.map(
-      (route, routeIndex): RouteConfig => ({
-        hostnames: route.hostnames,
-        alpn: route.alpn ?? none,
-        ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context, backends),
-      }),
-    );
+    const routes = routeDocuments.map((route, routeIndex): RouteConfig => {
+      checkRouteForProtocol(route, [...path, 'routes', routeIndex], protocol, fail);
+      return { hostnames: route.hostnames, alpn: route.alpn ?? none, ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context, backends) };
+    });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
+    if (entry.default) checkRouteForProtocol(entry.default, [...path, 'default'], protocol, fail);
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
     }
@@ -268,6 +276,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     return {
       name,
       listen,
+      protocol,
       ...defaults,
       ...withoutUndefined({ clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout }),
       acceptProxyProtocol: entry.acceptProxyProtocol ?? false,
@@ -368,7 +377,58 @@ function resolveTerminateTls(tls: NonNullable<RouteOptionsDocument['tls']>, path
   return { certificates: [{ cert: file(tls.cert!), key: file(tls.key!) }], alpn, position };
 }
 
+/**
+ * The route keys that belong to one listener protocol: a route passes to
+ * `backends` or answers with a `redirect` (http only), and says nothing its
+ * listener cannot act on (ALPN or TLS on http; HTTP paths and answers on tls).
+ */
+function checkRouteForProtocol(route: RouteOptionsDocument & { alpn?: unknown; tls?: unknown }, path: Path, protocol: ListenerProtocol, fail: Fail): void {
+  if (protocol === 'http') {
+    if (route.alpn !== undefined) fail([...path, 'alpn'], '"alpn" is a TLS setting: an http listener routes by the Host header only');
+    if (route.tls !== undefined) fail([...path, 'tls'], '"tls" terminates TLS: an http listener\'s clients speak plain HTTP');
+  } else {
+    const httpOnly = (['redirect', 'redirectPort', 'acmeChallenge'] as const).find((key) => route[key] !== undefined);
+    if (httpOnly === 'acmeChallenge') {
+      fail(
+        [...path, httpOnly],
+        '"acmeChallenge" routes plain-HTTP requests by path: it needs "protocol: http" on the listener (for TLS-ALPN-01, add a route with "alpn: [acme-tls/1]")',
+      );
+    }
+    if (httpOnly !== undefined) fail([...path, httpOnly], `"${httpOnly}" answers plain HTTP: it needs "protocol: http" on the listener`);
+  }
+  if (route.redirectPort !== undefined && route.redirect === undefined)
+    fail([...path, 'redirectPort'], '"redirectPort" is the port of a redirect: it needs "redirect: https"');
+  if (route.redirect !== undefined && route.backends !== undefined) {
+    fail([...path, 'redirect'], 'a route either redirects or passes to backends: remove "redirect" or "backends"');
+  }
+  if (route.redirect === undefined && route.backends === undefined) {
+    fail(path, protocol === 'http' ? 'missing required key "backends" (or "redirect: https")' : 'missing required key "backends"');
+  }
+}
+
+type BackendDocument = NonNullable<RouteOptionsDocument['backends']>[number];
+
 /** `backends` interns equal backends: routes that share them share one object (and one copy when sent between threads). */
+function resolveBackend(
+  backend: BackendDocument,
+  routeProxyProtocol: BackendConfig['proxyProtocol'] | undefined,
+  backends: Map<string, BackendConfig>,
+): BackendConfig {
+  const { host, port } = backend.address;
+  const resolved: BackendConfig = {
+    address: formatAddress(host, port),
+    host,
+    port,
+    weight: backend.weight ?? 1,
+    proxyProtocol: backend.proxyProtocol ?? routeProxyProtocol ?? null,
+  };
+  const key = `${resolved.address} ${resolved.weight} ${resolved.proxyProtocol}`;
+  const known = backends.get(key);
+  if (known) return known;
+  backends.set(key, resolved);
+  return resolved;
+}
+
 function resolveRouteOptions(
   route: RouteOptionsDocument,
   path: Path,
@@ -390,21 +450,7 @@ function resolveRouteOptions(
           position: context.positionOf([...path, 'backendTls']),
         }
       : null,
-    backends: route.backends.map((backend): BackendConfig => {
-      const { host, port } = backend.address;
-      const resolved: BackendConfig = {
-        address: formatAddress(host, port),
-        host,
-        port,
-        weight: backend.weight ?? 1,
-        proxyProtocol: backend.proxyProtocol ?? route.proxyProtocol ?? null,
-      };
-      const key = `${resolved.address} ${resolved.weight} ${resolved.proxyProtocol}`;
-      const known = backends.get(key);
-      if (known) return known;
-      backends.set(key, resolved);
-      return resolved;
-    }),
+    backends: (route.backends ?? none).map((backend) => resolveBackend(backend, route.proxyProtocol, backends)),
     balance: route.balance ?? 'roundrobin',
     retries: route.retries ?? null,
     maxFails: route.maxFails ?? 3,
@@ -414,6 +460,9 @@ function resolveRouteOptions(
       : null,
     allow: route.allow ?? none,
     deny: route.deny ?? none,
+    redirect: route.redirect ? { scheme: route.redirect, port: route.redirectPort ?? 443 } : null,
+    // The certificate manager speaks no PROXY protocol unless its own entry says so: the route's setting is for its backends.
+    acmeChallenge: (route.acmeChallenge ?? none).map((backend) => resolveBackend(backend, undefined, backends)),
   };
 }
 

@@ -1,6 +1,6 @@
 import { boolean, byKind, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
 import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress } from './values.js';
-import { ValueError } from '../errors.js';
+import { ShapeError, ValueError } from '../errors.js';
 
 /** The config file's definition: read by the loader, published as JSON Schema. */
 
@@ -39,7 +39,10 @@ const positiveDuration = scalar(duration.jsonSchema(), (value) => {
 
 const timeoutFields = {
   // Neither can be turned off: a client or backend that never answers would hold a connection forever.
-  clientHelloTimeout: optional(positiveDuration, 'how long a client may take to send its whole ClientHello (default 10s)'),
+  clientHelloTimeout: optional(
+    positiveDuration,
+    'how long a client may take to send its whole ClientHello, or on http listeners its request head (default 10s)',
+  ),
   connectTimeout: optional(positiveDuration, 'how long to wait for a backend to accept a connection before trying the next (default 5s)'),
   idleTimeout: optional(duration, 'close a connection with no bytes either way for this long; 0 = never (default 0)'),
   halfCloseTimeout: optional(
@@ -125,7 +128,7 @@ const backendTls = object(
 );
 
 const routeOptions = {
-  backends: required(backends, 'where matching connections go'),
+  backends: optional(backends, 'where matching connections go (required, except on an http listener\'s route that says "redirect")'),
   balance: optional(oneOf(['roundrobin', 'leastconn', 'source'] as const), 'how new connections pick a backend (default roundrobin, weighted)'),
   retries: optional(integer(0, 100), 'backends to try after the first fails (default: every backend once)'),
   maxFails: optional(integer(0, 1000), 'consecutive connect failures that take a backend out for failTimeout; 0 = never (default 3)'),
@@ -138,25 +141,65 @@ const routeOptions = {
     'terminate TLS here and pass the plaintext to the backends: { cert, key, alpn }, a list of such pairs, or "internal" (default: pass the encrypted stream through)',
   ),
   backendTls: optional(backendTls, 'with tls: re-encrypt to the backends'),
+  redirect: optional(
+    oneOf(['https'] as const),
+    'http listeners: answer "308 Permanent Redirect" to https://host/path?query (the request target as sent) instead of passing the request to backends',
+  ),
+  redirectPort: optional(integer(1, 65535), 'with redirect: the port in the Location (default 443, which is left out)'),
+  acmeChallenge: optional(
+    list(backend, { minItems: 1, itemName: 'backend' }),
+    'http listeners: requests whose path starts with /.well-known/acme-challenge/ (ACME http-01) go to these backends; the rest follows the route',
+  ),
 };
 
-const route = object({
-  hostnames: required(
-    list(hostname, { minItems: 1, itemName: 'hostname' }),
-    'SNI names this route serves: exact names beat wildcards, the longest wildcard wins',
-  ),
-  alpn: optional(
-    list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1, itemName: 'protocol' }),
-    'match only clients offering one of these ALPN protocols; beats the same hostname without alpn',
-  ),
-  ...routeOptions,
-});
+/**
+ * A route passes to backends or redirects, never both; `redirectPort` only
+ * with `redirect`. The loader checks these with the listener's protocol in
+ * view; the JSON Schema says them for editors. `backends:` written with
+ * nothing after it is an empty required key, as before redirects existed.
+ */
+function routeShape<T>(shape: Shape<T>): Shape<T> {
+  return {
+    read(value, path) {
+      const input = value as Record<string, unknown> | null;
+      if (input !== null && typeof input === 'object' && input.backends === null && input.redirect == null) {
+        throw new ShapeError([...path, 'backends'], '"backends" is empty', true);
+      }
+      return shape.read(value, path);
+    },
+    jsonSchema: () => ({
+      ...shape.jsonSchema(),
+      oneOf: [{ required: ['backends'] }, { required: ['redirect'] }],
+      dependentRequired: { redirectPort: ['redirect'] },
+    }),
+  };
+}
 
-const defaultRoute = object(routeOptions, { description: 'used when the ClientHello has no SNI or no route matches' });
+const route = routeShape(
+  object({
+    hostnames: required(
+      list(hostname, { minItems: 1, itemName: 'hostname' }),
+      'SNI names (on http listeners, Host names) this route serves: exact names beat wildcards, the longest wildcard wins',
+    ),
+    alpn: optional(
+      list(scalar({ type: 'string' }, parseAlpnProtocol), { minItems: 1, itemName: 'protocol' }),
+      'match only clients offering one of these ALPN protocols; beats the same hostname without alpn (tls listeners only)',
+    ),
+    ...routeOptions,
+  }),
+);
+
+const defaultRoute = routeShape(
+  object(routeOptions, { description: 'used when no route matches, when the ClientHello has no SNI, and for an HTTP request to an IP address' }),
+);
 
 const listener = object({
   name: optional(string({ minLength: 1 }), 'unique name used in logs and metrics (default: the listen address)'),
-  listen: required(listenAddress, 'address to accept TLS connections on: "host:port", "[::1]:port", ":port" or a port'),
+  listen: required(listenAddress, 'address to accept connections on: "host:port", "[::1]:port", ":port" or a port'),
+  protocol: optional(
+    oneOf(['tls', 'http'] as const),
+    "what clients speak: tls (routed by the ClientHello's SNI and ALPN, passed through encrypted) or http (plain HTTP/1.x, routed by the Host header) (default tls)",
+  ),
   ...timeoutFields,
   acceptProxyProtocol: optional(
     boolean(),

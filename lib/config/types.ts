@@ -11,6 +11,8 @@ export interface ListenAddress {
 }
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
+/** What a listener's clients speak: TLS (routed by the ClientHello) or plain HTTP/1.x (routed by the Host header). */
+export type ListenerProtocol = 'tls' | 'http';
 export type BalanceMode = 'roundrobin' | 'leastconn' | 'source';
 
 export interface BackendConfig {
@@ -86,6 +88,17 @@ export interface RouteConfig extends AccessLists {
   /** Terminate TLS here; null: pass the encrypted stream through. */
   tls: TerminateTlsConfig | null;
   backendTls: BackendTlsConfig | null;
+  /** HTTP listeners: answer every request with a redirect instead of passing it to `backends` (then empty); null: no redirect. */
+  redirect: RedirectConfig | null;
+  /** HTTP listeners: backends for requests under `/.well-known/acme-challenge/` (ACME http-01); empty: none, they follow the route. */
+  acmeChallenge: BackendConfig[];
+}
+
+/** A `308 Permanent Redirect` to the same host and request target over https. */
+export interface RedirectConfig {
+  scheme: 'https';
+  /** The port in the Location; 443 is left out. */
+  port: number;
 }
 
 /** Durations in milliseconds; 0 disables the timeout where that makes sense. */
@@ -101,6 +114,8 @@ export interface ConnectionTimeouts {
 export interface ListenerConfig extends ConnectionTimeouts, AccessLists {
   name: string;
   listen: ListenAddress;
+  /** What clients send first, and so what routes them: a TLS ClientHello (SNI, ALPN) or an HTTP request head (Host). */
+  protocol: ListenerProtocol;
   /** Read a PROXY protocol v1/v2 header from the upstream load balancer before the ClientHello. */
   acceptProxyProtocol: boolean;
   /** CIDRs of the peers allowed to send that header (normalized); empty: any peer. */

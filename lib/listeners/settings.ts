@@ -1,13 +1,17 @@
 import type { BackendRegistry } from '../backends/health.js';
 import { lazyPool } from '../backends/pool.js';
-import type { ListenerConfig, RouteConfig } from '../config/types.js';
+import type { ListenerConfig, ListenerProtocol, RouteConfig } from '../config/types.js';
+import type { PreambleProtocol } from '../pipeline/preamble.js';
 import type { ListenerSettings, RouteEntry } from '../pipeline/settings.js';
 import type { Target } from '../pipeline/target.js';
 import { buildAccessCheck } from '../routing/access-list.js';
 import { buildRouteTable } from '../routing/route-table.js';
 import { PassthroughTarget } from '../targets/passthrough.js';
+import { RedirectTarget } from '../targets/redirect.js';
+import { NO_HTTP_ROUTE, UNRECOGNIZED_NAME } from '../targets/refuse.js';
 import { type CertificateSource, TerminateTarget } from '../targets/terminate.js';
 import { certificateSetKey, type TlsMaterial } from '../tls/certificates.js';
+import { HTTP_PREAMBLE } from './http-preamble.js';
 import { TLS_PREAMBLE } from './tls-preamble.js';
 
 /** What settings are built from besides the listener's config: backend states, and the generation's certificates. */
@@ -16,7 +20,15 @@ export interface SettingsContext {
   tls: TlsMaterial;
 }
 
+/** What sets the listener kinds apart: what their clients send first, and what a client no route serves gets. */
+const LISTENER_KINDS: Record<ListenerProtocol, { protocol: PreambleProtocol; noRoute: Target }> = {
+  tls: { protocol: TLS_PREAMBLE, noRoute: UNRECOGNIZED_NAME },
+  http: { protocol: HTTP_PREAMBLE, noRoute: NO_HTTP_ROUTE },
+};
+
+/** Where a route sends a connection: an answer (redirect), its backends as they are, or its backends after terminating TLS. */
 function routeTarget(route: RouteConfig, { registry, tls }: SettingsContext): Target {
+  if (route.redirect) return new RedirectTarget(route.redirect);
   const pool = lazyPool(route, registry);
   if (route.tls === null) return new PassthroughTarget(pool);
   const { certificates } = route.tls;
@@ -31,14 +43,23 @@ function routeTarget(route: RouteConfig, { registry, tls }: SettingsContext): Ta
 }
 
 function routeEntry(route: RouteConfig, context: SettingsContext): RouteEntry {
-  return { hostnames: route.hostnames, alpn: route.alpn, access: buildAccessCheck(route), target: routeTarget(route, context) };
+  const { acmeChallenge } = route;
+  return {
+    hostnames: route.hostnames,
+    alpn: route.alpn,
+    access: buildAccessCheck(route),
+    target: routeTarget(route, context),
+    // The certificate manager is balanced and failed over like the route's backends; health checks are for those.
+    acmeChallenge:
+      acmeChallenge.length > 0 ? new PassthroughTarget(lazyPool({ ...route, backends: acmeChallenge, healthCheck: null }, context.registry)) : null,
+  };
 }
 
 /** Turns a listener's config into what its connections use: route table, targets, access checks. */
 export function listenerSettings(config: ListenerConfig, context: SettingsContext): ListenerSettings {
   return {
     listener: config.name,
-    protocol: TLS_PREAMBLE,
+    ...LISTENER_KINDS[config.protocol],
     clientHelloTimeout: config.clientHelloTimeout,
     connectTimeout: config.connectTimeout,
     idleTimeout: config.idleTimeout,

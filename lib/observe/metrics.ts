@@ -51,6 +51,11 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     ['listener', 'route', 'direction'],
   );
   const helloFailures = new CounterFamily(`${P}client_hello_failures_total`, 'ClientHellos rejected, by listener and reason', ['listener', 'reason']);
+  const requestFailures = new CounterFamily(
+    `${P}http_request_failures_total`,
+    'HTTP requests refused before routing (answered 400, 408, 414 or 431), by listener and reason',
+    ['listener', 'reason'],
+  );
   const connectFailures = new CounterFamily(`${P}backend_connect_failures_total`, 'Failed backend connection attempts, by backend and reason', [
     'backend',
     'reason',
@@ -100,6 +105,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     dropped,
     bytes,
     helloFailures,
+    requestFailures,
     connectFailures,
     connectLatency,
     up,
@@ -123,6 +129,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
       if (record.bytesToClient > 0) bytes.inc([record.listener, route, 'to_client'], record.bytesToClient);
       if (record.outcome === 'bad_hello') helloFailures.inc([record.listener, record.reason ?? 'unknown']);
       else if (record.outcome === 'hello_timeout') helloFailures.inc([record.listener, 'timeout']);
+      else if (record.outcome === 'bad_request') requestFailures.inc([record.listener, record.reason ?? 'unknown']);
+      else if (record.outcome === 'request_timeout') requestFailures.inc([record.listener, 'timeout']);
     },
     backendConnected(_listener, backend, latencyMs) {
       connectLatency.observe([backend], latencyMs / 1000);

@@ -9,6 +9,8 @@ export interface RouteEntry {
   alpn: readonly string[];
   access: AccessCheck | null;
   target: Target;
+  /** Where HTTP requests for an ACME http-01 challenge go instead of `target`; null: they follow the route. */
+  acmeChallenge: Target | null;
 }
 
 /**
@@ -19,6 +21,8 @@ export interface ListenerSettings {
   listener: string;
   /** What this listener's clients send first, and how it is parsed. */
   protocol: PreambleProtocol;
+  /** What a client whose name no route (and no default) serves gets: a TLS alert, an HTTP 404. */
+  noRoute: Target;
   clientHelloTimeout: number;
   connectTimeout: number;
   idleTimeout: number;

@@ -1,5 +1,6 @@
 import type { Connection } from '../pipeline/connection.js';
 import type { Outcome } from '../pipeline/record.js';
+import { httpAnswer } from '../http/answer.js';
 import type { Target } from '../pipeline/target.js';
 import { UNRECOGNIZED_NAME_ALERT } from '../tls/alert.js';
 
@@ -19,6 +20,9 @@ class RefuseTarget implements Target {
 
 /** No route and no default: a fatal `unrecognized_name` alert, so the client reports a TLS error instead of a bare reset. */
 export const UNRECOGNIZED_NAME: Target = new RefuseTarget('no_route', null, UNRECOGNIZED_NAME_ALERT);
+
+/** An HTTP request for a Host no route serves, on a listener without a default. */
+export const NO_HTTP_ROUTE: Target = new RefuseTarget('no_route', null, httpAnswer(404));
 
 /** The matched route's allow/deny lists refuse the client. */
 export const REFUSE_BY_ROUTE_ACCESS_LIST: Target = new RefuseTarget('denied', 'route_access_list', null);

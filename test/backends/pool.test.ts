@@ -32,6 +32,8 @@ function routeOf(backends: BackendConfig[], options: Partial<RouteConfig> = {}):
     backendTls: null,
     allow: [],
     deny: [],
+    redirect: null,
+    acmeChallenge: [],
     ...options,
   };
 }

@@ -155,6 +155,49 @@ listeners:
   ]);
 });
 
+t.test('plain-HTTP listeners: redirects and ACME challenge backends', async (t) => {
+  const lines = describe(yaml`
+listeners:
+  - name: web
+    listen: 127.0.0.1:8080
+    protocol: http
+    routes:
+      - hostnames: [app.example.com]
+        acmeChallenge: [127.0.0.1:8089]
+        backends: [127.0.0.1:9000]
+      - hostnames: ["*.example.com"]
+        redirect: https
+        redirectPort: 8443
+        deny: [192.0.2.0/24]
+    default:
+      redirect: https
+      healthCheck: {}
+      acmeChallenge: [{ address: 127.0.0.1:8089, proxyProtocol: v1 }]
+  - name: web-strict
+    listen: 127.0.0.1:8081
+    protocol: http
+    routes:
+      - hostnames: [only.example.com]
+        redirect: https
+`);
+  t.strictSame(lines, [
+    'listener "web" on 127.0.0.1:8080 (plain HTTP)',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s',
+    '    app.example.com -> 127.0.0.1:9000',
+    '        acmeChallenge -> 127.0.0.1:8089',
+    '        roundrobin, maxFails 3/10s',
+    '    *.example.com -> redirect to https port 8443',
+    '        deny 192.0.2.0/24',
+    '    default -> redirect to https',
+    '        acmeChallenge -> 127.0.0.1:8089 (PROXY v1)',
+    '        roundrobin, maxFails 3/10s',
+    'listener "web-strict" on 127.0.0.1:8081 (plain HTTP)',
+    '    clientHelloTimeout 10s, connectTimeout 5s, idleTimeout off, halfCloseTimeout 1m, drainTimeout 30s',
+    '    only.example.com -> redirect to https',
+    '    default -> (none: 404 Not Found)',
+  ]);
+});
+
 t.test('an empty config describes as nothing', async (t) => {
   t.equal(describeConfig({ listeners: [] } as unknown as Parameters<typeof describeConfig>[0]), '');
 });

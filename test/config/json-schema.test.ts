@@ -31,6 +31,8 @@ const ASSERTIONS = new Set([
   'additionalProperties',
   'items',
   'anyOf',
+  'oneOf',
+  'dependentRequired',
   'enum',
   'pattern',
   'minLength',
@@ -72,6 +74,10 @@ function validate(value: unknown, node: Schema, path = '$'): string[] {
       return [`${path}: matches no alternative (${branches.map((errors) => errors.join('; ')).join(' | ')})`];
     }
   }
+  if (node.oneOf !== undefined) {
+    const matching = (node.oneOf as Schema[]).filter((branch) => validate(value, branch, path).length === 0).length;
+    if (matching !== 1) return [`${path}: matches ${matching} of the oneOf alternatives, not exactly one`];
+  }
   if (node.type !== undefined) {
     const types = Array.isArray(node.type) ? (node.type as string[]) : [node.type as string];
     if (!types.some((type) => typeMatches(type, value))) return [`${path}: expected ${types.join(' or ')}, got ${JSON.stringify(value)}`];
@@ -99,6 +105,9 @@ function validate(value: unknown, node: Schema, path = '$'): string[] {
     const object = value as Record<string, unknown>;
     const properties = (node.properties ?? {}) as Record<string, Schema>;
     for (const key of (node.required ?? []) as string[]) if (!(key in object)) errors.push(`${path}: missing "${key}"`);
+    for (const [key, needed] of Object.entries((node.dependentRequired ?? {}) as Record<string, string[]>)) {
+      if (key in object) for (const other of needed) if (!(other in object)) errors.push(`${path}: "${key}" needs "${other}"`);
+    }
     for (const [key, child] of Object.entries(object)) {
       if (key in properties) errors.push(...validate(child, properties[key]!, `${path}.${key}`));
       else if (node.additionalProperties === false) errors.push(`${path}: unknown key "${key}"`);
@@ -195,6 +204,14 @@ t.test('the validator used here is not vacuous', async (t) => {
     ['bad duration', { defaults: { connectTimeout: '5 parsecs' }, ...valid }, /matches no alternative/],
     ['port out of range', { listeners: [{ listen: 70000, default: { backends: ['a:1'] } }] }, /matches no alternative/],
     ['boolean as string', { ...valid, admin: { listen: '127.0.0.1:9900', allowRemote: 'yes' } }, /expected boolean/],
+    ['neither backends nor redirect', { listeners: [{ listen: ':80', protocol: 'http', default: { balance: 'source' } }] }, /matches 0 of the oneOf/],
+    ['both backends and redirect', { listeners: [{ listen: ':80', protocol: 'http', default: { redirect: 'https', backends: ['a:1'] } }] }, /matches 2 of/],
+    [
+      'redirectPort without redirect',
+      { listeners: [{ listen: ':80', protocol: 'http', default: { redirectPort: 8443, backends: ['a:1'] } }] },
+      /"redirectPort" needs "redirect"/,
+    ],
+    ['a protocol that is not one', { listeners: [{ listen: ':80', protocol: 'h3', default: { backends: ['a:1'] } }] }, /is not one of/],
   ];
   for (const [name, config, expected] of cases) {
     t.match(validate(config, schema).join('\n'), expected, name);
@@ -344,6 +361,9 @@ t.test('the schema and the loader agree on what is wrong', async (t) => {
     'listeners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1], proxyProtocol: v3 }\n',
     'defaults: { drainTimeout: soon }\nlisteners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
     'admin: { allowRemote: true }\nlisteners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { redirect: https, backends: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { acmeChallenge: [127.0.0.1:1] }\n',
+    'listeners:\n  - listen: 127.0.0.1:0\n    protocol: http\n    default: { redirectPort: 8443, backends: [127.0.0.1:1] }\n',
   ];
   for (const text of invalid) {
     t.not(validate(parse(text), schema).length, 0, `schema refuses: ${JSON.stringify(text)}`);
@@ -352,6 +372,7 @@ t.test('the schema and the loader agree on what is wrong', async (t) => {
   const valid = [
     'listeners:\n  - listen: 127.0.0.1:0\n    default: { backends: [127.0.0.1:1] }\n',
     'listeners:\n  - listen: 8443\n    idleTimeout: 1m30s\n    routes:\n      - hostnames: ["*.example.com"]\n        alpn: [h2]\n        balance: leastconn\n        healthCheck: { interval: 5s, timeout: 2s, rise: 2, fall: 3 }\n        backends: [{ address: 10.0.0.1:443, weight: 0, proxyProtocol: v2 }]\n',
+    'listeners:\n  - listen: 80\n    protocol: http\n    routes:\n      - hostnames: [app.example.com]\n        backends: [127.0.0.1:8080]\n    default: { redirect: https, redirectPort: 8443, acmeChallenge: [127.0.0.1:8089] }\n',
   ];
   for (const text of valid) {
     t.same(validate(parse(text), schema), [], `schema accepts: ${JSON.stringify(text)}`);

@@ -745,7 +745,7 @@ listeners:
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
     const listenerKeys =
-      'name, listen, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+      'name, listen, protocol, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443
@@ -2134,13 +2134,218 @@ listeners:
   });
 });
 
+t.test('plain-HTTP listeners', async (t) => {
+  t.test('protocol, redirect, redirectPort and acmeChallenge', async (t) => {
+    const config = parseConfig(
+      yaml`
+listeners:
+  - listen: 8443
+    default: { backends: [127.0.0.1:1] }
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [app.example.com]
+        proxyProtocol: v1
+        acmeChallenge: [127.0.0.1:8089, { address: 127.0.0.1:8090, proxyProtocol: v2 }]
+        backends: [127.0.0.1:2]
+      - hostnames: ["*.example.com"]
+        redirect: https
+        redirectPort: 8443
+    default:
+      redirect: https
+`,
+      FILE,
+    );
+    const [tls, http] = config.listeners as [ListenerConfig, ListenerConfig];
+    t.equal(tls.protocol, 'tls', 'tls by default');
+    t.equal(http.protocol, 'http');
+    const [app, wildcard] = http.routes as [RouteConfig, RouteConfig];
+    t.strictSame([app.redirect, app.backends.map((entry) => [entry.address, entry.proxyProtocol])], [null, [['127.0.0.1:2', 'v1']]]);
+    t.strictSame(
+      app.acmeChallenge.map((entry) => [entry.address, entry.proxyProtocol]),
+      [
+        ['127.0.0.1:8089', null],
+        ['127.0.0.1:8090', 'v2'],
+      ],
+      "the certificate manager's backends, without the route's PROXY setting",
+    );
+    t.strictSame([wildcard.redirect, wildcard.backends, wildcard.acmeChallenge], [{ scheme: 'https', port: 8443 }, [], []]);
+    t.strictSame([http.defaultRoute!.redirect, tls.defaultRoute!.redirect, tls.defaultRoute!.acmeChallenge], [{ scheme: 'https', port: 443 }, null, []]);
+  });
+
+  t.test('a route redirects or passes to backends: one of them, not both', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [a.example.com]
+        redirect: https
+        backends: [127.0.0.1:1]
+`,
+      { line: 6, col: 19, at: 'https', message: 'a route either redirects or passes to backends: remove "redirect" or "backends"' },
+      'both',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default:
+      acmeChallenge: [127.0.0.1:1]
+`,
+      { line: 5, col: 7, at: 'acmeChallenge', message: 'missing required key "backends" (or "redirect: https")' },
+      'neither (an ACME challenge alone is not a route)',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        balance: source
+`,
+      { line: 4, col: 9, at: 'hostnames', message: 'missing required key "backends"' },
+      'neither, on a tls listener: as before',
+    );
+  });
+
+  t.test('redirectPort needs redirect, and is a port', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default:
+      redirectPort: 8443
+      backends: [127.0.0.1:1]
+`,
+      { line: 5, col: 21, at: '8443', message: '"redirectPort" is the port of a redirect: it needs "redirect: https"' },
+      'without redirect',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default: { redirect: https, redirectPort: 0 }
+`,
+      { line: 4, col: 47, at: '0', message: '0 is out of range (1-65535)' },
+      'port 0',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    default: { redirect: http }
+`,
+      { line: 4, col: 26, at: 'http', message: 'expected one of https, got string "http"' },
+      'only to https',
+    );
+  });
+
+  t.test('what an http listener cannot act on, and what a tls listener cannot', async (t) => {
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [a.example.com]
+        alpn: [h2]
+        backends: [127.0.0.1:1]
+`,
+      { line: 6, col: 15, at: '[h2]', message: '"alpn" is a TLS setting: an http listener routes by the Host header only' },
+      'alpn on http',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8080
+    protocol: http
+    routes:
+      - hostnames: [a.example.com]
+        tls: internal
+        backends: [127.0.0.1:1]
+`,
+      { line: 6, col: 14, at: 'internal', message: '"tls" terminates TLS: an http listener\'s clients speak plain HTTP' },
+      'tls on http',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        backendTls: { verify: false }
+        backends: [127.0.0.1:1]
+`,
+      { line: 5, col: 21, at: '{', message: '"backendTls" re-encrypts what a terminating route decrypted: it needs "tls" on the same route' },
+      'backendTls without tls',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        redirect: https
+`,
+      { line: 5, col: 19, at: 'https', message: '"redirect" answers plain HTTP: it needs "protocol: http" on the listener' },
+      'redirect on tls',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    protocol: tls
+    default:
+      backends: [127.0.0.1:1]
+      acmeChallenge: [127.0.0.1:2]
+`,
+      {
+        line: 6,
+        col: 22,
+        at: '[127.0.0.1:2]',
+        message:
+          '"acmeChallenge" routes plain-HTTP requests by path: it needs "protocol: http" on the listener (for TLS-ALPN-01, add a route with "alpn: [acme-tls/1]")',
+      },
+      'acmeChallenge on tls',
+    );
+    expectConfigError(
+      t,
+      yaml`
+listeners:
+  - listen: 8443
+    protocol: quic
+    default: { backends: [127.0.0.1:1] }
+`,
+      { line: 3, col: 15, at: 'quic', message: 'expected one of tls, http, got string "quic"' },
+      'an unknown protocol',
+    );
+  });
+});
+
 t.test('config.example.yaml loads, and so does every option it shows in comments once uncommented', async (t) => {
   const file = join(import.meta.dirname, '..', '..', 'config.example.yaml');
   const text = await readFile(file, 'utf8');
   t.equal(parseConfig(text, file).listeners[0]!.name, 'public');
   // Commented-out settings are written as "# key: value" (or "# - hostnames:" for a route): turn them on.
   const settings =
-    /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:)/;
+    /^(\s*)# (?=admin:| {2}listen:|allow:|deny:|max|accept|balance:|retries:|failTimeout:|healthCheck:|proxyProtocol:|- hostnames:| {2}alpn:| {2}backends:|- name:| {2}protocol:| {2}routes:| {4}- hostnames:| {6}backends:| {2}default:| {4}redirect| {4}acmeChallenge:)/;
   const uncommented = text
     .split('\n')
     .map((line) => line.replace(settings, '$1'))
@@ -2162,4 +2367,71 @@ t.test('config.example.yaml loads, and so does every option it shows in comments
     listener.routes.some((route) => route.alpn.includes('acme-tls/1')),
     'the ALPN route',
   );
+  const web = full.listeners[1]!;
+  t.ok(
+    web.protocol === 'http' && web.routes[0]!.backends.length > 0 && web.defaultRoute!.redirect?.port === 8443 && web.defaultRoute!.acmeChallenge.length > 0,
+    'the plain-HTTP listener: a route, a redirect, ACME challenges',
+  );
+});
+
+t.test('terminating routes: tls in its three forms, backendTls, file paths relative to the config file', async (t) => {
+  const config = parseConfig(
+    yaml`
+listeners:
+  - listen: 8443
+    routes:
+      - hostnames: [a.example.com]
+        tls: { cert: certs/a.pem, key: /etc/keys/a.key }
+        backends: [127.0.0.1:1]
+      - hostnames: [b.example.com]
+        tls:
+          - { cert: rsa.pem, key: rsa.key, alpn: [h2, http/1.1] }
+          - { cert: ec.pem, key: ec.key }
+        backendTls: { ca: ca.pem, servername: b.internal }
+        backends: [127.0.0.1:2]
+      - hostnames: [c.example.com]
+        tls: internal
+        backends: [127.0.0.1:3]
+    default:
+      tls: { internal: true, alpn: [h2] }
+      backendTls: { verify: false }
+      backends: [127.0.0.1:4]
+`,
+    '/srv/proxy/proxy.yaml',
+  );
+  const [a, b, c] = config.listeners[0]!.routes;
+  t.same(a!.tls, { certificates: [{ cert: '/srv/proxy/certs/a.pem', key: '/etc/keys/a.key' }], alpn: ['http/1.1'], position: { line: 5, col: 14 } });
+  t.equal(a!.backendTls, null);
+  t.same(b!.tls?.certificates, [
+    { cert: '/srv/proxy/rsa.pem', key: '/srv/proxy/rsa.key' },
+    { cert: '/srv/proxy/ec.pem', key: '/srv/proxy/ec.key' },
+  ]);
+  t.same(b!.tls?.alpn, ['h2', 'http/1.1'], 'the ALPN given once applies to the route');
+  t.match(b!.backendTls, { ca: '/srv/proxy/ca.pem', servername: 'b.internal', verify: true });
+  t.same(c!.tls, { certificates: 'internal', alpn: ['http/1.1'], position: { line: 14, col: 14 } });
+  t.match(config.listeners[0]!.defaultRoute, { tls: { certificates: 'internal', alpn: ['h2'] }, backendTls: { ca: null, servername: null, verify: false } });
+  t.equal(config.stateDir, null);
+  t.equal(
+    parseConfig('stateDir: state\nlisteners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n', '/srv/proxy/proxy.yaml').stateDir,
+    '/srv/proxy/state',
+  );
+
+  for (const [label, tls, message] of [
+    ['neither files nor internal', '{ alpn: [h2] }', '"tls" needs "cert" and "key" (PEM files), or "internal: true" for the local CA'],
+    ['files and internal', '{ cert: a.pem, key: a.key, internal: true }', '"tls" takes either "cert" and "key" or "internal: true", not both'],
+    ['a cert without its key', '{ cert: a.pem }', '"tls" needs "cert" and "key" (PEM files), or "internal: true" for the local CA'],
+    [
+      'two ALPN lists',
+      '[{ cert: a.pem, key: a.key, alpn: [h2] }, { cert: b.pem, key: b.key, alpn: [http/1.1] }]',
+      'the certificates of one route must offer the same "alpn" (or give it once)',
+    ],
+    ['another word', 'external', 'expected one of internal, got string "external"'],
+  ] as const) {
+    expectConfigError(
+      t,
+      `listeners:\n  - listen: 8443\n    default:\n      tls: ${tls}\n      backends: [127.0.0.1:1]\n`,
+      { line: 4, col: 12, at: tls.slice(0, 1), message },
+      label,
+    );
+  }
 });

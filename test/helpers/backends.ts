@@ -88,6 +88,35 @@ export async function startEchoBackend(name = 'echo'): Promise<TestBackend> {
   return backend;
 }
 
+/** What a test HTTP backend answers each request with, as JSON. */
+export interface HttpIdentity {
+  backend: string;
+  method: string;
+  /** The request target as the backend read it. */
+  url: string;
+  host: string | null;
+}
+
+/** A plain HTTP/1.1 server that answers every request with its `HttpIdentity`; `accepted` counts connections, `requests` requests. */
+export async function startHttpBackend(name: string): Promise<TestBackend & { requests: number }> {
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((request, response) => {
+    backend.requests++;
+    const identity: HttpIdentity = { backend: name, method: request.method ?? '', url: request.url ?? '', host: request.headers.host ?? null };
+    request.resume();
+    request.on('end', () => response.end(JSON.stringify(identity)));
+  });
+  const backend = { name, port: 0, address: '', accepted: 0, requests: 0, close: () => closeServer(server, sockets) };
+  server.on('connection', (socket) => {
+    backend.accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  backend.port = await listenOnLoopback(server);
+  backend.address = `127.0.0.1:${backend.port}`;
+  return backend;
+}
+
 /**
  * A plain TCP server that reads the first bytes of each connection and resets
  * it without answering, as the clients of a backend that goes down see it.
@@ -140,29 +169,6 @@ export async function startHttpsBackend(ca: CertificateAuthority, name: string, 
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   backend.port = (server.address() as net.AddressInfo).port;
-  backend.address = `127.0.0.1:${backend.port}`;
-  return backend;
-}
-
-/** A plain HTTP backend whose every response body is its own name (behind a route that terminates TLS). */
-export async function startHttpBackend(name: string): Promise<TestBackend> {
-  const server = http.createServer((_request, response) => {
-    backend.accepted++;
-    response.setHeader('content-type', 'text/plain');
-    response.end(name);
-  });
-  const backend: TestBackend = {
-    name,
-    port: 0,
-    address: '',
-    accepted: 0,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  backend.port = await listenOnLoopback(server);
   backend.address = `127.0.0.1:${backend.port}`;
   return backend;
 }

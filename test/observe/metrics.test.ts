@@ -96,6 +96,23 @@ t.test('ClientHello failures by reason, timeouts as "timeout"', async (t) => {
   t.equal(find(samples, `${P}client_hello_failures_total`).length, 3, 'nothing for the connection that was fine');
 });
 
+t.test('HTTP requests refused before routing, by reason, timeouts as "timeout"; neither counts as a hello failure', async (t) => {
+  const { metrics, scrape } = setup();
+  const refused = { listener: 'web', route: null, backend: null, sni: null };
+  metrics.connectionClosed(closed({ ...refused, outcome: 'bad_request', reason: 'no_host' }));
+  metrics.connectionClosed(closed({ ...refused, outcome: 'bad_request', reason: 'no_host' }));
+  metrics.connectionClosed(closed({ ...refused, outcome: 'bad_request', reason: 'headers_too_large' }));
+  metrics.connectionClosed(closed({ ...refused, outcome: 'request_timeout' }));
+  metrics.connectionClosed(closed({ listener: 'web', outcome: 'redirect', backend: null }));
+  const samples = await scrape();
+  t.equal(value(samples, `${P}http_request_failures_total`, { listener: 'web', reason: 'no_host' }), 2);
+  t.equal(value(samples, `${P}http_request_failures_total`, { listener: 'web', reason: 'headers_too_large' }), 1);
+  t.equal(value(samples, `${P}http_request_failures_total`, { listener: 'web', reason: 'timeout' }), 1);
+  t.equal(find(samples, `${P}http_request_failures_total`).length, 3, 'nothing for the redirect');
+  t.equal(find(samples, `${P}client_hello_failures_total`).length, 0);
+  t.equal(value(samples, `${P}connections_closed_total`, { listener: 'web', route: 'app.example.com', outcome: 'redirect' }), 1);
+});
+
 t.test('backend connects: failures by reason and a latency histogram', async (t) => {
   const { metrics, scrape } = setup();
   metrics.backendConnectFailed('public', '127.0.0.1:9443', 'ECONNREFUSED');
@@ -187,6 +204,7 @@ const FAMILIES: Record<string, string> = {
   connections_dropped_total: 'counter',
   bytes_total: 'counter',
   client_hello_failures_total: 'counter',
+  http_request_failures_total: 'counter',
   backend_connect_failures_total: 'counter',
   backend_connect_duration_seconds: 'histogram',
   backend_up: 'gauge',

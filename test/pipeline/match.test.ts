@@ -1,11 +1,12 @@
-// match() (lib/pipeline/match.ts): pure, from settings and what a client asked for to a target.
+// match() (lib/pipeline/match.ts): pure, from settings and what a client asked for to a target
+// (TLS: server name and ALPN; HTTP: Host and path).
 import t from 'tap';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { listenerSettings } from '../../lib/listeners/settings.js';
 import { match } from '../../lib/pipeline/match.js';
 import { matchRoute } from '../../lib/routing/route-table.js';
-import { REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../../lib/targets/refuse.js';
+import { NO_HTTP_ROUTE, REFUSE_BY_ROUTE_ACCESS_LIST, UNRECOGNIZED_NAME } from '../../lib/targets/refuse.js';
 import type { ClientRequest } from '../../lib/pipeline/preamble.js';
 import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from '../helpers/observer.js';
@@ -76,4 +77,75 @@ t.test('pure: the same inputs give the same answer, and nothing is built per cal
   const first = match(publicSettings, request('x.example.com'), '192.0.2.1');
   const second = match(publicSettings, request('x.example.com'), '192.0.2.1');
   t.equal(first.target, second.target, 'the same target object');
+});
+
+// ---- plain-HTTP listeners: the Host routes, an ACME challenge path picks the certificate manager ----
+
+const httpConfig = parseConfig(
+  `
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    protocol: http
+    routes:
+      - hostnames: [app.example.com]
+        acmeChallenge: [127.0.0.1:2001]
+        backends: [127.0.0.1:2002]
+      - hostnames: ["*.example.com"]
+        redirect: https
+      - hostnames: [private.example.com]
+        allow: [10.0.0.0/8]
+        acmeChallenge: [127.0.0.1:2001]
+        backends: [127.0.0.1:2003]
+    default:
+      redirect: https
+      acmeChallenge: [127.0.0.1:2004]
+  - name: web-strict
+    listen: 127.0.0.1:0
+    protocol: http
+    routes:
+      - hostnames: [only.example.com]
+        backends: [127.0.0.1:2005]
+`,
+  'match-http.yaml',
+);
+const [webSettings, webStrictSettings] = httpConfig.listeners.map((listener) => listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL })) as [
+  ReturnType<typeof listenerSettings>,
+  ReturnType<typeof listenerSettings>,
+];
+const get = (host: string, path: string): ClientRequest => ({ serverName: host, alpn: [], path });
+const webRoute = (pattern: string) => matchRoute(webSettings.routes, pattern.replace(/^\*\./, 'x.'), [])!.route;
+
+t.test('http: the Host picks the route by the same rules (exact, longest wildcard, default)', async (t) => {
+  t.same(match(webSettings, get('app.example.com', '/'), '192.0.2.1'), { target: webRoute('app.example.com').target, route: 'app.example.com' });
+  t.same(match(webSettings, get('www.example.com', '/'), '192.0.2.1'), { target: webRoute('*.example.com').target, route: '*.example.com' });
+  const fallback = webSettings.routes.fallback!.route;
+  t.same(match(webSettings, get('example.org', '/'), '192.0.2.1'), { target: fallback.target, route: 'default' });
+  t.same(match(webSettings, get('192.0.2.80', '/'), '192.0.2.1'), { target: fallback.target, route: 'default' }, 'an IPv4 address');
+  t.same(match(webSettings, get('[2001:db8::1]', '/'), '192.0.2.1'), { target: fallback.target, route: 'default' }, 'an IPv6 address');
+  t.same(match(webStrictSettings, get('example.org', '/'), '192.0.2.1'), { target: NO_HTTP_ROUTE, route: null }, 'no route, no default: 404');
+});
+
+t.test('http: ACME challenges go to the route’s certificate manager, everything else follows the route', async (t) => {
+  const app = webRoute('app.example.com');
+  t.ok(app.acmeChallenge && app.acmeChallenge !== app.target, 'a target of its own');
+  const challenge = '/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
+  t.same(match(webSettings, get('app.example.com', challenge), '192.0.2.1'), { target: app.acmeChallenge, route: 'app.example.com' });
+  for (const path of ['/', '/.well-known/acme-challenge', '/.well-known/other', '/x/.well-known/acme-challenge/t', '/.WELL-KNOWN/acme-challenge/t', '*']) {
+    t.same(match(webSettings, get('app.example.com', path), '192.0.2.1'), { target: app.target, route: 'app.example.com' }, path);
+  }
+  const fallback = webSettings.routes.fallback!.route;
+  t.same(match(webSettings, get('other.org', challenge), '192.0.2.1'), { target: fallback.acmeChallenge, route: 'default' }, 'beside a redirect');
+  t.same(match(webSettings, get('other.org', '/page'), '192.0.2.1'), { target: fallback.target, route: 'default' }, 'the rest is redirected');
+  t.same(
+    match(webSettings, get('www.example.com', challenge), '192.0.2.1'),
+    { target: webRoute('*.example.com').target, route: '*.example.com' },
+    'a route without acmeChallenge redirects challenges too',
+  );
+  t.same(
+    match(webSettings, get('private.example.com', challenge), '192.0.2.1'),
+    { target: REFUSE_BY_ROUTE_ACCESS_LIST, route: 'private.example.com' },
+    "the route's access list applies to challenges as well",
+  );
+  t.same(match(publicSettings, { serverName: 'app.example.com', alpn: [], path: null }, '192.0.2.1').route, 'app.example.com', 'no path (TLS): the route');
 });

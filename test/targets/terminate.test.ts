@@ -192,7 +192,9 @@ t.test('tls: internal: a leaf from the local CA for the name asked, trusted by a
   const stateDirectory = join(directory, 'state');
   const localCa = await LocalCertificateAuthority.open(stateDirectory);
   const host = await TestConnectionHost.withCertificates(
-    ['name: unit', 'listen: 127.0.0.1:0', 'routes:', '  - hostnames: ["*.preview.localhost"]', '    tls: internal', `    backends: [${echo.address}]`].join('\n'),
+    ['name: unit', 'listen: 127.0.0.1:0', 'routes:', '  - hostnames: ["*.preview.localhost"]', '    tls: internal', `    backends: [${echo.address}]`].join(
+      '\n',
+    ),
     localCa,
   );
   for (const name of ['a.preview.localhost', 'b.c.preview.localhost']) {
