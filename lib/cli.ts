@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
@@ -7,6 +10,7 @@ import { loadConfigFile } from './config/loader.js';
 import { defaultStateDirectory } from './tls/state-directory.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
+import { type ServeConfig, ServeFlagError, type ServeFlags, serveBanner, serveConfig } from './cli/serve.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -26,23 +30,38 @@ async function check(configFile: string): Promise<void> {
   }
 }
 
-interface RunCommandOptions {
-  config?: string;
+interface LogOptions {
   logLevel: string;
   logFormat?: LogFormat;
+}
+
+interface RunCommandOptions extends LogOptions {
+  config?: string;
   watch: boolean;
   stateDir?: string;
 }
 
-async function run(options: RunCommandOptions & { config: string }): Promise<void> {
+/**
+ * Runs the proxy on `configFile` until a signal ends it; resolves with each
+ * listener's bound address once serving. `cleanUp` runs before the process
+ * exits. A config or bind error is one line on stderr and exit 1.
+ */
+async function runService(
+  configFile: string,
+  options: LogOptions & { watch: boolean; stateDir?: string },
+  cleanUp: () => void = () => {},
+): Promise<Record<string, string>> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const { logger, writeLine, flush } = await createLogger({ level: options.logLevel, format, env: process.env });
   const exit = (code: number): void => {
-    void flush().then(() => process.exit(code));
+    void flush().then(() => {
+      cleanUp();
+      process.exit(code);
+    });
   };
   try {
-    await new ProxyService({
-      configFile: options.config,
+    return await new ProxyService({
+      configFile,
       watch: options.watch,
       logger,
       writeLine,
@@ -52,10 +71,43 @@ async function run(options: RunCommandOptions & { config: string }): Promise<voi
     }).start();
   } catch (error) {
     await flush();
+    cleanUp();
     // Config and bind errors, or an inherited socket no listener claims: one line, exit 1.
     fail(error as Error);
   }
 }
+
+interface ServeCommandOptions extends LogOptions, ServeFlags {
+  stateDir?: string;
+  printConfig: boolean;
+}
+
+/** `serve`: the flags are turned into a config (the same one a file would hold), written to a private temp file, and run. */
+async function serve(options: ServeCommandOptions): Promise<void> {
+  let config: ServeConfig;
+  try {
+    config = serveConfig(options);
+  } catch (error) {
+    if (error instanceof ServeFlagError) fail(error);
+    throw error;
+  }
+  const text = `${JSON.stringify(config, null, 2)}\n`;
+  if (options.printConfig) {
+    process.stdout.write(`# The config these flags stand for (JSON is YAML): save it and run sni-passthrough --config FILE\n${text}`);
+    return;
+  }
+  const directory = mkdtempSync(join(tmpdir(), 'sni-passthrough-serve-'));
+  const file = join(directory, 'serve.yaml');
+  writeFileSync(file, text, { mode: 0o600 });
+  const cleanUp = (): void => rmSync(directory, { recursive: true, force: true });
+  const bound = await runService(file, { ...options, watch: false }, cleanUp);
+  // On stderr: stdout carries the log lines (JSON when not a terminal).
+  process.stderr.write(serveBanner(options, config, bound, options.stateDir ?? defaultStateDirectory(process.env)));
+}
+
+const logLevelOption = (): Option =>
+  new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info');
+const logFormatOption = (): Option => new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']);
 
 export function main(argv: readonly string[]): Promise<unknown> {
   const program: Command = new Command()
@@ -65,13 +117,13 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .enablePositionalOptions()
     // Not requiredOption: commander would then demand it before dispatching to `check`.
     .option('-c, --config <file>', 'YAML config file (required)')
-    .addOption(new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
-    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
     .option('--state-dir <dir>', "where the local CA of `tls: internal` routes lives (default: the config's stateDir, else $XDG_DATA_HOME/sni-passthrough)")
     .action((options: RunCommandOptions) => {
       const config = options.config ?? program.error("error: required option '-c, --config <file>' not specified");
-      return run({ ...options, config });
+      void runService(config, options);
     });
   program
     .command('check')
@@ -84,6 +136,22 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .action(() => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     });
+  program
+    .command('serve')
+    .description('route local names to local servers without a config file: HTTPS on --listen, each --route a hostname and its backends')
+    .option('--listen <address>', 'where HTTPS is served', '127.0.0.1:8443')
+    .option(
+      '--route <name=host:port>',
+      'a hostname (or "*.suffix") and its backend(s), comma-separated (repeatable)',
+      (route: string, routes: string[] = []) => [...routes, route],
+    )
+    .option('--terminate <internal>', 'terminate TLS with certificates from the local CA, so the backends can be plain-HTTP dev servers')
+    .option('--http <address>', 'also listen for plain HTTP here and redirect it to HTTPS')
+    .option('--state-dir <dir>', 'where the local CA lives (default $XDG_DATA_HOME/sni-passthrough)')
+    .option('--print-config', 'print the config these flags stand for and exit', false)
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
+    .action((options: ServeCommandOptions & { route?: string[] }) => serve({ ...options, route: options.route ?? [] }));
   program
     .command('trust')
     .description("add the local CA (used by `tls: internal` routes) to the system's and browsers' trust stores; created first if needed")

@@ -88,10 +88,11 @@ export class ProxyService {
 
   /**
    * Loads the config, binds (or inherits) every listener, then serves until
-   * a signal ends it. Rejects before serving with `ConfigError`, `ListenError`
-   * or an `Error` about inherited sockets.
+   * a signal ends it. Resolves once serving, with each listener's bound
+   * address by name; rejects before serving with `ConfigError`,
+   * `ListenError` or an `Error` about inherited sockets.
    */
-  async start(): Promise<void> {
+  async start(): Promise<Record<string, string>> {
     const { logger, options } = this;
     // SIGHUP's default action is to exit; until reloads are wired up, one must not kill a proxy that is starting.
     const ignoreEarlyReload = (): void => logger.info('SIGHUP while starting: the config is being read now anyway');
@@ -171,6 +172,7 @@ export class ProxyService {
       'ready',
     );
     this.notifier?.notify({ READY: '1', STATUS: this.status() });
+    return summary.bound;
   }
 
   /** Sends the sd_notify messages still queued (STOPPING=1 above all), then lets the caller exit. */

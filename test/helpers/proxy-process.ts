@@ -66,8 +66,18 @@ export async function startProxy(
   options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[] } = {},
 ): Promise<ProxyProcess> {
   const configFile = options.configFile ?? (await writeConfig(config));
+  return startCli(['--config', configFile, '--log-format', 'json', ...(options.args ?? [])], { ...options, configFile });
+}
+
+/**
+ * Starts the CLI with `args` (which must ask for JSON logs) and resolves
+ * once it logs `ready`, as `startProxy` does; for commands other than a run
+ * on a config file (`serve`).
+ */
+export async function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[] } = {}): Promise<ProxyProcess> {
+  const configFile = options.configFile ?? '';
   const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
-  const child = spawn(command!, [...prefix, cliPath, '--config', configFile, '--log-format', 'json', ...(options.args ?? [])], {
+  const child = spawn(command!, [...prefix, cliPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
