@@ -1,17 +1,24 @@
-// `npm start`: the proxy from config.example.yaml in front of four local HTTPS
-// backends, each with its own certificate from a throwaway CA, then one request
-// per kind of route so the routing shows at once. Ctrl-C stops everything.
+// `npm start`: the proxy from config.example.yaml, plus a terminating route and
+// a plain-HTTP listener, in front of four local HTTPS backends (each with its
+// own certificate from a throwaway CA) and one plain-HTTP backend; then one
+// request per kind of route so the routing shows at once. Ctrl-C stops everything.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { parse, stringify } from 'yaml';
 import { createCertificateAuthority } from '../test/helpers/certificates.js';
 import { cliPath, projectRoot } from '../test/helpers/proxy-process.js';
 
 const PROXY = { host: '127.0.0.1', port: 8443 };
+/** The plain-HTTP listener the demo adds: it redirects to https on PROXY.port. */
+const HTTP_PORT = 8080;
+/** A plain-HTTP backend behind a route the proxy terminates itself (a certificate from the local CA). */
+const PLAIN = { name: 'plain', port: 9447, hostname: 'plain.example.com' };
 // The backends config.example.yaml names, and the names each one's certificate covers.
 const BACKENDS = [
   { name: 'app-1', port: 9443, dnsNames: ['app.example.com', '*.dev.example.com'] },
@@ -27,6 +34,7 @@ const REQUESTS: Array<[string | null, string]> = [
   ['x.dev.example.com', 'wildcard *.dev.example.com, same route'],
   ['www.example.com', 'wildcard *.example.com'],
   [null, 'no SNI (an IP address): the default backend'],
+  [PLAIN.hostname, 'terminated by the proxy (local CA), plain HTTP to port 9447'],
 ];
 
 /** Binds `server`; false (after saying which port is taken) on EADDRINUSE. */
@@ -66,10 +74,24 @@ function fetchVia(sni: string | null, ca: string): Promise<string> {
   });
 }
 
+/** What the plain-HTTP listener answers: the status and Location of a redirect. */
+function redirectLine(): Promise<string> {
+  return new Promise((resolve) => {
+    http
+      .get({ host: PROXY.host, port: HTTP_PORT, path: '/path?q=1', headers: { host: 'app.example.com' }, agent: false }, (response) => {
+        response.resume();
+        resolve(`And http://app.example.com:${HTTP_PORT}/path?q=1 -> ${response.statusCode} ${response.headers.location ?? ''}`);
+      })
+      .on('error', (error) => resolve(`And the plain-HTTP listener: FAILED: ${error.message}`));
+  });
+}
+
 // Check every port first, so a clash is reported before anything starts.
 const ports: Array<[number, string]> = [
   [PROXY.port, 'the proxy, from config.example.yaml'],
+  [HTTP_PORT, 'the proxy, plain-HTTP listener'],
   ...BACKENDS.map((b): [number, string] => [b.port, `backend ${b.name}`]),
+  [PLAIN.port, 'backend plain'],
 ];
 for (const [port, what] of ports) {
   const probe = net.createServer();
@@ -82,6 +104,22 @@ const directory = await mkdtemp(join(tmpdir(), 'sni-passthrough-demo-'));
 const ca = await createCertificateAuthority('sni-passthrough demo CA');
 const caFile = join(directory, 'ca.pem');
 await writeFile(caFile, ca.cert);
+// The local CA of `tls: internal` lives in the demo's temp folder (--state-dir), not in your own state directory.
+const stateDirectory = join(directory, 'state');
+const localCaFile = join(stateDirectory, 'ca.pem');
+
+// config.example.yaml with what it shows only in comments switched on: a route the proxy terminates
+// itself, next to the passthrough routes on the same port, and a plain-HTTP listener redirecting to https.
+const config = parse(await readFile(join(projectRoot, 'config.example.yaml'), 'utf8')) as { listeners: Array<{ routes: unknown[] }> };
+config.listeners[0]!.routes.push({ hostnames: [PLAIN.hostname], tls: 'internal', backends: [`${PROXY.host}:${PLAIN.port}`] });
+config.listeners.push({
+  name: 'web',
+  listen: `${PROXY.host}:${HTTP_PORT}`,
+  protocol: 'http',
+  default: { redirect: 'https', redirectPort: PROXY.port },
+} as never);
+const configFile = join(directory, 'demo.yaml');
+await writeFile(configFile, stringify(config));
 
 const servers: https.Server[] = [];
 for (const backend of BACKENDS) {
@@ -96,9 +134,17 @@ for (const backend of BACKENDS) {
     process.exit(1);
   }
 }
+const plainServer = http.createServer((request, response) => {
+  response.end(`backend ${PLAIN.name} on port ${PLAIN.port} (plain HTTP: the proxy terminated TLS), Host received: ${request.headers.host}\n`);
+});
+servers.push(plainServer as unknown as https.Server);
+if (!(await listen(plainServer, PLAIN.port, 'backend plain'))) {
+  await rm(directory, { recursive: true, force: true });
+  process.exit(1);
+}
 
 // The real CLI, detached into its own process group so that Ctrl-C reaches it once, from us.
-const proxy = spawn(process.execPath, [cliPath, '--config', 'config.example.yaml', '--log-format', 'pretty'], {
+const proxy = spawn(process.execPath, [cliPath, '--config', configFile, '--state-dir', stateDirectory, '--log-format', 'pretty'], {
   cwd: projectRoot,
   stdio: ['ignore', 'pipe', 'inherit'],
   detached: true,
@@ -146,20 +192,26 @@ await ready;
 clearTimeout(notReady);
 
 const curl = (sni: string | null): string =>
-  sni ? `curl --resolve ${sni}:${PROXY.port}:${PROXY.host} --cacert ${caFile} https://${sni}:${PROXY.port}/` : `curl -k https://${PROXY.host}:${PROXY.port}/`;
+  sni
+    ? `curl --resolve ${sni}:${PROXY.port}:${PROXY.host} --cacert ${sni === PLAIN.hostname ? localCaFile : caFile} https://${sni}:${PROXY.port}/`
+    : `curl -k https://${PROXY.host}:${PROXY.port}/`;
 const unique = [...new Set(REQUESTS.map(([sni]) => sni))];
 process.stdout.write(`
-sni-passthrough is running on ${PROXY.host}:${PROXY.port} with config.example.yaml, in front of
+sni-passthrough is running on ${PROXY.host}:${PROXY.port} with config.example.yaml plus a terminating route
+and a plain-HTTP listener on ${PROXY.host}:${HTTP_PORT} (${configFile}), in front of
 ${BACKENDS.map((backend) => `  ${backend.name.padEnd(9)} https://${PROXY.host}:${backend.port}  certificate for ${backend.dnsNames.join(', ')}`).join('\n')}
+  ${PLAIN.name.padEnd(9)} http://${PROXY.host}:${PLAIN.port}   plain HTTP: the proxy terminates TLS for ${PLAIN.hostname} (local CA in ${stateDirectory})
 
-Try it from another terminal (curl sends no SNI to an IP address, hence -k for the last one):
+Try it from another terminal (curl sends no SNI to an IP address, hence -k for that one):
 ${unique.map((sni) => `  ${curl(sni)}`).join('\n')}
+  curl -i --resolve app.example.com:${HTTP_PORT}:${PROXY.host} 'http://app.example.com:${HTTP_PORT}/path?q=1'   # 308 to https
 
 Asking each of them once now (the proxy logs one line per connection):
 `);
 const answers: string[] = [];
 for (const [sni, why] of REQUESTS) {
-  const answer = await fetchVia(sni, ca.cert).catch((error: Error) => `FAILED: ${error.message}`);
+  const trusted = sni === PLAIN.hostname ? await readFile(localCaFile, 'utf8') : ca.cert;
+  const answer = await fetchVia(sni, trusted).catch((error: Error) => `FAILED: ${error.message}`);
   answers.push(`  ${(sni ?? `${PROXY.host} (no SNI)`).padEnd(24)} -> ${answer}${why ? `   [${why}]` : ''}`);
 }
 await new Promise((resolve) => setTimeout(resolve, 100)); // let the proxy's last log line come first
@@ -167,5 +219,7 @@ process.stdout.write(`
 What each backend answered:
 ${answers.join('\n')}
 
-Edit config.example.yaml and save: the proxy reloads it. Press Ctrl-C to stop.
+${await redirectLine()}
+
+Edit ${configFile} and save: the proxy reloads it. Press Ctrl-C to stop.
 `);
