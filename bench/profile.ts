@@ -138,8 +138,9 @@ async function profileUnder(
   const to = monotonicMicroseconds();
   await load.stop();
   await proxy.stop('SIGTERM'); // a clean exit writes the profile
+  // The main thread's profile: Node names it with thread id 0 (the config loader's worker thread writes one too).
   const file = readdirSync(directory)
-    .filter((entry) => entry.endsWith('.cpuprofile'))
+    .filter((entry) => /\.0\.\d+\.cpuprofile$/.test(entry))
     .map((entry) => join(directory, entry))
     .at(-1);
   if (!file) throw new Error(`no profile in ${directory}: did sni-passthrough exit cleanly on SIGTERM?`);

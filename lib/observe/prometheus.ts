@@ -33,26 +33,51 @@ function formatValue(value: number): string {
   return String(value);
 }
 
-/** A value per combination of label values; label values are given in the order of `labelNames`. */
-class Series<T> {
-  private readonly entries = new Map<string, { labels: LabelValues; value: T }>();
+interface SeriesEntry<T> {
+  labels: LabelValues;
+  value: T;
+}
 
-  get(labels: LabelValues, create: () => T): T {
-    // JSON keeps label values apart whatever characters they hold.
-    const key = JSON.stringify(labels);
-    let entry = this.entries.get(key);
-    if (entry === undefined) this.entries.set(key, (entry = { labels, value: create() }));
+/**
+ * A value per combination of label values (given in the order of
+ * `labelNames`), found through one map per label: counting on the hot path
+ * builds no key string and allocates nothing once a combination exists.
+ */
+class Series<T> {
+  private readonly root = new Map<string, unknown>();
+  private readonly entries: Array<SeriesEntry<T>> = [];
+  private readonly create: () => T;
+
+  constructor(create: () => T) {
+    this.create = create;
+  }
+
+  get(labels: LabelValues): T {
+    let level = this.root;
+    const last = labels.length - 1;
+    for (let index = 0; index < last; index++) {
+      let next = level.get(labels[index]!) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(labels[index]!, (next = new Map()));
+      level = next;
+    }
+    const key = last < 0 ? '' : labels[last]!;
+    let entry = level.get(key) as SeriesEntry<T> | undefined;
+    if (entry === undefined) {
+      entry = { labels: [...labels], value: this.create() };
+      level.set(key, entry);
+      this.entries.push(entry);
+    }
     return entry.value;
   }
 
-  *[Symbol.iterator](): Iterator<{ labels: LabelValues; value: T }> {
-    yield* this.entries.values();
+  [Symbol.iterator](): Iterator<SeriesEntry<T>> {
+    return this.entries[Symbol.iterator]();
   }
 }
 
 export class CounterFamily implements Family {
   readonly type = 'counter';
-  private readonly series = new Series<{ value: number }>();
+  private readonly series = new Series<{ value: number }>(() => ({ value: 0 }));
 
   constructor(
     readonly name: string,
@@ -61,7 +86,7 @@ export class CounterFamily implements Family {
   ) {}
 
   inc(labels: LabelValues, by = 1): void {
-    this.series.get(labels, () => ({ value: 0 })).value += by;
+    this.series.get(labels).value += by;
   }
 
   samples(): string[] {
@@ -87,7 +112,11 @@ export class GaugeFamily implements Family {
 
 export class HistogramFamily implements Family {
   readonly type = 'histogram';
-  private readonly series = new Series<{ counts: number[]; sum: number; count: number }>();
+  private readonly series = new Series<{ counts: number[]; sum: number; count: number }>(() => ({
+    counts: new Array<number>(this.buckets.length).fill(0),
+    sum: 0,
+    count: 0,
+  }));
 
   /** `buckets`: upper bounds, ascending; +Inf is implied. */
   constructor(
@@ -98,7 +127,7 @@ export class HistogramFamily implements Family {
   ) {}
 
   observe(labels: LabelValues, value: number): void {
-    const entry = this.series.get(labels, () => ({ counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 }));
+    const entry = this.series.get(labels);
     const bucket = this.buckets.findIndex((bound) => value <= bound);
     if (bucket !== -1) entry.counts[bucket]!++;
     entry.sum += value;
