@@ -259,11 +259,11 @@ t.test('BackendRegistry', async (t) => {
       });
       registry.get(server.address).healthy = false;
       registry.sync(configWith([server.address], '{ interval: 50ms, timeout: 1s, rise: 2, fall: 2 }'));
-      await waitFor(() => registry.get(server.address).healthy, 'the backend became healthy', 3_000);
+      await waitFor(() => registry.get(server.address).healthy, 'the backend became healthy', 20_000);
       t.same(events, [{ backend: server.address, state: 'up', cause: 'health_check' }]);
       t.ok(server.connections() >= 2, `checked by connecting (${server.connections()} connections)`);
       const seen = server.connections();
-      await waitFor(() => server.connections() >= seen + 3, 'three more checks', 3_000);
+      await waitFor(() => server.connections() >= seen + 3, 'three more checks', 20_000);
       t.equal(registry.get(server.address).healthy, true, 'stays healthy');
       t.equal(events.length, 1, 'no further changes');
       t.same(registry.health(), [{ backend: server.address, up: true }]);
@@ -281,12 +281,12 @@ t.test('BackendRegistry', async (t) => {
       });
       registry.sync(configWith([address], '{ interval: 50ms, timeout: 1s, rise: 2, fall: 3 }'));
       t.equal(registry.get(address).healthy, true, 'healthy until checks say otherwise');
-      await waitFor(() => !registry.get(address).healthy, 'the backend went down', 3_000);
+      await waitFor(() => !registry.get(address).healthy, 'the backend went down', 20_000);
       t.same(events, [{ backend: address, state: 'down', cause: 'health_check' }]);
       t.same(registry.health(), [{ backend: address, up: false }]);
 
       await new Promise<void>((resolve) => revived.listen(port, '127.0.0.1', resolve));
-      await waitFor(() => registry.get(address).healthy, 'the backend came back', 3_000);
+      await waitFor(() => registry.get(address).healthy, 'the backend came back', 20_000);
       t.same(events[1], { backend: address, state: 'up', cause: 'health_check' });
     });
 
@@ -295,7 +295,7 @@ t.test('BackendRegistry', async (t) => {
       t.teardown(() => server.close());
       const registry = new BackendRegistry(recorder().observer);
       registry.sync(configWith([server.address], '{ interval: 20ms, timeout: 1s }'));
-      await waitFor(() => server.connections() >= 2, 'two checks', 3_000);
+      await waitFor(() => server.connections() >= 2, 'two checks', 20_000);
       registry.stop();
       await sleep(30);
       const after = server.connections();
@@ -311,7 +311,7 @@ t.test('BackendRegistry', async (t) => {
         await server.close();
       });
       registry.sync(configWith([server.address], '{ interval: 20ms, timeout: 1s }'));
-      await waitFor(() => server.connections() >= 2, 'two checks', 3_000);
+      await waitFor(() => server.connections() >= 2, 'two checks', 20_000);
       const state = registry.get(server.address);
       state.healthy = false;
       registry.sync(configWith([server.address]));
@@ -330,7 +330,7 @@ t.test('BackendRegistry', async (t) => {
       t.teardown(() => registry.stop());
       const check = '{ interval: 50ms, timeout: 1s, rise: 2, fall: 2 }';
       registry.sync(configWith([address], check));
-      await waitFor(() => !registry.get(address).healthy, 'the backend went down', 3_000);
+      await waitFor(() => !registry.get(address).healthy, 'the backend went down', 20_000);
       const state = registry.get(address);
       registry.sync(configWith([address, '127.0.0.1:9009'], check));
       t.equal(registry.get(address), state, 'same state');
@@ -347,7 +347,7 @@ t.test('BackendRegistry', async (t) => {
         await server.close();
       });
       registry.sync(configWith([server.address], '{ interval: 20ms, timeout: 1s }'));
-      await waitFor(() => server.connections() >= 2, 'two checks', 3_000);
+      await waitFor(() => server.connections() >= 2, 'two checks', 20_000);
       registry.sync(configWith(['127.0.0.1:9009']));
       await sleep(30);
       const after = server.connections();

@@ -22,7 +22,7 @@ const HOSTNAME = 'app.example.com';
  * failure); unlike `runCli` it kills the process if it is still running after
  * `guardMs`, so a proxy that wrongly starts serving cannot hang the test.
  */
-function runCliExpectingExit(args: string[], guardMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
+function runCliExpectingExit(args: string[], guardMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -259,7 +259,7 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
   const first = await connectRaw(port);
   const firstOutcome = readUntilClosed(first);
   first.end(Buffer.concat([hello, payload]));
-  await waitFor(() => seenByBackend.length > 0, 'the first backend connection', 5_000);
+  await waitFor(() => seenByBackend.length > 0, 'the first backend connection', 20_000);
   t.same(
     await guard(seenByBackend[0]!, 5_000, 'the client FIN at the backend'),
     Buffer.concat([hello, payload]),
@@ -280,7 +280,7 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
   t.same(await guard(secondEnded, 5_000, "the backend's FIN at the client"), reply, "the client got the reply and then the backend's FIN");
   t.notOk(second.destroyed, 'the client side is still open');
   second.end(late);
-  await waitFor(() => seenByBackend.length > 1, 'the second backend connection', 5_000);
+  await waitFor(() => seenByBackend.length > 1, 'the second backend connection', 20_000);
   t.same(
     await guard(seenByBackend[1]!, 5_000, 'the late bytes and FIN at the backend'),
     Buffer.concat([hello, late]),
@@ -577,9 +577,9 @@ t.test('a backend that has not answered the hello yet is spliced all the same', 
   const talker = await connectRaw(port);
   talker.on('error', () => {});
   talker.write(hello);
-  await waitFor(() => bytesAt(0) === hello.length, 'the hello at the backend', 5_000);
+  await waitFor(() => bytesAt(0) === hello.length, 'the hello at the backend', 20_000);
   talker.write(after);
-  await waitFor(() => bytesAt(0) === hello.length + after.length, 'the later bytes at the backend', 5_000);
+  await waitFor(() => bytesAt(0) === hello.length + after.length, 'the later bytes at the backend', 20_000);
   t.ok(Buffer.concat(received[0]!).equals(Buffer.concat([hello, after])), 'the backend got the hello and the later bytes, unchanged');
   const idle = await connectionLog(proxy, clientKey(talker));
   t.equal(idle.outcome, 'idle_timeout', 'and idleTimeout closed the silent connection');
@@ -587,7 +587,7 @@ t.test('a backend that has not answered the hello yet is spliced all the same', 
   const resetter = await connectRaw(port);
   resetter.on('error', () => {});
   resetter.write(hello);
-  await waitFor(() => bytesAt(1) === hello.length, 'the second hello at the backend', 5_000);
+  await waitFor(() => bytesAt(1) === hello.length, 'the second hello at the backend', 20_000);
   resetter.resetAndDestroy();
   t.equal(await guard(backendClosed[1]!, 5_000, 'the backend connection to close'), 'ECONNRESET', "the client's reset reached the backend as a reset");
 });

@@ -102,7 +102,7 @@ export async function startCli(args: string[], options: { env?: NodeJS.ProcessEn
   });
   const exited = new Promise<number | null>((resolvePromise) => child.on('exit', (code) => resolvePromise(code)));
 
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> => {
     const found = logs.find(predicate);
     if (found) return Promise.resolve(found);
     return new Promise((resolvePromise, reject) => {
@@ -148,7 +148,7 @@ export async function startCli(args: string[], options: { env?: NodeJS.ProcessEn
     exited,
   };
 
-  const ready = waitForLog((line) => line.msg === 'ready', 15_000);
+  const ready = waitForLog((line) => line.msg === 'ready', 60_000);
   const failed = exited.then((code) => {
     throw new Error(`proxy exited with ${code} before it was ready: ${stderr}`);
   });

@@ -7,7 +7,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Resolves once `condition()` is true; rejects with `what` after `timeoutMs` (a guard, not a measurement). */
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000, intervalMs = 5): Promise<void> {
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000, intervalMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`waitFor: ${what} did not happen within ${timeoutMs} ms`);

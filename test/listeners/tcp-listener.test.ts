@@ -44,7 +44,7 @@ t.test('clients of a listener not yet opened wait unread; open() serves them', a
   t.same(accepted, [], 'not counted as accepted yet');
 
   listener.open();
-  await waitFor(() => received.length >= HELLO.length, 'the hello echoed back once open', 3_000);
+  await waitFor(() => received.length >= HELLO.length, 'the hello echoed back once open', 20_000);
   t.ok(received.subarray(0, HELLO.length).equals(HELLO), 'the held hello went through unchanged');
   t.equal(echo.accepted, 1);
   t.same(accepted, ['held'], 'counted once it started');
@@ -79,7 +79,7 @@ t.test(
     const client = await connectRaw(port);
     t.teardown(() => client.destroy());
     client.write(HELLO);
-    await waitFor(() => listener.openConnections() === 1, 'the connection started', 3_000);
+    await waitFor(() => listener.openConnections() === 1, 'the connection started', 20_000);
     // The proxy's end of the connection: local port = the listener's port.
     const { stdout } = await runProgram(ss!, ['-tnoH', 'state', 'established', `( sport = :${port} )`]);
     t.match(stdout, /timer:\(keepalive,/, `the accepted socket has a keepalive timer (${stdout.trim()})`);

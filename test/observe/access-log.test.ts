@@ -185,7 +185,7 @@ t.test('storms are rate-limited per listener (and reason or route); a summary li
   );
 
   clock += WINDOW;
-  await waitFor(() => lines.length >= 7, 'the summary lines at the end of the window', 5_000);
+  await waitFor(() => lines.length >= 7, 'the summary lines at the end of the window', 20_000);
   const summaries = lines.slice(5).map((line) => [line.listener, line.reason ?? line.route, line.suppressed]);
   t.same(
     summaries.sort(),
@@ -207,7 +207,7 @@ t.test('storms are rate-limited per listener (and reason or route); a summary li
   // The summary opened a new window: an event inside it is counted, one after it is logged at once.
   log.connectionDropped('public', 'fd_limit');
   t.equal(lines.length, 7, 'within the window that began with the summary: suppressed');
-  await waitFor(() => lines.length >= 8, 'the next summary', 5_000);
+  await waitFor(() => lines.length >= 8, 'the next summary', 20_000);
   t.match(lines[7], { listener: 'public', reason: 'fd_limit', suppressed: 1 });
   clock += WINDOW;
   log.connectionDropped('public', 'fd_limit');

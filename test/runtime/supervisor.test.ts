@@ -38,14 +38,14 @@ async function connectThrough(port: number): Promise<{ socket: net.Socket; echo(
   socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
   await guard(new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject)), 3_000, `connect to ${port}`);
   socket.write(HELLO);
-  await waitFor(() => received.length >= HELLO.length, `the hello echoed back through port ${port}`, 3_000);
+  await waitFor(() => received.length >= HELLO.length, `the hello echoed back through port ${port}`, 20_000);
   if (!received.subarray(0, HELLO.length).equals(HELLO)) throw new Error('the backend did not get the hello unchanged');
   return {
     socket,
     async echo(text) {
       const before = received.length;
       socket.write(text);
-      await waitFor(() => received.subarray(before).toString() === text, `"${text}" echoed`, 3_000);
+      await waitFor(() => received.subarray(before).toString() === text, `"${text}" echoed`, 20_000);
     },
     close: () =>
       new Promise((resolve) => {
@@ -155,7 +155,7 @@ t.test('apply, reapply, removal, a taken port, and shutdown', async (t) => {
     t.equal(counts.get('c'), 1);
     t.equal(supervisor.openConnections(), 4);
     await onB.close();
-    await waitFor(() => !supervisor.openConnectionsByListener().some(({ listener, open }) => listener === 'b' && open > 0), 'b has no connection left', 3_000);
+    await waitFor(() => !supervisor.openConnectionsByListener().some(({ listener, open }) => listener === 'b' && open > 0), 'b has no connection left', 20_000);
     t.equal(supervisor.openConnections(), 3);
     t.equal(observer.closed.filter((closed) => closed.listener === 'b').length, 1, 'closed and recorded');
     t.equal(observer.closed.find((closed) => closed.listener === 'b')?.outcome, 'ok');
@@ -269,9 +269,9 @@ t.test('shutdown ends connections still open after drainTimeout', async (t) => {
   t.teardown(() => client.close());
   await guard(supervisor.shutdown(), 3_000, 'shutdown after drainTimeout');
   t.equal(supervisor.openConnections(), 0);
-  await waitFor(() => observer.closed.length === 1, 'the connection recorded', 3_000);
+  await waitFor(() => observer.closed.length === 1, 'the connection recorded', 20_000);
   t.equal(observer.closed[0]!.outcome, 'shutdown', 'recorded as ended by shutdown');
-  await waitFor(() => client.socket.destroyed || client.socket.readableEnded, 'the client sees the close', 3_000);
+  await waitFor(() => client.socket.destroyed || client.socket.readableEnded, 'the client sees the close', 20_000);
 });
 
 t.test('terminateAll ends every open connection now, retired listeners included', async (t) => {
@@ -295,7 +295,7 @@ t.test('terminateAll ends every open connection now, retired listeners included'
     ['gone shutdown', 'kept shutdown'],
     'each recorded once, with the outcome given',
   );
-  await waitFor(() => onKept.socket.destroyed && onGone.socket.destroyed, 'both clients see the close', 3_000);
+  await waitFor(() => onKept.socket.destroyed && onGone.socket.destroyed, 'both clients see the close', 20_000);
   const again = await connectThrough(portOf(summary.bound.kept!));
   t.pass('the listener still accepts: terminateAll is not shutdown');
   await again.close();
