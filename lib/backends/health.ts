@@ -1,8 +1,15 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BackendConfig, HealthCheckConfig, ProxyConfig } from '../config/types.js';
+import { isHostTemplate } from '../config/values.js';
 
-export type HealthChange = { backend: string; state: 'up' | 'down'; cause: 'connect_failures' | 'health_check' | 'recovered' };
+export type HealthChange = {
+  backend: string;
+  state: 'up' | 'down';
+  cause: 'connect_failures' | 'health_check' | 'recovered';
+  /** For a backend a template named ("app.internal:8443"), the template as configured ("{1}.internal:8443"). */
+  template?: string;
+};
 
 export interface HealthObserver {
   backendHealthChanged(change: HealthChange): void;
@@ -24,11 +31,20 @@ export class BackendState {
   probing = false;
   /** Active health: false once `fall` checks failed, until `rise` pass. */
   healthy = true;
+  /** The configured template this backend's name was made from; null for a configured backend. */
+  readonly template: string | null;
   private readonly observer: HealthObserver;
 
-  constructor(address: string, observer: HealthObserver) {
+  constructor(address: string, observer: HealthObserver, template: string | null = null) {
     this.address = address;
     this.observer = observer;
+    this.template = template;
+  }
+
+  private changed(state: HealthChange['state'], cause: HealthChange['cause']): void {
+    const change: HealthChange = { backend: this.address, state, cause };
+    if (this.template !== null) change.template = this.template;
+    this.observer.backendHealthChanged(change);
   }
 
   /** Whether a new connection may try it: not skipped after failures (or it is time for its one retry). */
@@ -55,7 +71,7 @@ export class BackendState {
     this.probing = false;
     if (this.downUntil !== 0) {
       this.downUntil = 0;
-      this.observer.backendHealthChanged({ backend: this.address, state: 'up', cause: 'recovered' });
+      this.changed('up', 'recovered');
     }
   }
 
@@ -66,7 +82,7 @@ export class BackendState {
     if (maxFails === 0 || (this.failures < maxFails && !wasProbe)) return;
     const wasUp = this.downUntil === 0;
     this.downUntil = now + failTimeout;
-    if (wasUp) this.observer.backendHealthChanged({ backend: this.address, state: 'down', cause: 'connect_failures' });
+    if (wasUp) this.changed('down', 'connect_failures');
   }
 
   /** Applies one active check's result with `rise`/`fall` hysteresis. */
@@ -76,14 +92,14 @@ export class BackendState {
       counts.passes++;
       if (!this.healthy && counts.passes >= config.rise) {
         this.healthy = true;
-        this.observer.backendHealthChanged({ backend: this.address, state: 'up', cause: 'health_check' });
+        this.changed('up', 'health_check');
       }
     } else {
       counts.passes = 0;
       counts.fails++;
       if (this.healthy && counts.fails >= config.fall) {
         this.healthy = false;
-        this.observer.backendHealthChanged({ backend: this.address, state: 'down', cause: 'health_check' });
+        this.changed('down', 'health_check');
       }
     }
   }
@@ -152,12 +168,26 @@ export class BackendRegistry {
     return state;
   }
 
-  /** Keeps the states of backends in `config`, forgets the others, and runs the health checks it asks for. */
+  /**
+   * The state of `address` when the config lists it, else a new one that only
+   * the caller keeps: a templated backend's name comes from a client, and
+   * such names must not grow this registry (the caller bounds what it keeps).
+   */
+  stateFor(address: string, template: string): BackendState {
+    return this.states.get(address) ?? new BackendState(address, this.observer, template);
+  }
+
+  /**
+   * Keeps the states of backends in `config`, forgets the others, and runs
+   * the health checks it asks for. Templated backends have no state here:
+   * their names are known only per connection.
+   */
   sync(config: ProxyConfig): void {
     const wanted = new Map<string, { backend: BackendConfig; check: HealthCheckConfig | null }>();
     for (const listener of config.listeners) {
       for (const route of listener.defaultRoute ? [...listener.routes, listener.defaultRoute] : listener.routes) {
         for (const backend of route.backends) {
+          if (isHostTemplate(backend.host)) continue;
           const previous = wanted.get(backend.address);
           if (!previous?.check) wanted.set(backend.address, { backend, check: route.healthCheck });
         }
