@@ -257,9 +257,10 @@ export function parseAlpnProtocol(input: unknown): string {
 export function parseResolverAddress(input: unknown): string {
   if (typeof input !== 'string') throw new ValueError('a resolver must be a string "IP" or "IP:port"');
   if (isIPv4(input) || isIPv6(input)) return formatAddress(isIPv6(input) ? canonicalIPv6(input) : input, 53);
+  const notAnAddress = new ValueError(`resolver "${input}" must be an IP address (a name would need resolving itself), e.g. "10.0.0.2:53"`);
+  if (!input.includes(':')) throw notAnAddress;
   const { host, portText } = splitHostPort(input);
-  if (!isIPv4(host) && !isIPv6(host))
-    throw new ValueError(`resolver "${input}" must be an IP address (a name would need resolving itself), e.g. "10.0.0.2:53"`);
+  if (!isIPv4(host) && !isIPv6(host)) throw notAnAddress;
   return formatAddress(isIPv6(host) ? canonicalIPv6(host) : host, parsePort(portText, input, false));
 }
 
