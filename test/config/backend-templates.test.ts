@@ -158,6 +158,12 @@ t.test('templates only from names a route matched', async (t) => {
     /unknown placeholder "\{label\}"/,
     'an unknown placeholder',
   );
-  expectError(t, listenerYaml(['default: { backends: ["127.0.0.1:1"] }'], ['resolvers: [dns.example.com]']), 'dns.example.com', /must be an IP address/, 'a resolver by name');
+  expectError(
+    t,
+    listenerYaml(['default: { backends: ["127.0.0.1:1"] }'], ['resolvers: [dns.example.com]']),
+    'dns.example.com',
+    /must be an IP address/,
+    'a resolver by name',
+  );
   expectError(t, listenerYaml(['default: { backends: ["127.0.0.1:1"] }'], ['resolvers: []']), '[]', /"resolvers" needs at least one resolver/, 'an empty list');
 });
