@@ -16,6 +16,8 @@ export interface DnsRecords {
   addresses: string[];
   /** Seconds. */
   ttl: number;
+  /** Seconds, for the AAAA records (default `ttl`). */
+  ttl6: number;
 }
 
 export interface DnsQueryRecord {
@@ -76,7 +78,7 @@ function answer(query: Buffer, question: { name: string; type: number; end: numb
     record.writeUInt16BE(0xc00c, 0);
     record.writeUInt16BE(question.type, 2);
     record.writeUInt16BE(CLASS_IN, 4);
-    record.writeUInt32BE(records!.ttl, 6);
+    record.writeUInt32BE(question.type === TYPE_AAAA ? records!.ttl6 : records!.ttl, 6);
     record.writeUInt16BE(rdata.length, 10);
     return Buffer.concat([record, rdata]);
   });
@@ -110,9 +112,9 @@ export class DnsServer extends EventEmitter {
     return `${address}:${port}`;
   }
 
-  /** Answers `name` with `addresses` from now on (replacing what it answered before). */
-  set(name: string, addresses: string[], ttl: number): void {
-    this.records.set(name.toLowerCase(), { addresses, ttl });
+  /** Answers `name` with `addresses` from now on (replacing what it answered before); TTLs in seconds. */
+  set(name: string, addresses: string[], ttl: number, ttl6 = ttl): void {
+    this.records.set(name.toLowerCase(), { addresses, ttl, ttl6 });
   }
 
   /** Queries of `name` (of `type`, default A) so far. */
