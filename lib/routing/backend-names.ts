@@ -28,11 +28,13 @@ const numericLabel = /^(0x[0-9a-f]*|[0-9]+)$/;
 /**
  * A template's parts filled in: `{sni}` (0) with `serverName`, `{N}` with the
  * Nth of `labels`. Null when a placeholder has no label (a `{2}` where `*`
- * matched one), or when the result is not a plain DNS name: labels from a
- * ClientHello may hold any printable ASCII (":", "/", "%", "@"), and none of
- * that may reach a resolver or a dial.
+ * matched one), or when the name or the result is not a plain DNS name:
+ * labels from a ClientHello may hold any printable ASCII (":", "/", "%",
+ * "@"), and none of that may reach a resolver or a dial.
  */
 export function expandHostTemplate(parts: readonly HostTemplatePart[], serverName: string, labels: readonly string[]): string | null {
+  // The whole name, not only the labels used: a backend is never chosen for a name no DNS name could be.
+  if (!isDnsName(serverName)) return null;
   let host = '';
   for (const part of parts) {
     if (typeof part === 'string') host += part;

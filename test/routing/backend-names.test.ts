@@ -24,6 +24,7 @@ t.test('placeholders filled in', async (t) => {
   t.equal(fill('{2}.{1}.svc.cluster.local', 'web.shop.example.com', '*.example.com'), 'shop.web.svc.cluster.local');
   t.equal(fill('app-{1}.internal', 'blue.example.com', '*.example.com'), 'app-blue.internal', 'part of a label');
   t.equal(fill('{1}.internal', 'a.b.example.com', '*.example.com'), 'a.internal', 'labels past the highest placeholder are not used');
+  t.equal(fill('{1}.internal', '0x7f000001.example.com', '*.example.com'), '0x7f000001.internal', 'a numeric-looking label is fine before a name');
 });
 
 t.test('a name that cannot fill the template is refused (null), never passed on', async (t) => {
@@ -34,6 +35,7 @@ t.test('a name that cannot fill the template is refused (null), never passed on'
     t.equal(fill('{1}.internal', `${label}.example.com`, '*.example.com'), null, `label ${JSON.stringify(label)}`);
     t.equal(fill('{sni}', `${label}.example.com`, '*.example.com'), null, `{sni} with label ${JSON.stringify(label)}`);
   }
+  t.equal(fill('{1}.internal', 'app.x:1.example.com', '*.example.com'), null, 'a bad label the template does not use still refuses the name');
   t.equal(fill('{1}', `${'a'.repeat(64)}.example.com`, '*.example.com'), null, 'a label longer than 63');
   t.equal(fill('{sni}.internal', `${'a.'.repeat(120)}example.com`, '*.example.com'), null, 'a name longer than 253');
 });
