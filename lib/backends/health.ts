@@ -1,7 +1,8 @@
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BackendConfig, HealthCheckConfig, ProxyConfig } from '../config/types.js';
 import { isHostTemplate } from '../config/values.js';
+import { dial, type HostLookup } from './dial.js';
+import { HostResolver } from './host-resolver.js';
 
 export type HealthChange = {
   backend: string;
@@ -105,46 +106,44 @@ export class BackendState {
   }
 }
 
-/** Periodic TCP connect checks of one backend. */
+/**
+ * Periodic TCP connect checks of one backend, dialled as connections are
+ * (the same resolver and its cache, every address of a name tried), so a
+ * check passes exactly when a connection could be made.
+ */
 class HealthChecker {
   readonly config: HealthCheckConfig;
   private readonly backend: BackendConfig;
   private readonly state: BackendState;
+  private readonly resolver: HostLookup;
   private readonly counts = { passes: 0, fails: 0 };
   private timer: NodeJS.Timeout | null = null;
-  private probe: net.Socket | null = null;
+  private cancelProbe: (() => void) | null = null;
   private stopped = false;
 
-  constructor(backend: BackendConfig, state: BackendState, config: HealthCheckConfig) {
+  constructor(backend: BackendConfig, state: BackendState, config: HealthCheckConfig, resolver: HostLookup) {
     this.backend = backend;
     this.state = state;
     this.config = config;
+    this.resolver = resolver;
     this.check();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.probe?.destroy();
+    this.cancelProbe?.();
   }
 
   private check(): void {
-    const socket = net.connect({ host: this.backend.host, port: this.backend.port });
-    this.probe = socket;
-    let done = false;
-    const finish = (passed: boolean): void => {
-      if (done) return;
-      done = true;
-      socket.destroy();
-      this.probe = null;
+    this.cancelProbe = dial(this.backend.host, this.backend.port, this.config.timeout, this.resolver, (error, socket) => {
+      this.cancelProbe = null;
+      socket?.destroy();
       if (this.stopped) return;
-      this.state.checkResult(passed, this.counts, this.config);
+      this.state.checkResult(error === null, this.counts, this.config);
       this.timer = setTimeout(() => this.check(), this.config.interval);
       this.timer.unref();
-    };
-    socket.setTimeout(this.config.timeout, () => finish(false));
-    socket.once('connect', () => finish(true));
-    socket.once('error', () => finish(false));
+    });
   }
 }
 
@@ -157,9 +156,12 @@ export class BackendRegistry {
   private readonly states = new Map<string, BackendState>();
   private readonly checkers = new Map<string, HealthChecker>();
   private readonly observer: HealthObserver;
+  private readonly resolver: HostLookup;
 
-  constructor(observer: HealthObserver) {
+  /** `resolver`: what health checks resolve backend names with (the proxy's, so `resolvers` apply to them too). */
+  constructor(observer: HealthObserver, resolver: HostLookup = new HostResolver()) {
     this.observer = observer;
+    this.resolver = resolver;
   }
 
   get(address: string): BackendState {
@@ -205,7 +207,7 @@ export class BackendRegistry {
     for (const [address, { backend, check }] of wanted) {
       const state = this.get(address);
       if (check === null) state.healthy = true;
-      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check));
+      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check, this.resolver));
     }
   }
 

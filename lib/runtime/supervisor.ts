@@ -54,7 +54,7 @@ export class Supervisor {
   private stopping = false;
 
   constructor(observer: ProxyObserver, descriptors: DescriptorBudget | null = DescriptorBudget.forThisProcess()) {
-    this.registry = new BackendRegistry(observer);
+    this.registry = new BackendRegistry(observer, this.resolver);
     this.context = { observer, registry: this.registry, resolver: this.resolver, descriptors };
   }
 
