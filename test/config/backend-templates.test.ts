@@ -3,6 +3,7 @@
 // rules that keep templates to names a route matched, each error at
 // FILE:LINE:COL with its code.
 import t, { type Test } from 'tap';
+import { describeConfig } from '../../lib/config/describe.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { isHostTemplate, parseBackendAddress, parseHostTemplate, parseResolverAddress } from '../../lib/config/values.js';
 import { ConfigError, ValueError } from '../../lib/errors.js';
@@ -105,6 +106,18 @@ t.test('a valid config with templates and resolvers', async (t) => {
     ],
   );
   t.same(exact!.backends[0]!.address, '{sni}:9443', '{sni} on an exact name is that name');
+  t.same(
+    describeConfig(config).split('\n').slice(2),
+    [
+      '    *.apps.example.com, *.apps.example.org -> {1}.internal:8443, {sni}:443 (weight 2), fallback.internal:443',
+      '        roundrobin, maxFails 3/10s, health check every 5s',
+      '    exact.example.com -> {sni}:9443',
+      '        roundrobin, maxFails 3/10s',
+      '    default -> (none: unrecognized_name alert)',
+      'backend names resolved by 127.0.0.1:5353, [::1]:53 (answers kept for their TTL)',
+    ],
+    '`check` shows templates as written, and the resolvers',
+  );
   t.same(parseConfig(listenerYaml(['default: { backends: ["127.0.0.1:1"] }']), FILE).resolvers, [], 'no resolvers: the system resolver');
 });
 
