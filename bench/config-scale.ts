@@ -24,6 +24,7 @@ type RouteTableModule = typeof import('../lib/routing/route-table.js');
 type SettingsModule = typeof import('../lib/listeners/settings.js');
 type CertificatesModule = typeof import('../lib/tls/certificates.js');
 type HealthModule = typeof import('../lib/backends/health.js');
+type ResolverModule = typeof import('../lib/backends/host-resolver.js');
 
 const ROUTES = 100_000;
 const MiB = 1024 * 1024;
@@ -215,6 +216,7 @@ async function measureHeap(dist: string, config: string, file: string): Promise<
   const { listenerSettings } = await importFrom<SettingsModule>(dist, 'listeners/settings.js');
   const { NO_TLS_MATERIAL } = await importFrom<CertificatesModule>(dist, 'tls/certificates.js');
   const { BackendRegistry } = await importFrom<HealthModule>(dist, 'backends/health.js');
+  const { HostResolver } = await importFrom<ResolverModule>(dist, 'backends/host-resolver.js');
   const before = heapUsedAfterGc();
   const loaded = await loadConfigFile(file);
   const configBytes = heapUsedAfterGc() - before;
@@ -226,7 +228,7 @@ async function measureHeap(dist: string, config: string, file: string): Promise<
   const settings = retainedBy(() => {
     registry.sync(loaded.config);
     const started = performance.now();
-    const built = listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL });
+    const built = listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL, resolver: new HostResolver() });
     settingsBuildMs = performance.now() - started;
     return built;
   });

@@ -1,18 +1,26 @@
-import { lookup, type LookupAddress } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ignoreError } from '../net/sockets.js';
 
 export type DialCallback = (error: string | null, socket: net.Socket | null) => void;
 
+/** Called back once, asynchronously: an error code ('ENOTFOUND', 'ETIMEOUT', ...) or the addresses to try, in order. */
+export type LookupCallback = (error: string | null, addresses: readonly string[]) => void;
+
+/** What resolves backend names for dials (the DNS cache, see host-resolver.ts). */
+export interface HostLookup {
+  lookup(name: string, callback: LookupCallback): void;
+}
+
 /**
  * Opens a TCP connection to `host:port` for splicing. A DNS name is resolved
- * now (so DNS changes are followed) and every address it has is tried in
- * turn, in the resolver's order; the lookup and each address get `timeout` ms.
+ * through `resolver` (which caches answers for their TTL, so DNS changes are
+ * followed) and every address it has is tried in turn, in the resolver's
+ * order; the lookup and each address get `timeout` ms.
  * Calls back once, with the connected socket or the last error code
  * ('connect_timeout', 'dns_timeout', 'ECONNREFUSED', 'ENOTFOUND', ...). The returned function cancels.
  */
-export function dial(host: string, port: number, timeout: number, callback: DialCallback): () => void {
+export function dial(host: string, port: number, timeout: number, resolver: HostLookup, callback: DialCallback): () => void {
   let cancelled = false;
   let socket: net.Socket | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -56,17 +64,12 @@ export function dial(host: string, port: number, timeout: number, callback: Dial
         callback('dns_timeout', null);
       }, timeout);
     }
-    lookup(host, { all: true, verbatim: true }, (error, addresses: LookupAddress[]) => {
+    resolver.lookup(host, (error, addresses) => {
       if (cancelled) return;
       if (timer) clearTimeout(timer);
       timer = null;
-      if (error) callback(error.code ?? 'ENOTFOUND', null);
-      else
-        tryAddresses(
-          addresses.map((entry) => entry.address),
-          0,
-          'ENOTFOUND',
-        );
+      if (error !== null) callback(error, null);
+      else tryAddresses(addresses, 0, 'ENOTFOUND');
     });
   }
 
@@ -97,7 +100,7 @@ export interface BackendTlsOptions {
  * the error ('tls_handshake_timeout', or the TLS error's code such as
  * 'DEPTH_ZERO_SELF_SIGNED_CERT'). The returned function cancels.
  */
-export function dialTls(host: string, port: number, timeout: number, options: BackendTlsOptions, callback: DialCallback): () => void {
+export function dialTls(host: string, port: number, timeout: number, options: BackendTlsOptions, resolver: HostLookup, callback: DialCallback): () => void {
   let secure: tls.TLSSocket | null = null;
   let timer: NodeJS.Timeout | null = null;
   const giveUp = (reason: string): void => {
@@ -109,7 +112,7 @@ export function dialTls(host: string, port: number, timeout: number, options: Ba
     secure = null;
     callback(reason, null);
   };
-  const cancelTcp = dial(host, port, timeout, (error, socket) => {
+  const cancelTcp = dial(host, port, timeout, resolver, (error, socket) => {
     if (socket === null) {
       callback(error, null);
       return;

@@ -1,8 +1,16 @@
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BackendConfig, HealthCheckConfig, ProxyConfig } from '../config/types.js';
+import { isHostTemplate } from '../config/values.js';
+import { dial, type HostLookup } from './dial.js';
+import { HostResolver } from './host-resolver.js';
 
-export type HealthChange = { backend: string; state: 'up' | 'down'; cause: 'connect_failures' | 'health_check' | 'recovered' };
+export type HealthChange = {
+  backend: string;
+  state: 'up' | 'down';
+  cause: 'connect_failures' | 'health_check' | 'recovered';
+  /** For a backend a template named ("app.internal:8443"), the template as configured ("{1}.internal:8443"). */
+  template?: string;
+};
 
 export interface HealthObserver {
   backendHealthChanged(change: HealthChange): void;
@@ -24,11 +32,20 @@ export class BackendState {
   probing = false;
   /** Active health: false once `fall` checks failed, until `rise` pass. */
   healthy = true;
+  /** The configured template this backend's name was made from; null for a configured backend. */
+  readonly template: string | null;
   private readonly observer: HealthObserver;
 
-  constructor(address: string, observer: HealthObserver) {
+  constructor(address: string, observer: HealthObserver, template: string | null = null) {
     this.address = address;
     this.observer = observer;
+    this.template = template;
+  }
+
+  private changed(state: HealthChange['state'], cause: HealthChange['cause']): void {
+    const change: HealthChange = { backend: this.address, state, cause };
+    if (this.template !== null) change.template = this.template;
+    this.observer.backendHealthChanged(change);
   }
 
   /** Whether a new connection may try it: not skipped after failures (or it is time for its one retry). */
@@ -55,7 +72,7 @@ export class BackendState {
     this.probing = false;
     if (this.downUntil !== 0) {
       this.downUntil = 0;
-      this.observer.backendHealthChanged({ backend: this.address, state: 'up', cause: 'recovered' });
+      this.changed('up', 'recovered');
     }
   }
 
@@ -66,7 +83,7 @@ export class BackendState {
     if (maxFails === 0 || (this.failures < maxFails && !wasProbe)) return;
     const wasUp = this.downUntil === 0;
     this.downUntil = now + failTimeout;
-    if (wasUp) this.observer.backendHealthChanged({ backend: this.address, state: 'down', cause: 'connect_failures' });
+    if (wasUp) this.changed('down', 'connect_failures');
   }
 
   /** Applies one active check's result with `rise`/`fall` hysteresis. */
@@ -76,59 +93,57 @@ export class BackendState {
       counts.passes++;
       if (!this.healthy && counts.passes >= config.rise) {
         this.healthy = true;
-        this.observer.backendHealthChanged({ backend: this.address, state: 'up', cause: 'health_check' });
+        this.changed('up', 'health_check');
       }
     } else {
       counts.passes = 0;
       counts.fails++;
       if (this.healthy && counts.fails >= config.fall) {
         this.healthy = false;
-        this.observer.backendHealthChanged({ backend: this.address, state: 'down', cause: 'health_check' });
+        this.changed('down', 'health_check');
       }
     }
   }
 }
 
-/** Periodic TCP connect checks of one backend. */
+/**
+ * Periodic TCP connect checks of one backend, dialled as connections are
+ * (the same resolver and its cache, every address of a name tried), so a
+ * check passes exactly when a connection could be made.
+ */
 class HealthChecker {
   readonly config: HealthCheckConfig;
   private readonly backend: BackendConfig;
   private readonly state: BackendState;
+  private readonly resolver: HostLookup;
   private readonly counts = { passes: 0, fails: 0 };
   private timer: NodeJS.Timeout | null = null;
-  private probe: net.Socket | null = null;
+  private cancelProbe: (() => void) | null = null;
   private stopped = false;
 
-  constructor(backend: BackendConfig, state: BackendState, config: HealthCheckConfig) {
+  constructor(backend: BackendConfig, state: BackendState, config: HealthCheckConfig, resolver: HostLookup) {
     this.backend = backend;
     this.state = state;
     this.config = config;
+    this.resolver = resolver;
     this.check();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.probe?.destroy();
+    this.cancelProbe?.();
   }
 
   private check(): void {
-    const socket = net.connect({ host: this.backend.host, port: this.backend.port });
-    this.probe = socket;
-    let done = false;
-    const finish = (passed: boolean): void => {
-      if (done) return;
-      done = true;
-      socket.destroy();
-      this.probe = null;
+    this.cancelProbe = dial(this.backend.host, this.backend.port, this.config.timeout, this.resolver, (error, socket) => {
+      this.cancelProbe = null;
+      socket?.destroy();
       if (this.stopped) return;
-      this.state.checkResult(passed, this.counts, this.config);
+      this.state.checkResult(error === null, this.counts, this.config);
       this.timer = setTimeout(() => this.check(), this.config.interval);
       this.timer.unref();
-    };
-    socket.setTimeout(this.config.timeout, () => finish(false));
-    socket.once('connect', () => finish(true));
-    socket.once('error', () => finish(false));
+    });
   }
 }
 
@@ -141,9 +156,12 @@ export class BackendRegistry {
   private readonly states = new Map<string, BackendState>();
   private readonly checkers = new Map<string, HealthChecker>();
   private readonly observer: HealthObserver;
+  private readonly resolver: HostLookup;
 
-  constructor(observer: HealthObserver) {
+  /** `resolver`: what health checks resolve backend names with (the proxy's, so `resolvers` apply to them too). */
+  constructor(observer: HealthObserver, resolver: HostLookup = new HostResolver()) {
     this.observer = observer;
+    this.resolver = resolver;
   }
 
   get(address: string): BackendState {
@@ -152,12 +170,26 @@ export class BackendRegistry {
     return state;
   }
 
-  /** Keeps the states of backends in `config`, forgets the others, and runs the health checks it asks for. */
+  /**
+   * The state of `address` when the config lists it, else a new one that only
+   * the caller keeps: a templated backend's name comes from a client, and
+   * such names must not grow this registry (the caller bounds what it keeps).
+   */
+  stateFor(address: string, template: string): BackendState {
+    return this.states.get(address) ?? new BackendState(address, this.observer, template);
+  }
+
+  /**
+   * Keeps the states of backends in `config`, forgets the others, and runs
+   * the health checks it asks for. Templated backends have no state here:
+   * their names are known only per connection.
+   */
   sync(config: ProxyConfig): void {
     const wanted = new Map<string, { backend: BackendConfig; check: HealthCheckConfig | null }>();
     for (const listener of config.listeners) {
       for (const route of listener.defaultRoute ? [...listener.routes, listener.defaultRoute] : listener.routes) {
         for (const backend of route.backends) {
+          if (isHostTemplate(backend.host)) continue;
           const previous = wanted.get(backend.address);
           if (!previous?.check) wanted.set(backend.address, { backend, check: route.healthCheck });
         }
@@ -175,7 +207,7 @@ export class BackendRegistry {
     for (const [address, { backend, check }] of wanted) {
       const state = this.get(address);
       if (check === null) state.healthy = true;
-      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check));
+      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check, this.resolver));
     }
   }
 

@@ -2,6 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConfig, BalanceMode, RouteConfig } from '../config/types.js';
 import type { BackendRegistry, BackendState } from './health.js';
 
+/** Where a pool gets each backend's state: the registry (shared, kept across reloads), or a templated route's own. */
+export type BackendStates = Pick<BackendRegistry, 'get'>;
+
 export interface BackendTarget {
   config: BackendConfig;
   state: BackendState;
@@ -65,7 +68,7 @@ export class BackendPool {
   private readonly everyIndex: number[];
   private tieBreak = 0;
 
-  constructor(route: RouteConfig, registry: BackendRegistry) {
+  constructor(route: RouteConfig, registry: BackendStates) {
     this.targets = route.backends.filter((backend) => backend.weight > 0).map((config) => ({ config, state: registry.get(config.address) }));
     this.balance = route.balance;
     this.retries = route.retries;

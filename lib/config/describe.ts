@@ -55,5 +55,6 @@ export function describeConfig(config: ProxyConfig): string {
   const admin = config.admin
     ? [`admin endpoint on ${formatAddress(config.admin.listen.host, config.admin.listen.port)}${config.admin.allowRemote ? ' (remote access allowed)' : ''}`]
     : [];
-  return [...config.listeners.flatMap(describeListener), ...admin].join('\n');
+  const resolvers = config.resolvers.length > 0 ? [`backend names resolved by ${config.resolvers.join(', ')} (answers kept for their TTL)`] : [];
+  return [...config.listeners.flatMap(describeListener), ...resolvers, ...admin].join('\n');
 }

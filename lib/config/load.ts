@@ -5,7 +5,7 @@ import type { Alias, Document, Node } from 'yaml';
 import { ConfigError, ShapeError, type SourcePosition } from '../errors.js';
 import { configSchema, type ConfigDocument } from './schema.js';
 import type { Path } from './shape.js';
-import { formatAddress, isLoopbackHost } from './values.js';
+import { formatAddress, isHostTemplate, isLoopbackHost, parseHostTemplate } from './values.js';
 import type {
   BackendConfig,
   ConnectionTimeouts,
@@ -264,10 +264,14 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     }
     const routes = routeDocuments.map((route, routeIndex): RouteConfig => {
       checkRouteForProtocol(route, [...path, 'routes', routeIndex], protocol, fail);
+      checkBackendTemplates(route, route.hostnames, [...path, 'routes', routeIndex], fail);
       return { hostnames: route.hostnames, alpn: route.alpn ?? none, ...resolveRouteOptions(route, [...path, 'routes', routeIndex], context, backends) };
     });
     if (routes.length === 0 && !entry.default) fail(path, 'listener needs "routes" or a "default" (or both)');
-    if (entry.default) checkRouteForProtocol(entry.default, [...path, 'default'], protocol, fail);
+    if (entry.default) {
+      checkRouteForProtocol(entry.default, [...path, 'default'], protocol, fail);
+      checkBackendTemplates(entry.default, null, [...path, 'default'], fail);
+    }
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
     }
@@ -301,7 +305,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
   }
   const stateDir = parsed.stateDir === undefined ? null : context.pathOf(parsed.stateDir);
-  return { listeners, admin, stateDir };
+  return { listeners, admin, stateDir, resolvers: parsed.resolvers ?? none };
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];
@@ -407,6 +411,46 @@ function checkRouteForProtocol(route: RouteOptionsDocument & { alpn?: unknown; t
 }
 
 type BackendDocument = NonNullable<RouteOptionsDocument['backends']>[number];
+
+/**
+ * Templated backends take their names only from what the route matched, so
+ * that no client can pick a backend the config does not describe: none on
+ * the default route (it matches any name, or none); `{1}`, `{2}`, ... (labels
+ * of the wildcard) only where every hostname of the route is a wildcard;
+ * `{sni}` anywhere else (on an exact name it is that name). Not on
+ * acmeChallenge (the certificate manager is one fixed service), and an
+ * active health check needs at least one backend it can check.
+ * `hostnames` null: the default route.
+ */
+function checkBackendTemplates(route: RouteOptionsDocument, hostnames: readonly string[] | null, path: Path, fail: Fail): void {
+  const backends = route.backends ?? none;
+  backends.forEach((backend, index) => {
+    const { host } = backend.address;
+    if (!isHostTemplate(host)) return;
+    const at = [...path, 'backends', index];
+    if (hostnames === null) {
+      fail(at, `backend template "${host}" takes the name a route matched: the default route matches any name (or none), so it cannot use one`);
+    }
+    const label = parseHostTemplate(host).find((part) => typeof part === 'number' && part > 0);
+    const exact = label === undefined ? undefined : hostnames!.find((hostname) => !hostname.startsWith('*.'));
+    if (exact !== undefined) {
+      fail(
+        at,
+        `backend template "${host}" uses {${label}}, a label matched by "*": every hostname of its route must be a wildcard, and "${exact}" is not (use {sni} for the whole name)`,
+      );
+    }
+  });
+  (route.acmeChallenge ?? none).forEach((backend, index) => {
+    if (isHostTemplate(backend.address.host))
+      fail([...path, 'acmeChallenge', index], 'acmeChallenge backends cannot be templates: name the certificate manager');
+  });
+  if (route.healthCheck && backends.length > 0 && backends.every((backend) => isHostTemplate(backend.address.host))) {
+    fail(
+      [...path, 'healthCheck'],
+      '"healthCheck" has nothing to check: templated backends are named per connection (they get passive health: "maxFails", "failTimeout")',
+    );
+  }
+}
 
 /** `backends` interns equal backends: routes that share them share one object (and one copy when sent between threads). */
 function resolveBackend(

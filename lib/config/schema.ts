@@ -1,5 +1,13 @@
 import { boolean, byKind, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
-import { normalizeHostnamePattern, parseAlpnProtocol, parseBackendAddress, parseCidr, parseDuration, parseListenAddress } from './values.js';
+import {
+  normalizeHostnamePattern,
+  parseAlpnProtocol,
+  parseBackendAddress,
+  parseCidr,
+  parseDuration,
+  parseListenAddress,
+  parseResolverAddress,
+} from './values.js';
 import { ShapeError, ValueError } from '../errors.js';
 
 /** The config file's definition: read by the loader, published as JSON Schema. */
@@ -24,7 +32,14 @@ const listenAddress = scalar(
   parseListenAddress,
 );
 
-const backendAddress = scalar({ type: 'string', examples: ['127.0.0.1:9443', 'app.internal:443', '[::1]:9443'] }, parseBackendAddress);
+const backendAddress = scalar(
+  {
+    type: 'string',
+    description: 'host:port; on a wildcard route the host may be a template: {sni} is the name the client asked for, {1}, {2}, ... the labels "*" matched',
+    examples: ['127.0.0.1:9443', 'app.internal:443', '[::1]:9443', '{sni}:443', '{1}.internal:8443'],
+  },
+  parseBackendAddress,
+);
 
 const hostname = scalar(
   { type: 'string', description: 'an exact hostname or a wildcard "*.example.com" (any name below example.com, not example.com itself)' },
@@ -61,7 +76,10 @@ const backend = scalarOrObject(
     proxyProtocol: undefined as 'v1' | 'v2' | undefined,
   })),
   object({
-    address: required(backendAddress, 'backend "host:port"; host may be a DNS name (resolved at connect time, every address tried)'),
+    address: required(
+      backendAddress,
+      'backend "host:port"; host may be a DNS name (resolved when connecting, cached for its TTL, every address tried) or, on a wildcard route, a template such as "{1}.internal"',
+    ),
     weight: optional(integer(0, 1000), 'share of new connections relative to the other backends (default 1; 0 = none, to drain it)'),
     proxyProtocol: optional(proxyProtocol, "send a PROXY protocol header to this backend (overrides the route's)"),
   }),
@@ -232,6 +250,10 @@ export const configSchema = object(
       'where the local CA of `tls: internal` routes lives, created 0700 (default $XDG_DATA_HOME/sni-passthrough or ~/.local/share/sni-passthrough; --state-dir wins)',
     ),
     defaults: optional(object(timeoutFields), 'timeouts applied to every listener unless it sets its own'),
+    resolvers: optional(
+      list(scalar({ type: 'string', examples: ['10.0.0.2', '10.0.0.2:53', '[2001:db8::53]:53'] }, parseResolverAddress), { minItems: 1, itemName: 'resolver' }),
+      'DNS servers ("IP" or "IP:port", port 53 by default) that resolve backend names, with answers cached for their TTL, instead of the system resolver (/etc/hosts is then not read; "localhost" is still loopback) (default: the system resolver)',
+    ),
     listeners: required(list(listener, { minItems: 1, itemName: 'listener' }), 'ports to accept TLS on, each with its own routes'),
   },
   { description: 'sni-passthrough configuration' },

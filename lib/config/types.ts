@@ -18,6 +18,10 @@ export type BalanceMode = 'roundrobin' | 'leastconn' | 'source';
 export interface BackendConfig {
   /** `host:port` as written (IPv6 in brackets); also the backend's identity in logs and health state. */
   address: string;
+  /**
+   * An IP address, a DNS name, or (see `isHostTemplate`) a template such as
+   * "{1}.internal" that each connection fills from the name its route matched.
+   */
   host: string;
   port: number;
   weight: number;
@@ -140,4 +144,6 @@ export interface ProxyConfig {
   admin: AdminConfig | null;
   /** Absolute path of the local CA's directory (`tls: internal`); null: the default (or the command line's). */
   stateDir: string | null;
+  /** DNS servers ("IP:port", IPv6 in brackets) that resolve backend names; empty: the system resolver. */
+  resolvers: string[];
 }

@@ -90,7 +90,7 @@ function splitHostPort(input: string): { host: string; portText: string } {
 const hostnameLabel = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /** LDH labels (underscores tolerated); the last label is never all digits, so "10.0.0.300" is a bad address, not a name. */
-function isDnsName(name: string): boolean {
+export function isDnsName(name: string): boolean {
   const labels = name.split('.');
   return name.length > 0 && name.length <= 253 && labels.every((label) => hostnameLabel.test(label)) && !/^\d+$/.test(labels[labels.length - 1]!);
 }
@@ -129,13 +129,85 @@ export function formatAddress(host: string | null, port: number): string {
   return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** A backend address: "host:port" where host is an IPv4 address, an IPv6 address in brackets or a DNS name. */
+/**
+ * A backend address: "host:port" where host is an IPv4 address, an IPv6
+ * address in brackets or a DNS name, or a template of a DNS name with
+ * placeholders ("{sni}:443", "{1}.internal:8443", see `parseHostTemplate`);
+ * the port is always a number.
+ */
 export function parseBackendAddress(input: unknown): { host: string; port: number } {
   if (typeof input !== 'string') throw new ValueError('a backend address must be a string "host:port"');
+  if (/[{}]/.test(input)) return parseBackendTemplate(input);
   const { host, portText } = splitHostPort(input);
   if (host === '') throw new ValueError(`backend "${input}" needs a host, e.g. "127.0.0.1${input}"`);
   const port = parsePort(portText, input, false);
   return { host: canonicalHost(host, input, 'backend host'), port };
+}
+
+function parseBackendTemplate(input: string): { host: string; port: number } {
+  const colon = input.lastIndexOf(':');
+  const brace = input.lastIndexOf('}');
+  if (colon < 0) throw new ValueError(`backend template "${input}" needs a port after the name, e.g. "${input}:443"`);
+  if (colon < brace) throw new ValueError(`the port of backend template "${input}" must be a number: only the host takes placeholders`);
+  const host = input.slice(0, colon).toLowerCase();
+  parseHostTemplate(host, input);
+  return { host, port: parsePort(input.slice(colon + 1), input, false) };
+}
+
+/**
+ * One part of a backend host template: literal text, or a placeholder: 0 for
+ * `{sni}` (the whole name the client asked for), N for `{N}` (the Nth label,
+ * from the left, of those the route's `*` matched).
+ */
+export type HostTemplatePart = string | number;
+
+/** Placeholders past the labels a DNS name can have (127) could never be filled. */
+const MAX_LABEL_PLACEHOLDER = 127;
+
+/** Whether a backend host is a template (has placeholders) rather than a name or address to dial as written. */
+export function isHostTemplate(host: string): boolean {
+  return host.includes('{');
+}
+
+/**
+ * A backend host template ("{1}.internal", "{sni}", "app-{1}.{2}.svc") as its
+ * parts; throws `ValueError` for an unknown or unclosed placeholder, or for a
+ * template that cannot make a DNS name whatever fills it (e.g. "{1}..x").
+ * `input` is what the config said, for messages.
+ */
+export function parseHostTemplate(host: string, input: string = host): HostTemplatePart[] {
+  const parts: HostTemplatePart[] = [];
+  let sample = '';
+  let rest = host;
+  while (rest.length > 0) {
+    const open = rest.indexOf('{');
+    const close = rest.indexOf('}');
+    if (close >= 0 && (open < 0 || close < open)) throw new ValueError(`"}" without "{" in backend template "${input}"`);
+    if (open < 0) {
+      parts.push(rest);
+      sample += rest;
+      break;
+    }
+    if (open > 0) {
+      parts.push(rest.slice(0, open));
+      sample += rest.slice(0, open);
+    }
+    if (close < 0) throw new ValueError(`unclosed "{" in backend template "${input}"`);
+    const name = rest.slice(open + 1, close);
+    const label = /^[1-9]\d{0,2}$/.test(name) ? Number(name) : 0;
+    if (name !== 'sni' && (label === 0 || label > MAX_LABEL_PLACEHOLDER)) {
+      throw new ValueError(
+        `unknown placeholder "{${name}}" in backend template "${input}": use {sni} (the name the client asked for) or {1}, {2}, ... (the labels "*" matched)`,
+      );
+    }
+    parts.push(label);
+    // Any label fills a placeholder: the template must make a DNS name for the simplest.
+    sample += label === 0 ? 'a.a' : 'a';
+    rest = rest.slice(close + 1);
+  }
+  if (!isDnsName(sample))
+    throw new ValueError(`backend template "${input}" does not make a DNS name (placeholders fill whole labels or parts of them, e.g. "{1}.internal")`);
+  return parts;
 }
 
 /**
@@ -175,6 +247,21 @@ export function parseAlpnProtocol(input: unknown): string {
     throw new ValueError(`invalid ALPN protocol ${JSON.stringify(input)}: expected a name like "h2", "http/1.1" or "acme-tls/1"`);
   }
   return input;
+}
+
+/**
+ * A DNS server for `resolvers`: "IP", "IP:port", "[IPv6]:port" (port 53 when
+ * not given), in the "host:port" form node:dns `setServers` takes. A name
+ * would need resolving itself, so only addresses.
+ */
+export function parseResolverAddress(input: unknown): string {
+  if (typeof input !== 'string') throw new ValueError('a resolver must be a string "IP" or "IP:port"');
+  if (isIPv4(input) || isIPv6(input)) return formatAddress(isIPv6(input) ? canonicalIPv6(input) : input, 53);
+  const notAnAddress = new ValueError(`resolver "${input}" must be an IP address (a name would need resolving itself), e.g. "10.0.0.2:53"`);
+  if (!input.includes(':')) throw notAnAddress;
+  const { host, portText } = splitHostPort(input);
+  if (!isIPv4(host) && !isIPv6(host)) throw notAnAddress;
+  return formatAddress(isIPv6(host) ? canonicalIPv6(host) : host, parsePort(portText, input, false));
 }
 
 /** Whether a listen host is loopback only ("localhost", 127.0.0.0/8, ::1); all interfaces (null) is not. */

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { HostLookup } from '../backends/dial.js';
 import type { BackendRegistry } from '../backends/health.js';
 import type { ListenerConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
@@ -37,6 +38,8 @@ interface ListeningHandle {
 export interface ListenerContext {
   observer: ProxyObserver;
   registry: BackendRegistry;
+  /** Resolves backend names (cached), shared by all listeners and kept across reloads. */
+  resolver: HostLookup;
   /** null where the descriptor limit is unknown: nothing is refused for it. */
   descriptors: DescriptorBudget | null;
 }
@@ -77,7 +80,7 @@ export class TcpListener implements Listener, ConnectionHost {
     this.context = context;
     this.observer = context.observer;
     this.inherited = inherited;
-    this.settings = listenerSettings(config, { registry: context.registry, tls });
+    this.settings = listenerSettings(config, { registry: context.registry, tls, resolver: context.resolver });
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accepted(socket));
   }
 
@@ -127,7 +130,7 @@ export class TcpListener implements Listener, ConnectionHost {
 
   update(config: ListenerConfig, tls: TlsMaterial): void {
     this.config = config;
-    this.settings = listenerSettings(config, { registry: this.context.registry, tls });
+    this.settings = listenerSettings(config, { registry: this.context.registry, tls, resolver: this.context.resolver });
     this.admitWaiting();
   }
 

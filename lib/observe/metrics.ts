@@ -139,7 +139,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
       connectFailures.inc([backend, reason]);
     },
     backendHealthChanged(change: HealthChange) {
-      healthChanges.inc([change.backend, change.state, change.cause]);
+      // A templated backend counts under its template: its names come from clients and would make series without bound.
+      healthChanges.inc([change.template ?? change.backend, change.state, change.cause]);
     },
     connectionDropped(listener, reason) {
       dropped.inc([listener, reason]);

@@ -23,6 +23,8 @@ export interface ListenerSettings {
   protocol: PreambleProtocol;
   /** What a client whose name no route (and no default) serves gets: a TLS alert, an HTTP 404. */
   noRoute: Target;
+  /** The same answer, for a name a route matched but whose templated backends it cannot name (see backends/templated-pools.ts). */
+  noBackendName: Target;
   clientHelloTimeout: number;
   connectTimeout: number;
   idleTimeout: number;

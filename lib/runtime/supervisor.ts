@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../backends/health.js';
+import { HostResolver } from '../backends/host-resolver.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
@@ -48,11 +49,13 @@ export class Supervisor {
   /** Backend health and load and the descriptor budget, shared by all listeners and kept across reloads. */
   private readonly context: ListenerContext;
   private readonly registry: BackendRegistry;
+  /** Backend names resolved and cached; the config's `resolvers` take effect when it commits. */
+  private readonly resolver = new HostResolver();
   private stopping = false;
 
   constructor(observer: ProxyObserver, descriptors: DescriptorBudget | null = DescriptorBudget.forThisProcess()) {
-    this.registry = new BackendRegistry(observer);
-    this.context = { observer, registry: this.registry, descriptors };
+    this.registry = new BackendRegistry(observer, this.resolver);
+    this.context = { observer, registry: this.registry, resolver: this.resolver, descriptors };
   }
 
   /**
@@ -81,11 +84,12 @@ export class Supervisor {
         listener.terminateAll('shutdown');
       }
       // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
-      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null, stateDir: null });
+      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null, stateDir: null, resolvers: [] });
       throw this.explainOwnPort(error);
     }
 
     this.registry.sync(config);
+    this.resolver.useServers(config.resolvers);
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
     for (const listener of added) {
       listener.open();

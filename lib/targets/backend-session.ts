@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { type BackendTlsOptions, dial, dialTls } from '../backends/dial.js';
+import { type BackendTlsOptions, dial, dialTls, type HostLookup } from '../backends/dial.js';
 import type { BackendAttempt, BackendPool, BackendTarget } from '../backends/pool.js';
 import { canonicalAddress } from '../net/address.js';
 import { encodeProxyV1, encodeProxyV2 } from '../net/proxy-protocol.js';
@@ -29,6 +29,7 @@ type HeldSocket = net.Socket & { [kSession]: BackendSession | null };
  */
 export class BackendSession implements Stage, SpliceOwner {
   private readonly pool: BackendPool;
+  private readonly resolver: HostLookup;
   private readonly connection: Connection;
   private readonly backendTls: BackendTlsOptions | null;
   private readonly plan: BackendTarget[];
@@ -46,8 +47,9 @@ export class BackendSession implements Stage, SpliceOwner {
   private clientBytesAtSplice = 0;
 
   /** `replay`: what the client sent before this (its preamble, where the backend must see it). `backendTls`: re-encrypt. */
-  constructor(pool: BackendPool, connection: Connection, replay: Buffer[], backendTls: BackendTlsOptions | null) {
+  constructor(pool: BackendPool, resolver: HostLookup, connection: Connection, replay: Buffer[], backendTls: BackendTlsOptions | null) {
     this.pool = pool;
+    this.resolver = resolver;
     this.connection = connection;
     this.backendTls = backendTls;
     this.replay = replay;
@@ -90,7 +92,9 @@ export class BackendSession implements Stage, SpliceOwner {
       };
       const { host, port } = target.config;
       const timeout = connection.settings.connectTimeout;
-      this.cancelDial = this.backendTls ? dialTls(host, port, timeout, this.backendTls, dialled) : dial(host, port, timeout, dialled);
+      this.cancelDial = this.backendTls
+        ? dialTls(host, port, timeout, this.backendTls, this.resolver, dialled)
+        : dial(host, port, timeout, this.resolver, dialled);
       return;
     }
   }
@@ -99,7 +103,7 @@ export class BackendSession implements Stage, SpliceOwner {
     this.attempt = null;
     this.pool.attemptFailed(attempt);
     const { connection } = this;
-    connection.host.observer.backendConnectFailed(connection.settings.listener, attempt.target.config.address, error);
+    connection.host.observer.backendConnectFailed(connection.settings.listener, metricName(attempt.target), error);
     this.lastError = error;
     this.connectNext();
   }
@@ -108,7 +112,7 @@ export class BackendSession implements Stage, SpliceOwner {
     this.pool.attemptSucceeded(attempt);
     const { connection } = this;
     const { stream, settings } = connection;
-    connection.host.observer.backendConnected(settings.listener, attempt.target.config.address, latencyMs);
+    connection.host.observer.backendConnected(settings.listener, metricName(attempt.target), latencyMs);
     connection.adoptBackend(backend);
     this.unhold();
     const version = attempt.target.config.proxyProtocol;
@@ -165,9 +169,10 @@ export class BackendSession implements Stage, SpliceOwner {
     backend.on('error', ignoreError);
     backend.destroy();
     connection.relaying = false;
-    this.pool.release(this.attempt!);
+    const attempt = this.attempt!;
+    this.pool.release(attempt);
     this.attempt = null;
-    connection.host.observer.backendConnectFailed(connection.settings.listener, connection.backend!, reason);
+    connection.host.observer.backendConnectFailed(connection.settings.listener, metricName(attempt.target), reason);
     this.lastError = reason;
     this.hold();
     this.connectNext();
@@ -220,6 +225,15 @@ export class BackendSession implements Stage, SpliceOwner {
       return null;
     }
   }
+}
+
+/**
+ * The backend as observers (metrics) name it: a templated backend by its
+ * template, as its names come from clients and would make series without bound.
+ * The connection's record names the backend dialled.
+ */
+function metricName(target: BackendTarget): string {
+  return target.state.template ?? target.config.address;
 }
 
 function sessionOnHeldData(this: HeldSocket, chunk: Buffer): void {

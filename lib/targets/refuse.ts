@@ -24,5 +24,13 @@ export const UNRECOGNIZED_NAME: Target = new RefuseTarget('no_route', null, UNRE
 /** An HTTP request for a Host no route serves, on a listener without a default. */
 export const NO_HTTP_ROUTE: Target = new RefuseTarget('no_route', null, httpAnswer(404));
 
+/**
+ * A name a route matched that cannot fill its backend templates (a label no
+ * DNS name may hold, a `{2}` where `*` matched one label): answered as a name
+ * no route serves, with the reason in the record.
+ */
+export const UNRECOGNIZED_BACKEND_NAME: Target = new RefuseTarget('no_route', 'no_backend_name', UNRECOGNIZED_NAME_ALERT);
+export const NO_HTTP_BACKEND_NAME: Target = new RefuseTarget('no_route', 'no_backend_name', httpAnswer(404));
+
 /** The matched route's allow/deny lists refuse the client. */
 export const REFUSE_BY_ROUTE_ACCESS_LIST: Target = new RefuseTarget('denied', 'route_access_list', null);

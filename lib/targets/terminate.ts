@@ -1,11 +1,12 @@
 import tls from 'node:tls';
-import type { BackendTlsOptions } from '../backends/dial.js';
+import type { BackendTlsOptions, HostLookup } from '../backends/dial.js';
 import type { BackendPool } from '../backends/pool.js';
 import type { Connection } from '../pipeline/connection.js';
 import type { Preamble } from '../pipeline/preamble.js';
 import type { Stage, Target } from '../pipeline/target.js';
 import type { LeafIssuer } from '../tls/certificates.js';
 import { BackendSession } from './backend-session.js';
+import type { PoolSource } from './passthrough.js';
 
 /** Leaf contexts kept per route; the oldest goes past this. */
 const MAX_ISSUED_CONTEXTS = 1024;
@@ -14,7 +15,8 @@ const MAX_ISSUED_CONTEXTS = 1024;
 export type CertificateSource = { context: tls.SecureContext } | { issuer: LeafIssuer; hostnames: readonly string[] };
 
 export interface TerminateOptions {
-  pool: () => BackendPool;
+  pool: PoolSource;
+  resolver: HostLookup;
   certificates: CertificateSource;
   /** ALPN protocols offered to the client, in order of preference. */
   alpn: string[];
@@ -38,6 +40,12 @@ export class TerminateTarget implements Target {
   }
 
   handle(connection: Connection, preamble: Preamble): void {
+    // Before the handshake: a name no backend can be made from costs no TLS work.
+    const pool = this.options.pool(connection.sni, connection.route);
+    if (pool === null) {
+      connection.settings.noBackendName.handle(connection, preamble);
+      return;
+    }
     let context: tls.SecureContext;
     try {
       context = this.contextFor(connection.sni);
@@ -47,7 +55,7 @@ export class TerminateTarget implements Target {
       connection.finish('tls_handshake_failed', 'no_certificate', error as NodeJS.ErrnoException);
       return;
     }
-    new ServerHandshake(this.options, context, connection, preamble);
+    new ServerHandshake(this.options, pool, context, connection, preamble);
   }
 
   /**
@@ -85,12 +93,14 @@ const networkErrors = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
  */
 class ServerHandshake implements Stage {
   private readonly options: TerminateOptions;
+  private readonly pool: BackendPool;
   private readonly connection: Connection;
   private readonly secure: HandshakeSocket;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(options: TerminateOptions, context: tls.SecureContext, connection: Connection, preamble: Preamble) {
+  constructor(options: TerminateOptions, pool: BackendPool, context: tls.SecureContext, connection: Connection, preamble: Preamble) {
     this.options = options;
+    this.pool = pool;
     this.connection = connection;
     const { client } = connection;
     client.pause();
@@ -113,7 +123,7 @@ class ServerHandshake implements Stage {
 
   secured(): void {
     this.stop();
-    new BackendSession(this.options.pool(), this.connection, [], this.options.backendTls).start();
+    new BackendSession(this.pool, this.options.resolver, this.connection, [], this.options.backendTls).start();
   }
 
   failed(error: NodeJS.ErrnoException): void {

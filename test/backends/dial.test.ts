@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { dial } from '../../lib/backends/dial.js';
+import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { unusedAddress } from '../helpers/backends.js';
 import { guard, sleep } from '../helpers/wait.js';
 
@@ -15,11 +16,13 @@ interface Dialled {
 }
 
 /** Dials and resolves with the (single) callback; counts callbacks so a second one is caught. */
+const resolver = new HostResolver();
+
 function dialOnce(host: string, port: number, timeout = 2_000): { result: Promise<Dialled>; calls(): number; cancel(): void } {
   let calls = 0;
   let cancel: () => void = () => {};
   const result = new Promise<Dialled>((resolve) => {
-    cancel = dial(host, port, timeout, (error, socket) => {
+    cancel = dial(host, port, timeout, resolver, (error, socket) => {
       calls++;
       resolve({ error, socket });
     });

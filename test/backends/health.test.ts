@@ -8,7 +8,9 @@ import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../lib/config/load.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
 import { BackendRegistry, BackendState, type HealthChange } from '../../lib/backends/health.js';
+import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { unusedAddress } from '../helpers/backends.js';
+import { DnsServer } from '../helpers/dns-server.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 function recorder(): { events: HealthChange[]; observer: { backendHealthChanged(change: HealthChange): void } } {
@@ -359,4 +361,35 @@ t.test('BackendRegistry', async (t) => {
       );
     });
   });
+});
+
+t.test('health checks resolve names with the proxy’s resolver (so `resolvers` apply), and states of templated routes stay out', async (t) => {
+  const dns = await DnsServer.start();
+  const server = await countingServer();
+  const { events, observer } = recorder();
+  const registry = new BackendRegistry(observer, new HostResolver([dns.address]));
+  t.teardown(async () => {
+    registry.stop();
+    await Promise.all([server.close(), dns.close()]);
+  });
+  dns.set('checked.test', ['127.0.0.1'], 300);
+  // Neither name exists for the system resolver: only the test's server can make the first check pass.
+  const named = `checked.test:${server.port}`;
+  const missing = `missing.test:${server.port}`;
+  registry.sync(configWith([named, missing], '{ interval: 50ms, timeout: 5s, rise: 1, fall: 2 }'));
+  await waitFor(() => server.connections() >= 2 && !registry.get(missing).healthy, 'checks through the configured server', 30_000);
+  t.equal(registry.get(named).healthy, true, 'the name the server knows is checked and healthy');
+  t.equal(dns.count('checked.test'), 1, 'asked once: the answer is cached for its TTL across checks');
+  t.same(events, [{ backend: missing, state: 'down', cause: 'health_check' }], 'the name it does not know fails its checks');
+
+  const templated = parseConfig(
+    `listeners:\n  - listen: 127.0.0.1:0\n    routes:\n      - hostnames: ["*.example.com"]\n        backends: ["{1}.internal:443", "${named}"]\n        healthCheck: { interval: 50ms }\n`,
+    'health.yaml',
+  );
+  registry.sync(templated);
+  t.same(
+    registry.health().map((entry) => entry.backend),
+    [named],
+    'a template has no state and no check; the fixed backend beside it is still checked',
+  );
 });

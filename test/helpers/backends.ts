@@ -29,10 +29,10 @@ function closeServer(server: net.Server, sockets: Set<net.Socket>): Promise<void
   });
 }
 
-function listenOnLoopback(server: net.Server, host = '127.0.0.1'): Promise<number> {
+function listenOnLoopback(server: net.Server, host = '127.0.0.1', port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, host, () => resolve((server.address() as net.AddressInfo).port));
+    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
   });
 }
 
@@ -44,7 +44,8 @@ function listenOnLoopback(server: net.Server, host = '127.0.0.1'): Promise<numbe
 export async function startTlsBackend(
   ca: CertificateAuthority,
   name: string,
-  options: { dnsNames?: string[]; alpn?: string[]; host?: string } = {},
+  /** `port`: a given one (e.g. the same port on another loopback address), else one the system picks. */
+  options: { dnsNames?: string[]; alpn?: string[]; host?: string; port?: number } = {},
 ): Promise<TestBackend> {
   const { key, cert } = await ca.issue(name, options.dnsNames ?? ['*.example.com', 'example.com', '*.test', 'localhost']);
   const sockets = new Set<net.Socket>();
@@ -67,7 +68,7 @@ export async function startTlsBackend(
     socket.pipe(socket);
   });
   const host = options.host ?? '127.0.0.1';
-  backend.port = await listenOnLoopback(server, host);
+  backend.port = await listenOnLoopback(server, host, options.port);
   backend.address = host.includes(':') ? `[${host}]:${backend.port}` : `${host}:${backend.port}`;
   return backend;
 }

@@ -4,6 +4,7 @@
 // in this process, on real sockets (see socket-pair.ts).
 import type net from 'node:net';
 import { BackendRegistry } from '../../lib/backends/health.js';
+import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { listenerSettings } from '../../lib/listeners/settings.js';
 import { Connection, type ConnectionHost, type Refusal } from '../../lib/pipeline/connection.js';
@@ -31,7 +32,7 @@ export class TestConnectionHost implements ConnectionHost {
   constructor(listenerYaml: string, tls: TlsMaterial = NO_TLS_MATERIAL) {
     const config = TestConnectionHost.parse(listenerYaml);
     this.registry.sync(config);
-    this.settings = listenerSettings(config.listeners[0]!, { registry: this.registry, tls });
+    this.settings = listenerSettings(config.listeners[0]!, { registry: this.registry, tls, resolver: new HostResolver() });
   }
 
   /** A host whose routes may terminate TLS: their certificate files (absolute paths in the YAML) are loaded first. */

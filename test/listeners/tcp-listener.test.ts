@@ -5,6 +5,7 @@
 import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
+import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { TcpListener } from '../../lib/listeners/tcp-listener.js';
 import { NO_TLS_MATERIAL } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from '../helpers/observer.js';
@@ -24,7 +25,11 @@ const { accepted } = observer;
 
 function newListener(name: string): TcpListener {
   const config = parseConfig(`listeners:\n  - name: ${name}\n    listen: 127.0.0.1:0\n    default:\n      backends: [${echo.address}]\n`, 'listener.yaml');
-  return new TcpListener(config.listeners[0]!, { observer, registry: new BackendRegistry(observer), descriptors: null }, NO_TLS_MATERIAL);
+  return new TcpListener(
+    config.listeners[0]!,
+    { observer, registry: new BackendRegistry(observer), resolver: new HostResolver(), descriptors: null },
+    NO_TLS_MATERIAL,
+  );
 }
 
 const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));

@@ -2,6 +2,7 @@
 // (TLS: server name and ALPN; HTTP: Host and path).
 import t from 'tap';
 import { BackendRegistry } from '../../lib/backends/health.js';
+import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { parseConfig } from '../../lib/config/load.js';
 import { listenerSettings } from '../../lib/listeners/settings.js';
 import { match } from '../../lib/pipeline/match.js';
@@ -38,10 +39,9 @@ listeners:
   'match.yaml',
 );
 const registry = new BackendRegistry(new RecordingObserver());
-const [publicSettings, strictSettings] = config.listeners.map((listener) => listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL })) as [
-  ReturnType<typeof listenerSettings>,
-  ReturnType<typeof listenerSettings>,
-];
+const [publicSettings, strictSettings] = config.listeners.map((listener) =>
+  listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL, resolver: new HostResolver() }),
+) as [ReturnType<typeof listenerSettings>, ReturnType<typeof listenerSettings>];
 
 const request = (serverName: string | null, alpn: string[] = []): ClientRequest => ({ serverName, alpn, path: null });
 /** The target of the route that `pattern` names (a wildcard is looked up with a name below it). */
@@ -109,10 +109,9 @@ listeners:
 `,
   'match-http.yaml',
 );
-const [webSettings, webStrictSettings] = httpConfig.listeners.map((listener) => listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL })) as [
-  ReturnType<typeof listenerSettings>,
-  ReturnType<typeof listenerSettings>,
-];
+const [webSettings, webStrictSettings] = httpConfig.listeners.map((listener) =>
+  listenerSettings(listener, { registry, tls: NO_TLS_MATERIAL, resolver: new HostResolver() }),
+) as [ReturnType<typeof listenerSettings>, ReturnType<typeof listenerSettings>];
 const get = (host: string, path: string): ClientRequest => ({ serverName: host, alpn: [], path });
 const webRoute = (pattern: string) => matchRoute(webSettings.routes, pattern.replace(/^\*\./, 'x.'), [])!.route;
 
