@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
-import { BackendRegistry } from '../backends/health.js';
+import { BackendRegistry, type BackendStatus } from '../backends/health.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
@@ -143,7 +143,7 @@ export class Supervisor {
     }));
   }
 
-  backendHealth(): Array<{ backend: string; up: boolean }> {
+  backendHealth(): BackendStatus[] {
     return this.registry.health();
   }
 
