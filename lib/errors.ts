@@ -145,6 +145,12 @@ export class CertificateHostnameError extends SniPassthroughError {
   readonly code = 'SNIP_CERT_HOSTNAME';
 }
 
+/** An admin endpoint request that cannot be served as asked (a bad query parameter, a missing `reason`): answered 400. */
+export class AdminRequestError extends SniPassthroughError {
+  override readonly name = 'AdminRequestError';
+  readonly code = 'SNIP_ADMIN_BAD_REQUEST';
+}
+
 /** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;
