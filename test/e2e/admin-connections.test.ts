@@ -511,7 +511,11 @@ t.test('sni-passthrough status: listeners, backends and connections per route as
   const nowhere = await unusedAddress();
   const closedPort = await runCli(['status', '--admin', nowhere]);
   t.equal(closedPort.code, 1, 'nothing listening: exit 1');
-  t.match(closedPort.stderr, new RegExp(`^sni-passthrough: admin endpoint ${literal(nowhere)}: GET /(config|connections\\?limit=0): ECONNREFUSED\n$`), 'one line');
+  t.match(
+    closedPort.stderr,
+    new RegExp(`^sni-passthrough: admin endpoint ${literal(nowhere)}: GET /(config|connections\\?limit=0): ECONNREFUSED\n$`),
+    'one line',
+  );
   const badUrl = await runCli(['status', '--admin', 'https://127.0.0.1:9900']);
   t.equal(badUrl.code, 1);
   t.match(badUrl.stderr, /plain http/);
