@@ -104,7 +104,7 @@ export class BackendState {
   }
 }
 
-export function statusOf(state: BackendState, now = performance.now()): BackendStatus {
+function statusOf(state: BackendState, now = performance.now()): BackendStatus {
   return {
     backend: state.address,
     up: state.healthy && (state.downUntil === 0 || now >= state.downUntil),

@@ -25,7 +25,7 @@ export function liveControl(supervisor: Supervisor, logger: Logger): Pick<AdminH
   return {
     connections: (filter) => matching(supervisor, filter).map(({ snapshot }) => snapshot),
     closeConnections(filter, reason) {
-      // Matched first, closed after: a close takes effect on later turns of the event loop, but the set must not change under the loop.
+      // Matched first, then closed: closing must not change the sets being iterated.
       const found = matching(supervisor, filter);
       for (const { connection } of found) connection.closeByAdmin(reason);
       logger.info({ filter, reason, closed: found.length }, 'connections closed by admin');
