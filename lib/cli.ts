@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { ConfigError } from './errors.js';
+import { AdminClientError, ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/loader.js';
@@ -168,6 +168,21 @@ export function main(argv: readonly string[]): Promise<unknown> {
         print: (line) => process.stdout.write(`${line}\n`),
         fail: (line) => process.stderr.write(`${line}\n`),
       });
+    });
+  program
+    .command('status')
+    .description("show a running proxy's listeners, backends (health, drain) and open connections per route, from its admin endpoint")
+    .requiredOption('--admin <url>', 'the admin endpoint: http://127.0.0.1:9900 or 127.0.0.1:9900 (admin.listen in the config)')
+    .option('--json', 'print the report as JSON', false)
+    .action(async (options: { admin: string; json: boolean }) => {
+      const { fetchStatus, renderStatus } = await import('./cli/status.js');
+      try {
+        const report = await fetchStatus(options.admin);
+        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+      } catch (error) {
+        if (error instanceof AdminClientError) fail(error);
+        throw error;
+      }
     });
   return program.parseAsync(argv);
 }

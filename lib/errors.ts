@@ -145,6 +145,29 @@ export class CertificateHostnameError extends SniPassthroughError {
   readonly code = 'SNIP_CERT_HOSTNAME';
 }
 
+/** An admin endpoint request that cannot be served as asked (a bad query parameter, a missing `reason`): answered 400. */
+export class AdminRequestError extends SniPassthroughError {
+  override readonly name = 'AdminRequestError';
+  readonly code = 'SNIP_ADMIN_BAD_REQUEST';
+}
+
+/**
+ * A command that talks to a running proxy's admin endpoint (`status`) could
+ * not get an answer from it: `SNIP_ADMIN_URL` for an `--admin` value that is
+ * not an http URL or host:port, `SNIP_ADMIN_UNREACHABLE` when nothing answers
+ * there, `SNIP_ADMIN_ANSWER` when what answers is not the endpoint.
+ */
+export class AdminClientError extends SniPassthroughError {
+  override readonly name = 'AdminClientError';
+
+  constructor(
+    readonly code: 'SNIP_ADMIN_URL' | 'SNIP_ADMIN_UNREACHABLE' | 'SNIP_ADMIN_ANSWER',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;

@@ -4,6 +4,16 @@ import { isHostTemplate } from '../config/values.js';
 import { dial, type HostLookup } from './dial.js';
 import { HostResolver } from './host-resolver.js';
 
+/** What the admin endpoint and the metrics show of one backend. */
+export interface BackendStatus {
+  backend: string;
+  /** Takes new connections as far as health goes: not failing checks, not skipped after failures. */
+  up: boolean;
+  drained: boolean;
+  /** Connections spliced to it or dialling it now. */
+  active: number;
+}
+
 export type HealthChange = {
   backend: string;
   state: 'up' | 'down';
@@ -34,6 +44,11 @@ export class BackendState {
   healthy = true;
   /** The configured template this backend's name was made from; null for a configured backend. */
   readonly template: string | null;
+  /**
+   * Taken out of rotation by the operator (admin `drain`): no new connection
+   * dials it, whatever its health, while the ones open go on.
+   */
+  drained = false;
   private readonly observer: HealthObserver;
 
   constructor(address: string, observer: HealthObserver, template: string | null = null) {
@@ -50,7 +65,7 @@ export class BackendState {
 
   /** Whether a new connection may try it: not skipped after failures (or it is time for its one retry). */
   isAvailable(now: number, useHealthChecks: boolean): boolean {
-    if (useHealthChecks && !this.healthy) return false;
+    if (this.drained || (useHealthChecks && !this.healthy)) return false;
     return this.downUntil === 0 || (now >= this.downUntil && !this.probing);
   }
 
@@ -104,6 +119,15 @@ export class BackendState {
       }
     }
   }
+}
+
+function statusOf(state: BackendState, now = performance.now()): BackendStatus {
+  return {
+    backend: state.address,
+    up: state.healthy && (state.downUntil === 0 || now >= state.downUntil),
+    drained: state.drained,
+    active: state.active,
+  };
 }
 
 /**
@@ -211,10 +235,22 @@ export class BackendRegistry {
     }
   }
 
-  /** Whether each backend takes new connections now. */
-  health(): Array<{ backend: string; up: boolean }> {
+  /**
+   * Takes `address` out of rotation (or puts it back): kept across reloads
+   * while the address stays in the config. null when the running config does
+   * not list it (no state is created for an unknown address).
+   */
+  setDrained(address: string, drained: boolean): BackendStatus | null {
+    const state = this.states.get(address);
+    if (state === undefined) return null;
+    state.drained = drained;
+    return statusOf(state);
+  }
+
+  /** Each backend's health, drain state and load now. */
+  health(): BackendStatus[] {
     const now = performance.now();
-    return [...this.states.values()].map((state) => ({ backend: state.address, up: state.healthy && (state.downUntil === 0 || now >= state.downUntil) }));
+    return [...this.states.values()].map((state) => statusOf(state, now));
   }
 
   stop(): void {

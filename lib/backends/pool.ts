@@ -52,8 +52,8 @@ export function lazyPool(route: RouteConfig, registry: BackendRegistry): () => B
  * - source: weighted rendezvous hashing of the client address, so a client
  *   keeps its backend while the set of usable backends stays the same, and
  *   only the clients of a backend that leaves move.
- * Backends with weight 0, skipped after failures, or failing health checks
- * take no new connections.
+ * Backends with weight 0, drained by the operator, skipped after failures,
+ * or failing health checks take no new connections.
  */
 export class BackendPool {
   readonly targets: readonly BackendTarget[];
@@ -100,10 +100,12 @@ export class BackendPool {
    * up: for when none is usable. Like Envoy's panic threshold and nginx's
    * single upstream server, a route whose backends are all marked down still
    * tries them, so one that has recovered is used at once instead of after
-   * its `failTimeout` or health checks.
+   * its `failTimeout` or health checks. Drained backends are never in it.
    */
   panicPlan(clientAddress: string): BackendTarget[] {
-    return this.targets.length === 0 ? [] : this.order(this.everyIndex, clientAddress);
+    // A drained backend is the operator's decision, not a health verdict that may be wrong: panic routing leaves it out too.
+    const undrained = this.everyIndex.filter((index) => !this.targets[index]!.state.drained);
+    return undrained.length === 0 ? [] : this.order(undrained, clientAddress);
   }
 
   private order(usable: number[], clientAddress: string): BackendTarget[] {
@@ -118,11 +120,14 @@ export class BackendPool {
   /**
    * Claims a dial to `target`, counted as one of its connections from now on
    * (so leastconn sees dials in flight); null when another connection is
-   * already the one retrying it after its `failTimeout`. `ignoreHealth`
-   * (panic routing) dials it whatever its state.
+   * already the one retrying it after its `failTimeout`, or when it was
+   * drained since the plan was made. `ignoreHealth` (panic routing) dials it
+   * whatever its health.
    */
   beginAttempt(target: BackendTarget, ignoreHealth = false): BackendAttempt | null {
     const { state } = target;
+    // Drained since this connection's plan was made: it gets no new connection, not even in panic routing.
+    if (state.drained) return null;
     const probe = !ignoreHealth && state.downUntil !== 0;
     if (!ignoreHealth && !state.startAttempt(performance.now())) return null;
     state.active++;

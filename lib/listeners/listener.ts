@@ -1,5 +1,5 @@
 import type { ListenerConfig } from '../config/types.js';
-import type { Outcome } from '../pipeline/record.js';
+import type { LiveConnection, Outcome } from '../pipeline/record.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 
 /**
@@ -23,6 +23,8 @@ export interface Listener {
   stopAccepting(): void;
   /** Connections open now. */
   openConnections(): number;
+  /** The connections open now, in the order they were accepted (for the admin endpoint: read-only views). */
+  liveConnections(): Iterable<LiveConnection>;
   /** Resolves once no connection is open. */
   whenIdle(): Promise<void>;
   /** Ends every open connection now, recording `outcome`. */

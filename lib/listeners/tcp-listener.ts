@@ -8,7 +8,7 @@ import { canonicalAddress } from '../net/address.js';
 import { ignoreError } from '../net/sockets.js';
 import { Connection, type ConnectionHost, type Refusal } from '../pipeline/connection.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
-import type { Outcome } from '../pipeline/record.js';
+import type { LiveConnection, Outcome } from '../pipeline/record.js';
 import type { ListenerSettings } from '../pipeline/settings.js';
 import type { DescriptorBudget } from './descriptor-budget.js';
 import type { Listener } from './listener.js';
@@ -55,7 +55,8 @@ export class TcpListener implements Listener, ConnectionHost {
   config: ListenerConfig;
   settings: ListenerSettings;
   readonly observer: ProxyObserver;
-  readonly connections = new Set<Connection>();
+  /** The open connections: what limits count, what shutdown ends, and what the admin endpoint lists (no other registry is kept). */
+  private readonly connections = new Set<Connection>();
   private readonly context: ListenerContext;
   private readonly server: net.Server;
   private readonly inherited: net.Socket | null;
@@ -141,6 +142,10 @@ export class TcpListener implements Listener, ConnectionHost {
 
   openConnections(): number {
     return this.connections.size;
+  }
+
+  liveConnections(): Iterable<LiveConnection> {
+    return this.connections.values();
   }
 
   whenIdle(): Promise<void> {

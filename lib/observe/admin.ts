@@ -1,7 +1,11 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import type { BackendStatus } from '../backends/health.js';
 import { formatAddress } from '../config/values.js';
 import type { ListenAddress } from '../config/types.js';
+import { AdminRequestError } from '../errors.js';
+import type { ConnectionSnapshot } from '../pipeline/record.js';
+import { type ConnectionFilter, connectionPage, parseCloseRequest, parseConnectionQuery } from './connection-query.js';
 
 /** What the admin endpoint serves; each answer is computed when asked. */
 export interface AdminHandlers {
@@ -10,6 +14,12 @@ export interface AdminHandlers {
   ready(): boolean;
   config(): unknown;
   reload(): Promise<{ status: number; body: unknown }>;
+  /** The open connections that match `filter`, in any order. */
+  connections(filter: ConnectionFilter): ConnectionSnapshot[];
+  /** Closes the open connections that match `filter`, with `reason` in their records; how many. */
+  closeConnections(filter: ConnectionFilter, reason: string): number;
+  /** Drains a backend of the running config or puts it back; null when it has none at `address`. */
+  drainBackend(address: string, drained: boolean): BackendStatus | null;
 }
 
 function send(response: http.ServerResponse, status: number, contentType: string, body: string): void {
@@ -21,7 +31,9 @@ function sendJson(response: http.ServerResponse, status: number, body: unknown):
   send(response, status, 'application/json; charset=utf-8', `${JSON.stringify(body, null, 2)}\n`);
 }
 
-const routes: Record<string, { method: string; handle(handlers: AdminHandlers, response: http.ServerResponse): Promise<void> | void }> = {
+type Handle = (handlers: AdminHandlers, response: http.ServerResponse, params: URLSearchParams) => Promise<void> | void;
+
+const routes: Record<string, { method: string; handle: Handle }> = {
   '/metrics': {
     method: 'GET',
     async handle(handlers, response) {
@@ -43,7 +55,50 @@ const routes: Record<string, { method: string; handle(handlers: AdminHandlers, r
       sendJson(response, status, body);
     },
   },
+  '/connections': {
+    method: 'GET',
+    handle(handlers, response, params) {
+      const query = parseConnectionQuery(params);
+      sendJson(response, 200, connectionPage(handlers.connections(query.filter), query));
+    },
+  },
+  '/connections/close': {
+    method: 'POST',
+    handle(handlers, response, params) {
+      const { filter, reason } = parseCloseRequest(params);
+      sendJson(response, 200, { closed: handlers.closeConnections(filter, reason), reason });
+    },
+  },
 };
+
+/** `/backends/{address}/drain` and `/undrain`: the address as the config writes it, percent-encoded or not. */
+const BACKEND_ACTION = /^\/backends\/([^/]+)\/(drain|undrain)$/;
+
+function backendAction(path: string): { method: string; handle: Handle } | undefined {
+  const found = BACKEND_ACTION.exec(path);
+  if (found === null) return undefined;
+  const [, encoded, action] = found;
+  return {
+    method: 'POST',
+    handle(handlers, response, params) {
+      if ([...params.keys()].length > 0) throw new AdminRequestError(`${path} takes no parameters`);
+      let address: string;
+      try {
+        address = decodeURIComponent(encoded!);
+      } catch {
+        throw new AdminRequestError(`not a valid percent-encoded address: "${encoded}"`);
+      }
+      const status = handlers.drainBackend(address, action === 'drain');
+      if (status === null) {
+        sendJson(response, 404, { error: `no backend "${address}" in the running config (GET /config lists them)`, code: 'SNIP_ADMIN_UNKNOWN_BACKEND' });
+        return;
+      }
+      sendJson(response, 200, status);
+    },
+  };
+}
+
+const ENDPOINTS = [...Object.keys(routes), '/backends/{address}/drain', '/backends/{address}/undrain'];
 
 /** "127.0.0.1:9900" → "127.0.0.1", "[::1]:9900" → "::1", "localhost" → "localhost". */
 export function hostnameOf(hostHeader: string): string {
@@ -84,7 +139,7 @@ export interface AdminOptions {
   onError(error: Error): void;
 }
 
-/** The optional HTTP admin endpoint: metrics, health, effective config, reload. Serves nothing else. */
+/** The optional HTTP admin endpoint: metrics, health, effective config, reload, open connections, backend drain. Serves nothing else. */
 export class AdminServer {
   private readonly server: http.Server;
   private readonly onError: (error: Error) => void;
@@ -100,19 +155,26 @@ export class AdminServer {
     this.server = http.createServer(timeouts, (request, response) => {
       const refusal = browserRefusal(request.headers, anyHost);
       if (refusal !== null) return sendJson(response, 403, { error: refusal });
-      const path = (request.url ?? '/').split('?')[0]!;
-      const route = routes[path];
-      if (route === undefined) return sendJson(response, 404, { error: `not found: ${path}`, endpoints: Object.keys(routes) });
+      const url = request.url ?? '/';
+      const queryAt = url.indexOf('?');
+      const path = queryAt === -1 ? url : url.slice(0, queryAt);
+      const params = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
+      const route = routes[path] ?? backendAction(path);
+      if (route === undefined) return sendJson(response, 404, { error: `not found: ${path}`, endpoints: ENDPOINTS });
       if (request.method !== route.method && !(route.method === 'GET' && request.method === 'HEAD')) {
         response.setHeader('allow', route.method);
         return sendJson(response, 405, { error: `${path} takes ${route.method}` });
       }
-      // The request body is never read: no endpoint takes one.
+      // The request body is never read: no endpoint takes one (parameters are in the query string).
       request.resume();
-      // Inside the promise chain, so a handler that throws synchronously also gets its 500.
+      // Inside the promise chain, so a handler that throws synchronously also gets its 400 or 500.
       Promise.resolve()
-        .then(() => route.handle(handlers, response))
-        .catch((error: Error) => sendJson(response, 500, { error: error.message }));
+        .then(() => route.handle(handlers, response, params))
+        .catch((error: Error) =>
+          error instanceof AdminRequestError
+            ? sendJson(response, 400, { error: error.message, code: error.code })
+            : sendJson(response, 500, { error: error.message }),
+        );
     });
     this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
   }

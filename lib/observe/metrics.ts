@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { HealthChange } from '../backends/health.js';
+import type { BackendStatus, HealthChange } from '../backends/health.js';
 import type { ConnectionRecord } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 import { CounterFamily, type Family, formatFamilies, GaugeFamily, HistogramFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
@@ -7,7 +7,7 @@ import { CounterFamily, type Family, formatFamilies, GaugeFamily, HistogramFamil
 /** What the metrics read from the running proxy when scraped (gauges), rather than tracking it on the hot path. */
 export interface MetricSources {
   openConnections(): Array<{ listener: string; open: number }>;
-  backendHealth(): Array<{ backend: string; up: boolean }>;
+  backendHealth(): BackendStatus[];
 }
 
 export interface ProxyMetrics extends ProxyObserver {
@@ -72,6 +72,12 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     ['backend'],
     () => sources.backendHealth().map(({ backend, up }) => ({ labels: [backend], value: up ? 1 : 0 })),
   );
+  const drained = new GaugeFamily(
+    `${P}backend_drained`,
+    'Whether a backend is drained by the operator (1: no new connections, open ones go on) or in rotation (0)',
+    ['backend'],
+    () => sources.backendHealth().map(({ backend, drained }) => ({ labels: [backend], value: drained ? 1 : 0 })),
+  );
   const healthChanges = new CounterFamily(`${P}backend_health_changes_total`, 'Backend up/down transitions, by backend, new state and cause', [
     'backend',
     'state',
@@ -109,6 +115,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     connectFailures,
     connectLatency,
     up,
+    drained,
     healthChanges,
     panicRouting,
     handshakeFailures,

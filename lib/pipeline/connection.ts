@@ -6,7 +6,7 @@ import { closeSocket } from '../net/sockets.js';
 import { match } from './match.js';
 import type { ProxyObserver } from './observer.js';
 import { type Preamble, PreambleReader } from './preamble.js';
-import type { Outcome } from './record.js';
+import type { ConnectionSnapshot, ConnectionState, LiveConnection, Outcome } from './record.js';
 import type { ListenerSettings } from './settings.js';
 import type { Stage } from './target.js';
 
@@ -34,13 +34,17 @@ const LINGER_MS = 2_000;
 
 function discard(): void {}
 
+/** Connection ids: one counter per process, so an id names one connection for as long as the process runs. */
+let lastId = 0;
+
 /**
  * One client connection: the context its parts share, and the one place its
  * outcome is decided and its record emitted. The path is short: admit the
  * client, read the preamble (peek only), match a target, hand the connection
  * to it; `finish` (early) or the last socket's close (normal end) records it.
  */
-export class Connection {
+export class Connection implements LiveConnection {
+  readonly id = ++lastId;
   /** The client's TCP socket: its bytes are the record's, its close is the connection's. */
   readonly client: net.Socket;
   /**
@@ -74,6 +78,8 @@ export class Connection {
   private outcome: Outcome | null = null;
   private reason: string | null = null;
   private admitted = false;
+  /** The preamble is read and the connection matched. */
+  private routed = false;
   private keptAlive = false;
   private openSockets = 1;
 
@@ -119,6 +125,7 @@ export class Connection {
   /** The preamble is read: route with the config running now (a reload during the hello counts) and hand over. */
   preambleRead(preamble: Preamble): void {
     this.stage = null;
+    this.routed = true;
     this.settings = this.host.settings;
     const { request } = preamble;
     this.sni = request.serverName;
@@ -192,6 +199,34 @@ export class Connection {
     stream.setTimeout(LINGER_MS);
     stream.resume();
     stream.end(bytes);
+  }
+
+  closeByAdmin(reason: string): void {
+    this.finish('closed_by_admin', reason);
+  }
+
+  snapshot(now: number): ConnectionSnapshot {
+    const { client } = this;
+    return {
+      id: this.id,
+      listener: this.settings.listener,
+      client: formatPeer(this.clientAddress, this.clientPort),
+      sni: this.sni,
+      alpn: this.alpn,
+      route: this.route,
+      backend: this.backend,
+      state: this.state(),
+      // The sockets' own counters, read now: nothing is counted per chunk for this.
+      bytesFromClient: client.bytesRead - this.proxyHeaderBytes,
+      bytesToClient: client.bytesWritten,
+      ageMs: Math.round(now - this.startedAt),
+    };
+  }
+
+  private state(): ConnectionState {
+    if (this.outcome !== null) return 'closing';
+    if (this.relaying) return 'relaying';
+    return this.routed ? 'connecting' : 'preamble';
   }
 
   private decide(outcome: Outcome, reason: string | null): void {

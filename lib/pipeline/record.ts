@@ -16,7 +16,9 @@ export type Outcome =
   | 'idle_timeout'
   | 'client_error'
   | 'backend_error'
-  | 'shutdown';
+  | 'shutdown'
+  /** Closed through the admin endpoint (`POST /connections/close`); the record's reason is the operator's. */
+  | 'closed_by_admin';
 
 /** What is known about a connection when it closes. */
 export interface ConnectionRecord {
@@ -35,4 +37,35 @@ export interface ConnectionRecord {
   outcome: Outcome;
   /** Why, when the outcome alone does not say: the hello rejection, the socket error code, ... */
   reason: string | null;
+}
+
+/** Where an open connection is in its life: reading its preamble, dialling (or a TLS handshake), relaying, or closing. */
+export type ConnectionState = 'preamble' | 'connecting' | 'relaying' | 'closing';
+
+/** An open connection as the admin endpoint shows it: read when asked, the byte counts from the sockets at that moment. */
+export interface ConnectionSnapshot {
+  /** Unique in this process, increasing in the order connections were accepted. */
+  id: number;
+  listener: string;
+  client: string;
+  sni: string | null;
+  alpn: string[];
+  route: string | null;
+  backend: string | null;
+  state: ConnectionState;
+  bytesFromClient: number;
+  bytesToClient: number;
+  ageMs: number;
+}
+
+/**
+ * What the pipeline lets the rest of the process see of an open connection
+ * (the admin endpoint, through the runtime): a snapshot, and one action.
+ */
+export interface LiveConnection {
+  readonly id: number;
+  /** `now`: performance.now(), read once for a whole listing. */
+  snapshot(now: number): ConnectionSnapshot;
+  /** Ends it now with outcome `closed_by_admin` and the operator's `reason` in its record. */
+  closeByAdmin(reason: string): void;
 }

@@ -10,6 +10,7 @@ import { ListenError } from '../errors.js';
 import type { LeafIssuer } from '../tls/certificates.js';
 import { defaultStateDirectory } from '../tls/state-directory.js';
 import { type Generation, loadGeneration } from './generation.js';
+import { liveControl } from './live-control.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
 import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
@@ -238,11 +239,17 @@ export class ProxyService {
       {
         metrics: () => this.metrics.scrape(),
         ready: () => !this.stopping && this.supervisor.generation > 0,
-        config: () => ({ generation: this.supervisor.generation, config: this.supervisor.config }),
+        config: () => ({
+          generation: this.supervisor.generation,
+          config: this.supervisor.config,
+          listeners: this.supervisor.listenerStatus(),
+          backends: this.supervisor.backendHealth(),
+        }),
         reload: async () => {
           const outcome = await this.reload('admin');
           return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
         },
+        ...liveControl(this.supervisor, this.logger),
       },
       {
         anyHost: config.allowRemote,

@@ -1,13 +1,13 @@
 import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
-import { BackendRegistry } from '../backends/health.js';
+import { BackendRegistry, type BackendStatus } from '../backends/health.js';
 import { HostResolver } from '../backends/host-resolver.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
 import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
-import type { Outcome } from '../pipeline/record.js';
+import type { LiveConnection, Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../tls/certificates.js';
 
@@ -147,8 +147,28 @@ export class Supervisor {
     }));
   }
 
-  backendHealth(): Array<{ backend: string; up: boolean }> {
+  backendHealth(): BackendStatus[] {
     return this.registry.health();
+  }
+
+  /** Drains `address` (or puts it back into rotation); null when the running config has no such backend. */
+  setBackendDrained(address: string, drained: boolean): BackendStatus | null {
+    return this.registry.setDrained(address, drained);
+  }
+
+  /** The listeners serving now: name, the address actually bound, what they speak, connections open. */
+  listenerStatus(): Array<{ listener: string; address: string; protocol: string; open: number }> {
+    return [...this.active.values()].map((listener) => ({
+      listener: listener.config.name,
+      address: listener.boundAddress(),
+      protocol: listener.config.protocol,
+      open: listener.openConnections(),
+    }));
+  }
+
+  /** Every open connection (retired listeners included), as read-only views. */
+  *liveConnections(): Iterable<LiveConnection> {
+    for (const listener of this.listeners()) yield* listener.liveConnections();
   }
 
   /**

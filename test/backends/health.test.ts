@@ -241,13 +241,36 @@ t.test('BackendRegistry', async (t) => {
     registry.sync(configWith(['127.0.0.1:9001', '127.0.0.1:9002', '127.0.0.1:9003']));
     registry.get('127.0.0.1:9002').connectFailed(performance.now(), 1, 60_000);
     registry.get('127.0.0.1:9003').healthy = false;
+    registry.get('127.0.0.1:9001').active = 2;
     t.same(registry.health(), [
-      { backend: '127.0.0.1:9001', up: true },
-      { backend: '127.0.0.1:9002', up: false },
-      { backend: '127.0.0.1:9003', up: false },
+      { backend: '127.0.0.1:9001', up: true, drained: false, active: 2 },
+      { backend: '127.0.0.1:9002', up: false, drained: false, active: 0 },
+      { backend: '127.0.0.1:9003', up: false, drained: false, active: 0 },
     ]);
     registry.get('127.0.0.1:9002').downUntil = performance.now() - 1;
-    t.same(registry.health()[1], { backend: '127.0.0.1:9002', up: true }, 'failTimeout over: up (it will be probed)');
+    t.same(registry.health()[1], { backend: '127.0.0.1:9002', up: true, drained: false, active: 0 }, 'failTimeout over: up (it will be probed)');
+  });
+
+  t.test('setDrained: kept across syncs while the address stays, forgotten with it; unknown addresses are refused', async (t) => {
+    const registry = new BackendRegistry(recorder().observer);
+    registry.sync(configWith(['127.0.0.1:9001', '127.0.0.1:9002']));
+    t.same(registry.setDrained('127.0.0.1:9002', true), { backend: '127.0.0.1:9002', up: true, drained: true, active: 0 });
+    t.equal(registry.get('127.0.0.1:9002').isAvailable(performance.now(), false), false, 'no longer available');
+    t.equal(registry.setDrained('127.0.0.1:9999', true), null, 'not in the config');
+    t.notOk(
+      registry.health().some((entry) => entry.backend === '127.0.0.1:9999'),
+      'no state created for an unknown address',
+    );
+
+    registry.sync(configWith(['127.0.0.1:9002', '127.0.0.1:9003']));
+    t.equal(registry.get('127.0.0.1:9002').drained, true, 'kept across a config that keeps the address');
+    registry.sync(configWith(['127.0.0.1:9003']));
+    registry.sync(configWith(['127.0.0.1:9002', '127.0.0.1:9003']));
+    t.equal(registry.get('127.0.0.1:9002').drained, false, 'removed, then added again: a fresh, undrained state');
+
+    registry.setDrained('127.0.0.1:9003', true);
+    t.same(registry.setDrained('127.0.0.1:9003', false), { backend: '127.0.0.1:9003', up: true, drained: false, active: 0 }, 'undrained');
+    t.equal(registry.get('127.0.0.1:9003').isAvailable(performance.now(), false), true);
   });
 
   t.test('health checks against real sockets', async (t) => {
@@ -268,7 +291,7 @@ t.test('BackendRegistry', async (t) => {
       await waitFor(() => server.connections() >= seen + 3, 'three more checks', 20_000);
       t.equal(registry.get(server.address).healthy, true, 'stays healthy');
       t.equal(events.length, 1, 'no further changes');
-      t.same(registry.health(), [{ backend: server.address, up: true }]);
+      t.same(registry.health(), [{ backend: server.address, up: true, drained: false, active: 0 }]);
     });
 
     t.test('a backend at an unused address goes down after `fall` checks, and comes back when it listens', async (t) => {
@@ -285,7 +308,7 @@ t.test('BackendRegistry', async (t) => {
       t.equal(registry.get(address).healthy, true, 'healthy until checks say otherwise');
       await waitFor(() => !registry.get(address).healthy, 'the backend went down', 20_000);
       t.same(events, [{ backend: address, state: 'down', cause: 'health_check' }]);
-      t.same(registry.health(), [{ backend: address, up: false }]);
+      t.same(registry.health(), [{ backend: address, up: false, drained: false, active: 0 }]);
 
       await new Promise<void>((resolve) => revived.listen(port, '127.0.0.1', resolve));
       await waitFor(() => registry.get(address).healthy, 'the backend came back', 20_000);

@@ -543,3 +543,66 @@ t.test('active health: a backend failing its health checks is not planned', asyn
   for (const target of checked.targets) target.state.healthy = false;
   t.strictSame(planPorts(checked), [], 'none healthy: nothing to try');
 });
+
+t.test('drain: a drained backend gets no new connection, whatever the route or balance mode', async (t) => {
+  t.test('left out of every plan; the others keep their rotation, and undrain brings it back', async (t) => {
+    const { registry } = recordingRegistry();
+    const pool = poolOf([backend(1), backend(2), backend(3)], {}, registry);
+    targetOf(pool, 2).state.drained = true;
+    t.strictSame(firstChoices(pool, 4), [1, 3, 1, 3], 'rotation over the others');
+    t.strictSame([...planPorts(pool)].sort(), [1, 3], 'not even as a failover');
+    targetOf(pool, 2).state.drained = false;
+    t.ok(firstChoices(pool, 3).includes(2), 'undrained: chosen again');
+  });
+
+  t.test('every balance mode skips it, leastconn even when it is the least loaded', async (t) => {
+    for (const balance of ['roundrobin', 'leastconn', 'source'] as const) {
+      const pool = poolOf([backend(1), backend(2)], { balance });
+      targetOf(pool, 1).state.drained = true;
+      targetOf(pool, 2).state.active = 50;
+      for (const client of randomClients(20)) t.strictSame(planPorts(pool, client), [2], `${balance} ${client}`);
+    }
+  });
+
+  t.test('panic routing (the others all down) tries only the undrained ones; all drained: nothing to try', async (t) => {
+    const pool = poolOf([backend(1), backend(2), backend(3)], { maxFails: 1, failTimeout: 60_000 });
+    failDial(pool, targetOf(pool, 1));
+    failDial(pool, targetOf(pool, 3));
+    targetOf(pool, 2).state.drained = true;
+    t.strictSame(planPorts(pool), [], 'no usable backend: the all-down path');
+    t.strictSame(
+      pool
+        .panicPlan(CLIENT)
+        .map((target) => target.config.port)
+        .sort(),
+      [1, 3],
+      'panic plan: the down ones, never the drained one',
+    );
+    targetOf(pool, 1).state.drained = true;
+    targetOf(pool, 3).state.drained = true;
+    t.strictSame(pool.panicPlan(CLIENT), [], 'all drained: the panic plan is empty too');
+  });
+
+  t.test('drained after a plan was made: beginAttempt refuses it, in panic routing as well', async (t) => {
+    const pool = poolOf([backend(1), backend(2)]);
+    const plan = pool.plan(CLIENT);
+    t.equal(plan.length, 2);
+    const drainedTarget = plan[0]!;
+    drainedTarget.state.drained = true;
+    t.equal(pool.beginAttempt(drainedTarget), null, 'no dial');
+    t.equal(pool.beginAttempt(drainedTarget, true), null, 'not even ignoring health');
+    t.equal(drainedTarget.state.active, 0, 'nothing counted');
+    const other = pool.beginAttempt(plan[1]!);
+    t.ok(other, 'the next of the plan is dialled');
+  });
+
+  t.test('open connections to a drained backend are untouched: release still counts them down', async (t) => {
+    const pool = poolOf([backend(1)]);
+    const attempt = pool.beginAttempt(targetOf(pool, 1))!;
+    pool.attemptSucceeded(attempt);
+    targetOf(pool, 1).state.drained = true;
+    t.equal(targetOf(pool, 1).state.active, 1, 'still counted as open');
+    pool.release(attempt);
+    t.equal(targetOf(pool, 1).state.active, 0);
+  });
+});

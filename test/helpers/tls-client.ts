@@ -64,3 +64,25 @@ export function handshakeResult(socket: tls.TLSSocket): Promise<Error | null> {
     socket.once('close', () => resolve(new Error('closed')));
   });
 }
+
+/**
+ * A whole TLS session through the proxy to an echoing test backend:
+ * handshake, the backend's identity line, `payload` echoed, then a clean
+ * close from both sides. Rejects if any step fails (the connection was cut).
+ */
+export async function echoSession(options: TlsClientOptions, payload = 'ping'): Promise<BackendIdentity> {
+  const socket = await connectTls(options);
+  try {
+    const identity = JSON.parse(await readLine(socket)) as BackendIdentity;
+    socket.write(`${payload}\n`);
+    const echoed = await readLine(socket);
+    if (echoed !== payload) throw new Error(`echo: got ${JSON.stringify(echoed)}`);
+    const closed = once(socket, 'close');
+    socket.resume();
+    socket.end();
+    await closed;
+    return identity;
+  } finally {
+    socket.destroy();
+  }
+}

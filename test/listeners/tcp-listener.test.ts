@@ -1,7 +1,9 @@
 // TcpListener (lib/listeners/tcp-listener.ts) with a real socket on 127.0.0.1: a listener
 // bound for a config being applied holds its clients unread until `open`, and
 // `terminateAll` (the rollback of a failed apply) closes them without a byte
-// reaching a backend.
+// reaching a backend. Its open connections as the admin endpoint sees them:
+// live views with byte counts read from the sockets, and closing one.
+import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { parseConfig } from '../../lib/config/load.js';
 import { BackendRegistry } from '../../lib/backends/health.js';
@@ -90,3 +92,56 @@ t.test(
     t.match(stdout, /timer:\(keepalive,/, `the accepted socket has a keepalive timer (${stdout.trim()})`);
   },
 );
+
+t.test('liveConnections: read-only snapshots with ids in accept order and live byte counts; closeByAdmin ends one with its reason', async (t) => {
+  const listener = newListener('live');
+  const port = portOf(await listener.listen());
+  listener.open();
+  t.teardown(() => listener.stopAccepting());
+  const snapshots = () => [...listener.liveConnections()].map((connection) => connection.snapshot(performance.now()));
+
+  const silent = await connectRaw(port);
+  t.teardown(() => silent.destroy());
+  await waitFor(() => listener.openConnections() === 1, 'the silent client started', 3_000);
+  const relayed = await connectRaw(port);
+  t.teardown(() => relayed.destroy());
+  const outcome = readUntilClosed(relayed);
+  let received = 0;
+  relayed.on('data', (chunk: Buffer) => (received += chunk.length));
+  const payload = Buffer.alloc(5_000, 7);
+  relayed.write(HELLO);
+  relayed.write(payload);
+  await waitFor(() => received === HELLO.length + payload.length, 'the hello and payload echoed', 5_000);
+
+  let [first, second] = snapshots();
+  t.ok(first!.id < second!.id, 'ids increase in the order clients were accepted');
+  t.match(first, { listener: 'live', sni: null, route: null, backend: null, state: 'preamble', bytesFromClient: 0, bytesToClient: 0 });
+  t.match(first!.client, /^127\.0\.0\.1:\d+$/);
+  t.match(second, { listener: 'live', sni: 'app.example.com', route: 'default', backend: echo.address, state: 'relaying' });
+  t.equal(second!.bytesFromClient, HELLO.length + payload.length, 'bytes from the client: what it sent');
+  t.equal(second!.bytesToClient, HELLO.length + payload.length, 'bytes to the client: what it got back');
+  t.ok(second!.ageMs >= 0);
+
+  relayed.write(payload);
+  await waitFor(() => received === HELLO.length + 2 * payload.length, 'the second payload echoed', 5_000);
+  [, second] = snapshots();
+  t.equal(second!.bytesFromClient, HELLO.length + 2 * payload.length, 'read again when asked: the count moved');
+  t.equal(second!.bytesToClient, HELLO.length + 2 * payload.length);
+
+  const live = [...listener.liveConnections()].find((connection) => connection.id === second!.id)!;
+  const closedBefore = observer.closed.length;
+  live.closeByAdmin('moving tenant to the new cluster');
+  await guard(outcome, 5_000, 'the relayed client closed');
+  await waitFor(() => observer.closed.length === closedBefore + 1, 'the record', 3_000);
+  t.match(observer.closed.at(-1), {
+    listener: 'live',
+    outcome: 'closed_by_admin',
+    reason: 'moving tenant to the new cluster',
+    bytesFromClient: HELLO.length + 2 * payload.length,
+  });
+  t.same(
+    snapshots().map((snapshot) => snapshot.id),
+    [first!.id],
+    'only the other connection is left, untouched',
+  );
+});

@@ -7,6 +7,8 @@ import type net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_HEADERS_TIMEOUT_MS, ADMIN_MAX_CONNECTIONS, AdminServer, browserRefusal, hostnameOf, type AdminHandlers } from '../../lib/observe/admin.js';
+import { matchesFilter } from '../../lib/observe/connection-query.js';
+import type { ConnectionSnapshot } from '../../lib/pipeline/record.js';
 import { connectRaw, readUntilClosed } from '../helpers/raw-client.js';
 import { guard, sleep } from '../helpers/wait.js';
 
@@ -41,7 +43,27 @@ const state = {
   reloadAnswer: { status: 200, body: { result: 'applied', generation: 2 } as unknown },
   reloadFails: false,
   metricsCalls: 0,
+  /** What the connection handlers were asked, in order. */
+  connectionCalls: [] as unknown[],
+  drained: new Set<string>(),
 };
+
+/** Open connections as the handlers' source reports them: ids 1..7 across two listeners. */
+const OPEN: ConnectionSnapshot[] = Array.from({ length: 7 }, (_, index) => ({
+  id: 7 - index,
+  listener: index < 5 ? 'public' : 'internal',
+  client: `192.0.2.${index + 1}:40000`,
+  sni: index % 2 === 0 ? 'a.example.com' : 'b.example.com',
+  alpn: [],
+  route: index % 2 === 0 ? 'a.example.com' : '*.example.com',
+  backend: '127.0.0.1:9001',
+  state: 'relaying',
+  bytesFromClient: 100 * index,
+  bytesToClient: 1000 * index,
+  ageMs: 5,
+}));
+const BACKENDS = ['127.0.0.1:9001', '[::1]:9002'];
+
 const handlers: AdminHandlers = {
   async metrics() {
     state.metricsCalls++;
@@ -53,6 +75,21 @@ const handlers: AdminHandlers = {
     state.reloadCalls++;
     if (state.reloadFails) throw new Error('reload exploded');
     return state.reloadAnswer;
+  },
+  connections(filter) {
+    state.connectionCalls.push(['list', filter]);
+    return OPEN.filter((connection) => matchesFilter(connection, filter));
+  },
+  closeConnections(filter, reason) {
+    state.connectionCalls.push(['close', filter, reason]);
+    return OPEN.filter((connection) => matchesFilter(connection, filter)).length;
+  },
+  drainBackend(address, drained) {
+    state.connectionCalls.push([drained ? 'drain' : 'undrain', address]);
+    if (!BACKENDS.includes(address)) return null;
+    if (drained) state.drained.add(address);
+    else state.drained.delete(address);
+    return { backend: address, up: true, drained, active: 2 };
   },
 };
 
@@ -120,19 +157,134 @@ t.test('POST /reload: status and body from the handler', async (t) => {
   t.equal(state.reloadCalls, before + 2);
 });
 
+t.test('GET /connections: filters from the query string, pages of `limit` by id with a cursor, total and counts by route', async (t) => {
+  state.connectionCalls.length = 0;
+  const all = JSON.parse((await request(port, 'GET', '/connections')).body);
+  t.equal(all.total, 7);
+  t.equal(all.limit, 100, 'default page size');
+  t.same(
+    all.connections.map((connection: ConnectionSnapshot) => connection.id),
+    [1, 2, 3, 4, 5, 6, 7],
+    'oldest first',
+  );
+  t.equal(all.next, null, 'one page');
+  t.same(all.connections[0], OPEN[6], 'each connection as the source reported it');
+  t.same(all.routes, [
+    { listener: 'internal', route: '*.example.com', open: 1 },
+    { listener: 'internal', route: 'a.example.com', open: 1 },
+    { listener: 'public', route: '*.example.com', open: 2 },
+    { listener: 'public', route: 'a.example.com', open: 3 },
+  ]);
+
+  const filtered = await request(port, 'GET', '/connections?listener=public&sni=A.Example.com.&limit=2');
+  t.equal(filtered.status, 200);
+  const first = JSON.parse(filtered.body);
+  t.same(state.connectionCalls.at(-1), ['list', { listener: 'public', sni: 'a.example.com' }], 'the filter, the name normalized');
+  t.equal(first.total, 3);
+  t.same(
+    first.connections.map((connection: ConnectionSnapshot) => connection.id),
+    [3, 5],
+  );
+  t.equal(first.next, 5);
+  const second = JSON.parse((await request(port, 'GET', `/connections?listener=public&sni=a.example.com&limit=2&after=${first.next}`)).body);
+  t.same(
+    second.connections.map((connection: ConnectionSnapshot) => connection.id),
+    [7],
+  );
+  t.equal(second.next, null, 'the last page');
+  t.equal(second.total, 3, 'total counts every page');
+
+  const countsOnly = JSON.parse((await request(port, 'GET', '/connections?limit=0')).body);
+  t.same([countsOnly.total, countsOnly.connections, countsOnly.next], [7, [], null], 'limit=0: counts only');
+});
+
+t.test('GET /connections: a bad parameter is a 400 with a code, never ignored', async (t) => {
+  state.connectionCalls.length = 0;
+  for (const query of ['limit=1001', 'limit=-1', 'limit=ten', 'after=1.5', 'id=x', 'snii=a.example.com', 'sni=a&sni=b', 'reason=x']) {
+    const response = await request(port, 'GET', `/connections?${query}`);
+    t.equal(response.status, 400, query);
+    t.match(JSON.parse(response.body), { error: String, code: 'SNIP_ADMIN_BAD_REQUEST' }, query);
+  }
+  t.same(state.connectionCalls, [], 'the handler never ran');
+});
+
+t.test('POST /connections/close: a filter and a reason, else 400 and nothing closed', async (t) => {
+  state.connectionCalls.length = 0;
+  const noReason = await request(port, 'POST', '/connections/close?sni=b.example.com');
+  t.equal(noReason.status, 400);
+  t.match(JSON.parse(noReason.body), { error: /reason is required/, code: 'SNIP_ADMIN_BAD_REQUEST' });
+  t.equal((await request(port, 'POST', '/connections/close?sni=b.example.com&reason=%20%20')).status, 400, 'a blank reason');
+  t.equal((await request(port, 'POST', `/connections/close?sni=b.example.com&reason=${'x'.repeat(201)}`)).status, 400, 'a reason too long');
+  const noFilter = await request(port, 'POST', '/connections/close?reason=maintenance');
+  t.equal(noFilter.status, 400);
+  t.match(JSON.parse(noFilter.body), { error: /at least one filter/ });
+  t.equal((await request(port, 'POST', '/connections/close?sni=b.example.com&reason=x&limit=3')).status, 400, 'no paging here');
+  t.same(state.connectionCalls, [], 'the handler never ran');
+
+  const closed = await request(port, 'POST', '/connections/close?route=*.example.com&reason=backend%20B%20maintenance');
+  t.equal(closed.status, 200);
+  t.same(JSON.parse(closed.body), { closed: 3, reason: 'backend B maintenance' });
+  t.same(state.connectionCalls, [['close', { route: '*.example.com' }, 'backend B maintenance']]);
+});
+
+t.test('POST /backends/{address}/drain and /undrain: the status of the backend, 404 for one the config does not have', async (t) => {
+  state.connectionCalls.length = 0;
+  const drained = await request(port, 'POST', '/backends/127.0.0.1:9001/drain');
+  t.equal(drained.status, 200);
+  t.same(JSON.parse(drained.body), { backend: '127.0.0.1:9001', up: true, drained: true, active: 2 });
+  t.ok(state.drained.has('127.0.0.1:9001'));
+  const ipv6 = await request(port, 'POST', `/backends/${encodeURIComponent('[::1]:9002')}/drain`);
+  t.equal(ipv6.status, 200, 'a percent-encoded IPv6 address');
+  t.match(JSON.parse(ipv6.body), { backend: '[::1]:9002', drained: true });
+  t.equal((await request(port, 'POST', '/backends/[::1]:9002/undrain')).status, 200, 'or written as is');
+  t.notOk(state.drained.has('[::1]:9002'));
+
+  const unknown = await request(port, 'POST', '/backends/10.0.0.1:443/drain');
+  t.equal(unknown.status, 404);
+  t.match(JSON.parse(unknown.body), { error: /no backend "10\.0\.0\.1:443"/, code: 'SNIP_ADMIN_UNKNOWN_BACKEND' });
+  t.equal((await request(port, 'POST', '/backends/%E0%A4%A/drain')).status, 400, 'a broken percent-encoding');
+  t.equal((await request(port, 'POST', '/backends/127.0.0.1:9001/drain?now=1')).status, 400, 'no parameters');
+  t.same(state.connectionCalls, [
+    ['drain', '127.0.0.1:9001'],
+    ['drain', '[::1]:9002'],
+    ['undrain', '[::1]:9002'],
+    ['drain', '10.0.0.1:443'],
+  ]);
+});
+
+t.test('the new POST endpoints are refused to web pages like /reload: Origin and DNS-rebinding Host', async (t) => {
+  state.connectionCalls.length = 0;
+  for (const path of ['/connections/close?sni=a.example.com&reason=csrf', '/backends/127.0.0.1:9001/undrain', '/backends/127.0.0.1:9001/drain']) {
+    t.equal((await request(port, 'POST', path, undefined, { origin: 'https://evil.example' })).status, 403, `${path}: Origin`);
+    t.equal((await request(port, 'POST', path, undefined, { host: `evil.example:${port}` })).status, 403, `${path}: Host`);
+  }
+  t.equal((await request(port, 'GET', '/connections', undefined, { host: `evil.example:${port}` })).status, 403, 'GET /connections: Host');
+  t.same(state.connectionCalls, [], 'no handler ran');
+});
+
 t.test('a query string does not change the route', async (t) => {
   t.equal((await request(port, 'GET', '/healthz?verbose=1')).status, 200);
   t.equal((await request(port, 'GET', '/metrics?name[]=x')).status, 200);
 });
 
 t.test('unknown paths: 404 with the list of endpoints', async (t) => {
-  for (const path of ['/', '/metricz', '/metrics/', '/METRICS', '/config/extra', '/favicon.ico', '/../etc/passwd']) {
+  for (const path of ['/', '/metricz', '/metrics/', '/METRICS', '/config/extra', '/favicon.ico', '/../etc/passwd', '/backends/a/b/drain', '/backends//drain']) {
     const response = await request(port, 'GET', path);
     t.equal(response.status, 404, path);
     t.match(response.headers['content-type'], /^application\/json/);
     const body = JSON.parse(response.body) as { error: string; endpoints: string[] };
     t.match(body.error, 'not found');
-    t.same(body.endpoints.sort(), ['/config', '/healthz', '/metrics', '/readyz', '/reload']);
+    t.same(body.endpoints.sort(), [
+      '/backends/{address}/drain',
+      '/backends/{address}/undrain',
+      '/config',
+      '/connections',
+      '/connections/close',
+      '/healthz',
+      '/metrics',
+      '/readyz',
+      '/reload',
+    ]);
   }
   t.equal((await request(port, 'POST', '/nope')).status, 404, 'whatever the method');
 });
@@ -147,6 +299,10 @@ t.test('wrong methods: 405 with an Allow header, and the handler is not called',
     ['POST', '/readyz', 'GET'],
     ['GET', '/reload', 'POST'],
     ['PUT', '/reload', 'POST'],
+    ['POST', '/connections', 'GET'],
+    ['GET', '/connections/close', 'POST'],
+    ['GET', '/backends/127.0.0.1:9001/drain', 'POST'],
+    ['DELETE', '/backends/127.0.0.1:9001/undrain', 'POST'],
   ] as const) {
     const response = await request(port, method, path);
     t.equal(response.status, 405, `${method} ${path}`);
@@ -154,6 +310,7 @@ t.test('wrong methods: 405 with an Allow header, and the handler is not called',
     t.match(JSON.parse(response.body), { error: `${path} takes ${allow}` });
   }
   t.equal(state.reloadCalls, reloads, 'GET /reload does not reload');
+  t.same(state.connectionCalls.splice(0), [], 'no connection or backend handler ran');
   t.equal(state.metricsCalls, metrics);
 });
 

@@ -3,6 +3,7 @@
 // process metrics (prom-client) once enabled.
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import type { BackendStatus } from '../../lib/backends/health.js';
 import { createMetrics } from '../../lib/observe/metrics.js';
 import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 import { parsePrometheus, type Sample, samplesOf } from '../helpers/prometheus.js';
@@ -44,11 +45,11 @@ const P = 'sni_passthrough_';
 function setup(): {
   metrics: ReturnType<typeof createMetrics>;
   open: Array<{ listener: string; open: number }>;
-  health: Array<{ backend: string; up: boolean }>;
+  health: BackendStatus[];
   scrape(): Promise<Sample[]>;
 } {
   const open: Array<{ listener: string; open: number }> = [];
-  const health: Array<{ backend: string; up: boolean }> = [];
+  const health: BackendStatus[] = [];
   const metrics = createMetrics({ openConnections: () => open, backendHealth: () => health });
   return { metrics, open, health, scrape: async () => parsePrometheus((await metrics.scrape()).body).samples };
 }
@@ -146,23 +147,27 @@ t.test('backend health changes by state and cause', async (t) => {
   t.equal(value(samples, `${P}backend_health_changes_total`, { backend: '127.0.0.1:9444', state: 'down', cause: 'health_check' }), 1);
 });
 
-t.test('open connections and backend_up come from the sources at scrape time', async (t) => {
+t.test('open connections, backend_up and backend_drained come from the sources at scrape time', async (t) => {
   const { scrape, open, health } = setup();
   open.push({ listener: 'public', open: 5 }, { listener: 'internal', open: 0 });
-  health.push({ backend: '127.0.0.1:9443', up: true }, { backend: '127.0.0.1:9444', up: false });
+  health.push({ backend: '127.0.0.1:9443', up: true, drained: false, active: 3 }, { backend: '127.0.0.1:9444', up: false, drained: true, active: 0 });
   let samples = await scrape();
   t.equal(value(samples, `${P}connections_open`, { listener: 'public' }), 5);
   t.equal(value(samples, `${P}connections_open`, { listener: 'internal' }), 0);
   t.equal(value(samples, `${P}backend_up`, { backend: '127.0.0.1:9443' }), 1);
   t.equal(value(samples, `${P}backend_up`, { backend: '127.0.0.1:9444' }), 0);
+  t.equal(value(samples, `${P}backend_drained`, { backend: '127.0.0.1:9443' }), 0);
+  t.equal(value(samples, `${P}backend_drained`, { backend: '127.0.0.1:9444' }), 1, 'drained whatever its health');
 
   open.splice(0, open.length, { listener: 'public', open: 2 });
-  health.splice(0, health.length, { backend: '127.0.0.1:9444', up: true });
+  health.splice(0, health.length, { backend: '127.0.0.1:9444', up: true, drained: false, active: 0 });
   samples = await scrape();
   t.equal(value(samples, `${P}connections_open`, { listener: 'public' }), 2, 'the current value');
   t.same(find(samples, `${P}connections_open`, { listener: 'internal' }), [], 'a listener no longer reported is gone, not stale');
   t.same(find(samples, `${P}backend_up`, { backend: '127.0.0.1:9443' }), [], 'a removed backend is gone');
   t.equal(value(samples, `${P}backend_up`, { backend: '127.0.0.1:9444' }), 1);
+  t.equal(value(samples, `${P}backend_drained`, { backend: '127.0.0.1:9444' }), 0, 'undrained');
+  t.same(find(samples, `${P}backend_drained`, { backend: '127.0.0.1:9443' }), [], 'a removed backend is gone');
 });
 
 t.test('reloads by result', async (t) => {
@@ -208,6 +213,7 @@ const FAMILIES: Record<string, string> = {
   backend_connect_failures_total: 'counter',
   backend_connect_duration_seconds: 'histogram',
   backend_up: 'gauge',
+  backend_drained: 'gauge',
   backend_health_changes_total: 'counter',
   panic_routing_total: 'counter',
   tls_handshake_failures_total: 'counter',

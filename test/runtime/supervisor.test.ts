@@ -3,6 +3,7 @@
 // listeners, a port that is taken, connection counts and shutdown.
 import t from 'tap';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../lib/config/load.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
 import { ListenError } from '../../lib/errors.js';
@@ -337,4 +338,49 @@ t.test('moving a listener to another host on the same port is refused with a hin
     t.match((error as Error).message, 'needs a restart');
   }
   t.equal(supervisor.generation, 1, 'nothing changed');
+});
+
+t.test('what the admin endpoint reads: live connections (retired listeners included), listener status, backend drain', async (t) => {
+  const observer = new RecordingObserver();
+  const supervisor = new Supervisor(observer);
+  t.teardown(() => supervisor.shutdown());
+  const summary = await supervisor.apply(
+    configOf([
+      { name: 'kept', listen: '127.0.0.1:0' },
+      { name: 'gone', listen: '127.0.0.1:0' },
+    ]),
+  );
+  const onKept = await connectThrough(portOf(summary.bound.kept!));
+  const onGone = await connectThrough(portOf(summary.bound.gone!));
+  await supervisor.apply(configOf([{ name: 'kept', listen: '127.0.0.1:0' }]));
+
+  const listed = [...supervisor.liveConnections()].map((connection) => connection.snapshot(performance.now()));
+  t.same(listed.map((snapshot) => snapshot.listener).sort(), ['gone', 'kept'], 'the retired listener’s connection is still listed');
+  t.same(
+    supervisor.listenerStatus(),
+    [{ listener: 'kept', address: summary.bound.kept, protocol: 'tls', open: 1 }],
+    'listener status: the active listeners with their bound address',
+  );
+
+  t.match(supervisor.setBackendDrained(echo.address, true), { backend: echo.address, drained: true, active: 2 });
+  t.match(
+    supervisor.backendHealth().find((entry) => entry.backend === echo.address),
+    { drained: true },
+  );
+  t.equal(supervisor.setBackendDrained('127.0.0.1:1', true), null, 'not a backend of the running config');
+  await onKept.echo('still relaying after the drain');
+  await supervisor.apply(configOf([{ name: 'kept', listen: '127.0.0.1:0' }]));
+  t.match(
+    supervisor.backendHealth().find((entry) => entry.backend === echo.address),
+    { drained: true },
+    'kept by an apply that keeps the backend',
+  );
+
+  const gone = [...supervisor.liveConnections()].find((connection) => connection.snapshot(performance.now()).listener === 'gone')!;
+  gone.closeByAdmin('retiring the old port');
+  await waitFor(() => onGone.socket.destroyed, 'the client on the retired listener closed', 3_000);
+  await waitFor(() => observer.closed.length === 1, 'its record', 3_000);
+  t.match(observer.closed[0], { listener: 'gone', outcome: 'closed_by_admin', reason: 'retiring the old port' });
+  supervisor.setBackendDrained(echo.address, false);
+  await onKept.close();
 });
