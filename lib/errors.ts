@@ -149,3 +149,20 @@ export class CertificateHostnameError extends SniPassthroughError {
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;
 }
+
+/**
+ * The admin endpoint named on the command line (`--admin URL`) could not be
+ * used: `SNIP_ADMIN_UNREACHABLE` when no answer came (refused, timed out, not
+ * an http:// URL), `SNIP_ADMIN_BAD_RESPONSE` when the answer is not what the
+ * endpoint serves (a status other than 200, a body that does not parse).
+ */
+export class AdminRequestError extends SniPassthroughError {
+  override readonly name = 'AdminRequestError';
+
+  constructor(
+    readonly code: 'SNIP_ADMIN_UNREACHABLE' | 'SNIP_ADMIN_BAD_RESPONSE',
+    message: string,
+  ) {
+    super(message);
+  }
+}
