@@ -186,8 +186,8 @@ function diffBackends(current: readonly BackendConfig[], next: readonly BackendC
 
 /**
  * Pairs the routes of two versions of a listener: a route is the same route
- * when it keeps at least one hostname, the pairs sharing the most hostnames
- * (then the same ALPN condition) first. Returns old index → new index.
+ * when it keeps at least one hostname; routes with the same ALPN condition
+ * pair first, then those sharing the most hostnames. Returns old index → new index.
  */
 function pairRoutes(current: readonly RouteConfig[], next: readonly RouteConfig[]): Map<number, number> {
   // Indexed by hostname, so a config of 100,000 routes is paired in one pass, not by comparing every two routes.
@@ -199,13 +199,15 @@ function pairRoutes(current: readonly RouteConfig[], next: readonly RouteConfig[
       else routes.push(to);
     }
   }
-  const candidates: Array<{ from: number; to: number; score: number }> = [];
+  const candidates: Array<{ from: number; to: number; sameAlpn: boolean; shared: number }> = [];
   for (const [from, old] of current.entries()) {
     const shared = new Map<number, number>();
     for (const pattern of old.hostnames) for (const to of routesOf.get(pattern) ?? []) shared.set(to, (shared.get(to) ?? 0) + 1);
-    for (const [to, count] of shared) candidates.push({ from, to, score: count * 2 + (old.alpn.join(' ') === next[to]!.alpn.join(' ') ? 1 : 0) });
+    const alpn = old.alpn.join(' ');
+    for (const [to, count] of shared) candidates.push({ from, to, sameAlpn: next[to]!.alpn.join(' ') === alpn, shared: count });
   }
-  candidates.sort((a, b) => b.score - a.score || a.from - b.from || a.to - b.to);
+  // A name's routes for different ALPN protocols are told apart by their ALPN first: each pairs with its twin.
+  candidates.sort((a, b) => Number(b.sameAlpn) - Number(a.sameAlpn) || b.shared - a.shared || a.from - b.from || a.to - b.to);
   const pairs = new Map<number, number>();
   const taken = new Set<number>();
   for (const { from, to } of candidates) {
