@@ -24,7 +24,8 @@ export function adminBaseUrl(input: string): URL {
 function get(base: URL, path: string): Promise<string> {
   const url = new URL(path, base);
   return new Promise((resolve, reject) => {
-    const request = http.get(url, { timeout: REQUEST_TIMEOUT_MS }, (response) => {
+    // A connection per request (no keep-alive): a command makes one or two, and must not wait on idle sockets to exit.
+    const request = http.get(url, { timeout: REQUEST_TIMEOUT_MS, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       let size = 0;
       response.on('data', (chunk: Buffer) => {
