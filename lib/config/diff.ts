@@ -389,9 +389,10 @@ export function summarizeDiff(diff: ConfigDiff): string {
 }
 
 /**
- * The diff with every list cut to `max` entries and a last entry saying how
- * many were left out: a reload that replaces thousands of routes still logs
- * one line of bounded size.
+ * The diff for a log line: every list cut to `max` entries and a last entry
+ * saying how many were left out, and what did not change (empty lists, null)
+ * left out, so a reload that replaces thousands of routes still logs one
+ * line of bounded size and a small change a short one.
  */
 export function abridgeDiff(value: unknown, max = 20): unknown {
   if (Array.isArray(value)) {
@@ -399,5 +400,10 @@ export function abridgeDiff(value: unknown, max = 20): unknown {
     return value.length > max ? [...kept, `... ${value.length - max} more`] : kept;
   }
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, abridgeDiff(item, max)]));
+  const entries = Object.entries(value).map(([key, item]) => [key, abridgeDiff(item, max)] as const);
+  return Object.fromEntries(entries.filter(([, item]) => item !== null && !(Array.isArray(item) && item.length === 0) && !isEmptyObject(item)));
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
 }

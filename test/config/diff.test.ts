@@ -263,11 +263,32 @@ t.test('routes of 20,000 hostnames are paired in one pass', async (t) => {
   t.equal(change!.routes.changed.length, 19_999, 'the rest kept, each with its backend now the next one');
 });
 
-t.test('abridgeDiff bounds every list for the log line', async (t) => {
-  const long = { listeners: { added: Array.from({ length: 30 }, (_, index) => ({ name: `l${index}` })) }, closing: [] };
-  const abridged = abridgeDiff(long, 20) as { listeners: { added: unknown[] }; closing: unknown[] };
+t.test('abridgeDiff bounds every list for the log line and leaves out what did not change', async (t) => {
+  const long = { listeners: { added: Array.from({ length: 30 }, (_, index) => ({ name: `l${index}`, renamedFrom: null })), removed: [] }, closing: [] };
+  const abridged = abridgeDiff(long, 20) as { listeners: { added: unknown[] } };
   t.equal(abridged.listeners.added.length, 21);
   t.equal(abridged.listeners.added[20], '... 10 more');
-  t.strictSame(abridged.listeners.added[0], { name: 'l0' });
-  t.strictSame(abridged.closing, []);
+  t.strictSame(abridged.listeners.added[0], { name: 'l0' }, 'null left out');
+  t.strictSame(Object.keys(abridged), ['listeners'], 'empty lists left out');
+  t.strictSame(Object.keys(abridged.listeners), ['added']);
+
+  const small = abridgeDiff(diff(base, base.replace('[127.0.0.1:9003]', '[127.0.0.1:9004]')));
+  t.strictSame(small, {
+    listeners: {
+      changed: [
+        {
+          name: 'public',
+          routes: {
+            changed: [
+              {
+                route: '[*.example.com]',
+                backends: { added: [{ address: '127.0.0.1:9004', weight: 1 }], removed: [{ address: '127.0.0.1:9003', weight: 1 }] },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  });
+  t.strictSame(abridgeDiff(diff(base, base)), {}, 'no change: an empty object');
 });

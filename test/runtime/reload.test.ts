@@ -126,7 +126,7 @@ t.test('a changed valid file is applied', async (t) => {
   t.equal(line!.changes, '1 listener added, 1 listener removed', 'what changed, in one phrase');
   t.match(
     line!.diff,
-    { listeners: { added: [{ listen: '127.0.0.1:1001' }], removed: [{ listen: '127.0.0.1:1000' }], changed: [] }, closing: [{ listen: '127.0.0.1:1000' }] },
+    { listeners: { added: [{ listen: '127.0.0.1:1001' }], removed: [{ listen: '127.0.0.1:1000' }] }, closing: [{ listen: '127.0.0.1:1000' }] },
     'and as the structured diff `sni-passthrough diff` prints',
   );
 });
