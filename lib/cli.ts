@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, type CommanderError, Option } from 'commander';
 import { AdminClientError, ConfigError } from './errors.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
@@ -10,6 +10,8 @@ import { loadConfigFile } from './config/loader.js';
 import { defaultStateDirectory } from './tls/state-directory.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
+import { type DiffCommandOptions, runDiffCommand } from './cli/diff.js';
+import { type RouteCommandOptions, runRouteCommand } from './cli/route.js';
 import { type ServeConfig, ServeFlagError, type ServeFlags, serveBanner, serveConfig } from './cli/serve.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -105,6 +107,11 @@ async function serve(options: ServeCommandOptions): Promise<void> {
   process.stderr.write(serveBanner(options, config, bound, options.stateDir ?? defaultStateDirectory(process.env)));
 }
 
+const commandOutput = {
+  print: (text: string) => process.stdout.write(`${text}\n`),
+  fail: (line: string) => process.stderr.write(`${line}\n`),
+};
+
 const logLevelOption = (): Option =>
   new Option('--log-level <level>', 'minimum log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info');
 const logFormatOption = (): Option => new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']);
@@ -135,6 +142,36 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .description("print the config file's JSON Schema (for editors: # yaml-language-server: $schema=...)")
     .action(() => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+  // `route` and `diff` are for scripts: their exit status means something (as diff(1): 2 is trouble), so usage errors exit 2, not 1.
+  const usageExit = (error: CommanderError): never => process.exit(error.exitCode === 0 ? 0 : 2);
+  program
+    .command('route')
+    .description('explain where a connection for HOSTNAME would go on each listener, and why (exit 0 routed, 1 not routed, 2 error)')
+    .argument('<hostname>', "the server name a client sends ('' for none)")
+    .option('-c, --config <file>', 'YAML config file (default with --admin: the running config)')
+    .option('--alpn <protocols>', 'ALPN protocols the client offers, comma-separated (repeatable)', (value: string, values: string[] = []) => [
+      ...values,
+      value,
+    ])
+    .option('--client <ip>', "the client's address, for allow/deny lists")
+    .option('--listener <name>', 'only this listener')
+    .option('--admin <url>', "the running proxy's admin endpoint: adds live backend health")
+    .option('--json', 'print the decision as JSON', false)
+    .exitOverride(usageExit)
+    .action(async (hostname: string, options: RouteCommandOptions) => {
+      process.exitCode = await runRouteCommand(hostname, { ...options, alpn: options.alpn ?? [] }, commandOutput);
+    });
+  program
+    .command('diff')
+    .description('preview a reload: what NEW.yaml changes against OLD.yaml or the running proxy (exit 0 no changes, 1 changes, 2 error)')
+    .requiredOption('-c, --config <file>', 'the new config file')
+    .option('--against <file>', 'the config file to compare with')
+    .option('--admin <url>', "compare with the running generation, from this admin endpoint's GET /config")
+    .option('--json', 'print the changes as JSON', false)
+    .exitOverride(usageExit)
+    .action(async (options: DiffCommandOptions) => {
+      process.exitCode = await runDiffCommand(options, commandOutput);
     });
   program
     .command('serve')

@@ -1,3 +1,4 @@
+import { abridgeDiff, diffConfigs, summarizeDiff } from '../config/diff.js';
 import type { Logger } from '../observe/logger.js';
 import { isOwnError } from '../errors.js';
 import { type Generation, sameGeneration } from './generation.js';
@@ -78,9 +79,11 @@ export class ConfigReloader {
         logger.info({ trigger, generation: this.options.generation() }, 'config unchanged');
         return { result: 'unchanged', generation: this.options.generation() };
       }
+      const diff = diffConfigs(this.running.config, loaded.config);
       const summary = await this.options.apply(loaded);
       this.running = loaded;
-      logger.info({ trigger, ...summary }, 'config reloaded');
+      // What `sni-passthrough diff` would have shown: one line to read, and the changes themselves (lists bounded).
+      logger.info({ trigger, ...summary, changes: summarizeDiff(diff), diff: abridgeDiff(diff) }, 'config reloaded');
       return { result: 'applied', generation: summary.generation };
     } catch (error) {
       const generation = this.options.generation();

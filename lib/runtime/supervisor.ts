@@ -1,6 +1,6 @@
 import type net from 'node:net';
-import type { ListenerConfig, ProxyConfig } from '../config/types.js';
-import { formatAddress } from '../config/values.js';
+import type { ProxyConfig } from '../config/types.js';
+import { listenerSocketKey } from '../config/diff.js';
 import { BackendRegistry, type BackendStatus } from '../backends/health.js';
 import { HostResolver } from '../backends/host-resolver.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
@@ -25,16 +25,6 @@ export interface ApplySummary {
 
 /** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
 const CLOSE_GRACE = 1_000;
-
-/**
- * A listener keeps its socket across configs while its address stays the
- * same; a port-0 listener (any free port) is identified by name as well,
- * since its address says nothing.
- */
-function listenerKey(config: ListenerConfig): string {
-  const address = formatAddress(config.listen.host, config.listen.port);
-  return config.listen.port === 0 ? `${config.name}@${address}` : address;
-}
 
 /**
  * Owns the listeners: binds, swaps and retires them as configs are applied,
@@ -67,7 +57,7 @@ export class Supervisor {
    * `inherited` maps listener names to sockets passed by the service manager.
    */
   async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
-    const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
+    const next = new Map(config.listeners.map((listener) => [listenerSocketKey(listener), listener]));
     const added: Listener[] = [];
     try {
       if (this.stopping) throw new ShuttingDownError();
@@ -93,7 +83,7 @@ export class Supervisor {
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
     for (const listener of added) {
       listener.open();
-      this.active.set(listenerKey(listener.config), listener);
+      this.active.set(listenerSocketKey(listener.config), listener);
       summary.added.push(listener.config.name);
       summary.bound[listener.config.name] = listener.boundAddress();
     }

@@ -122,6 +122,13 @@ t.test('a changed valid file is applied', async (t) => {
   const line = h.logs.find((log) => log.msg === 'config reloaded');
   t.ok(line, 'a "config reloaded" line');
   t.match(line, { trigger: 'signal', generation: 2, kept: ['127.0.0.1'], changed: ['127.0.0.1'] }, 'with the trigger and the summary');
+  // An unnamed listener is named after its address: a new address is another listener.
+  t.equal(line!.changes, '1 listener added, 1 listener removed', 'what changed, in one phrase');
+  t.match(
+    line!.diff,
+    { listeners: { added: [{ listen: '127.0.0.1:1001' }], removed: [{ listen: '127.0.0.1:1000' }] }, closing: [{ listen: '127.0.0.1:1000' }] },
+    'and as the structured diff `sni-passthrough diff` prints',
+  );
 });
 
 t.test('unchanged text: "unchanged", apply not called', async (t) => {
