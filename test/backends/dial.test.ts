@@ -30,7 +30,7 @@ function dialOnce(host: string, port: number, timeout = 2_000): { result: Promis
   return {
     // Guarded only when awaited: a cancelled dial never settles.
     get result() {
-      return guard(result, 5_000, `dial ${host}:${port}`);
+      return guard(result, 30_000, `dial ${host}:${port}`);
     },
     calls: () => calls,
     cancel,
@@ -92,7 +92,7 @@ async function startBlackhole(): Promise<{ port: number; close(): void }> {
     });`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = Number(
-    await guard(new Promise<string>((resolve) => child.stdout.once('data', (data) => resolve(String(data).trim()))), 5_000, 'blackhole port'),
+    await guard(new Promise<string>((resolve) => child.stdout.once('data', (data) => resolve(String(data).trim()))), 30_000, 'blackhole port'),
   );
   // Fill the accept queue: these complete in the kernel, later ones hang.
   const fillers: net.Socket[] = [];

@@ -126,7 +126,7 @@ async function blackholeOn(port: number): Promise<{ port: number; close(): Promi
     await exited;
   };
   try {
-    await guard(once(child.stdout!, 'data'), 5_000, 'the blackhole process to listen');
+    await guard(once(child.stdout!, 'data'), 30_000, 'the blackhole process to listen');
     for (let attempt = 0; attempt < 8; attempt++) {
       const filler = net.connect(port, '127.0.0.1');
       filler.on('error', () => {});

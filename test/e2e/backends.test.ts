@@ -40,7 +40,7 @@ async function startBlackholes(count: number): Promise<{ addresses: string[]; cl
     child.kill('SIGKILL');
   };
   try {
-    const [line] = (await guard(once(child.stdout!, 'data'), 5_000, 'the blackhole process to listen')) as [Buffer];
+    const [line] = (await guard(once(child.stdout!, 'data'), 30_000, 'the blackhole process to listen')) as [Buffer];
     const ports = String(line).trim().split(' ').map(Number);
     for (const port of ports) {
       // Fill the accept queue: connections complete until it is full, then one hangs (its SYN is dropped).
@@ -132,7 +132,7 @@ async function helloAndWaitForClose(servername: string, guardMs: number): Promis
 t.test('a backend that is down is skipped for the next one; the client never notices', async (t) => {
   const sni = 'failover.example.com';
   for (let index = 0; index < 4; index++) {
-    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 5_000, `connection ${index + 1}`);
+    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 30_000, `connection ${index + 1}`);
     t.equal(answer.backend, 'a', `connection ${index + 1} is served by the live backend`);
     t.ok(answer.authorized, `connection ${index + 1}: its certificate verifies`);
     t.equal(answer.sni, sni, `connection ${index + 1}: the backend saw the SNI`);
@@ -156,7 +156,7 @@ t.test('all backends down: the client is closed promptly (backend_unreachable)',
 });
 
 t.test('connectTimeout: a backend that never answers the SYN is given up for the next one', async (t) => {
-  const answer = await guard(whoAnswers({ port, servername: 'slow-first.example.com', ca: ca.cert }), 5_000, 'the failover connection');
+  const answer = await guard(whoAnswers({ port, servername: 'slow-first.example.com', ca: ca.cert }), 30_000, 'the failover connection');
   t.equal(answer.backend, 'a', 'served by the next backend after the connect timeout');
   t.ok(answer.authorized, 'its certificate verifies');
   const [log] = await waitForLogs('slow-first.example.com', 1);
@@ -179,7 +179,7 @@ t.test('weights 1 and 3 over 200 sequential connections give 50 and 150', async 
   const counts: Record<string, number> = {};
   const deadline = Date.now() + 30_000;
   for (let index = 0; index < 200 && Date.now() < deadline; index++) {
-    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 5_000, `connection ${index + 1}`);
+    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 30_000, `connection ${index + 1}`);
     counts[answer.backend] = (counts[answer.backend] ?? 0) + 1;
   }
   const light = counts['weight-1'] ?? 0;
@@ -199,7 +199,7 @@ t.test('weights 1 and 3 over 200 sequential connections give 50 and 150', async 
 
 t.test('a backend given by DNS name (localhost:PORT) works', async (t) => {
   const sni = 'by-name.example.com';
-  const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 5_000, 'the connection');
+  const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 30_000, 'the connection');
   t.equal(answer.backend, 'by-name', 'served by the backend behind localhost');
   t.ok(answer.authorized, 'its certificate verifies');
   const [log] = await waitForLogs(sni, 1);
@@ -211,7 +211,7 @@ t.test('a backend that takes the hello and resets without answering: the next ba
   const sni = 'reset-first.example.com';
   // Round robin over two backends: every other connection tries the resetting one first.
   for (let index = 0; index < 8; index++) {
-    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 5_000, `connection ${index + 1}`);
+    const answer = await guard(whoAnswers({ port, servername: sni, ca: ca.cert }), 30_000, `connection ${index + 1}`);
     t.equal(answer.backend, 'a', `connection ${index + 1} is served by the backend that answers`);
     t.ok(answer.authorized, `connection ${index + 1}: its certificate verifies (the hello was replayed intact)`);
   }

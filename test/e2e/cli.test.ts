@@ -216,18 +216,18 @@ t.test('graceful shutdown', async (t) => {
     // The listening socket closes just after the 'shutting down' line is written, not before it: poll (bounded).
     let attempt = '';
     for (let round = 0; round < 100; round++) {
-      attempt = await guard(tryConnect(port), 5_000, 'a new connection attempt');
+      attempt = await guard(tryConnect(port), 30_000, 'a new connection attempt');
       if (attempt === 'ECONNREFUSED') break;
       await sleep(20);
     }
     t.equal(attempt, 'ECONNREFUSED', 'new connections are refused');
 
     socket.write('still here\n');
-    t.equal(await guard(readLine(socket), 5_000, 'the echo during drain'), 'still here', 'the open connection still echoes');
+    t.equal(await guard(readLine(socket), 30_000, 'the echo during drain'), 'still here', 'the open connection still echoes');
     t.equal(proxy.child.exitCode, null, 'the proxy is still running while the connection is open');
 
     socket.end();
-    t.equal(await guard(proxy.exited, 5_000, 'the proxy to exit once the connection ended'), 0, 'exit 0');
+    t.equal(await guard(proxy.exited, 30_000, 'the proxy to exit once the connection ended'), 0, 'exit 0');
     const log = proxy.connectionLogs().find((line) => line.client === key);
     t.equal(log?.outcome, 'ok', 'the drained connection is logged as ok');
   });
@@ -241,9 +241,9 @@ t.test('graceful shutdown', async (t) => {
     await readLine(socket);
 
     proxy.child.kill('SIGTERM');
-    await guard(closed(socket), 5_000, 'the proxy to close the connection after drainTimeout');
+    await guard(closed(socket), 30_000, 'the proxy to close the connection after drainTimeout');
     t.pass('the proxy closed the open connection');
-    t.equal(await guard(proxy.exited, 5_000, 'the proxy to exit'), 0, 'exit 0');
+    t.equal(await guard(proxy.exited, 30_000, 'the proxy to exit'), 0, 'exit 0');
     const log = proxy.connectionLogs().find((line) => line.client === key);
     t.equal(log?.outcome, 'shutdown', 'logged with outcome shutdown');
   });
@@ -259,9 +259,9 @@ t.test('graceful shutdown', async (t) => {
     await shuttingDown(proxy);
     t.equal(proxy.child.exitCode, null, 'still draining after the first signal');
     proxy.child.kill('SIGTERM');
-    const code = await guard(proxy.exited, 5_000, 'the proxy to exit on the second signal (drainTimeout is 30 s)');
+    const code = await guard(proxy.exited, 30_000, 'the proxy to exit on the second signal (drainTimeout is 30 s)');
     t.pass(`exited with ${code} on the second signal`);
-    await guard(closed(socket), 5_000, 'the open connection to be closed');
+    await guard(closed(socket), 30_000, 'the open connection to be closed');
     t.pass('the open connection was closed');
     // The contract: exactly one log line per connection when it closes, also for those a forced exit drops.
     const logs = proxy.connectionLogs();
@@ -279,8 +279,8 @@ t.test('graceful shutdown', async (t) => {
     proxy.child.kill('SIGINT');
     await shuttingDown(proxy);
     socket.write('after SIGINT\n');
-    t.equal(await guard(readLine(socket), 5_000, 'the echo during drain'), 'after SIGINT', 'the open connection still echoes');
+    t.equal(await guard(readLine(socket), 30_000, 'the echo during drain'), 'after SIGINT', 'the open connection still echoes');
     socket.end();
-    t.equal(await guard(proxy.exited, 5_000, 'the proxy to exit'), 0, 'exit 0 once the connection ended');
+    t.equal(await guard(proxy.exited, 30_000, 'the proxy to exit'), 0, 'exit 0 once the connection ended');
   });
 });

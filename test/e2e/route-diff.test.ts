@@ -278,7 +278,7 @@ t.test('route: usage and config errors exit 2 with one line', async (t) => {
     [['route', '--config', broken, 'app.example.com'], new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:5: `)],
     [
       ['route', '--admin', 'https://127.0.0.1:1', 'app.example.com'],
-      'sni-passthrough route: --admin https://127.0.0.1:1: the admin endpoint speaks plain http://\n',
+      'sni-passthrough route: --admin "https://127.0.0.1:1": the admin endpoint speaks plain http\n',
     ],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));
@@ -448,5 +448,5 @@ t.test('--admin where nothing listens: exit 2, one line', async (t) => {
   const nowhere = await unusedAddress();
   const { code, stderr } = await cli(['diff', '--config', newConfig, '--admin', nowhere]);
   t.equal(code, 2);
-  t.equal(stderr, `sni-passthrough diff: http://${nowhere}/config: ECONNREFUSED\n`);
+  t.equal(stderr, `sni-passthrough diff: admin endpoint ${nowhere}: GET /config: ECONNREFUSED\n`);
 });

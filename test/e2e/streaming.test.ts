@@ -223,7 +223,7 @@ t.test('32 MiB each way arrive intact (SHA-256 on both sides)', async (t) => {
   t.equal(clientSent, expectedHash(1, size), 'the client sent the seeded stream');
   t.equal(clientReceived.bytes, size, 'the client received all 32 MiB');
   t.equal(clientReceived.sha256, fromBackend.sentHash, 'backend → client: SHA-256 matches');
-  await guard(closed(client.raw), 5_000, 'the connection to close once both sides ended');
+  await guard(closed(client.raw), 30_000, 'the connection to close once both sides ended');
 
   const log = await connectionLog(proxy, key);
   t.equal(log.outcome, 'ok', 'logged as ok');
@@ -261,11 +261,11 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
   first.end(Buffer.concat([hello, payload]));
   await waitFor(() => seenByBackend.length > 0, 'the first backend connection', 20_000);
   t.same(
-    await guard(seenByBackend[0]!, 5_000, 'the client FIN at the backend'),
+    await guard(seenByBackend[0]!, 30_000, 'the client FIN at the backend'),
     Buffer.concat([hello, payload]),
     "the backend got the hello, the payload and then the client's FIN",
   );
-  const firstResult = await guard(firstOutcome, 5_000, 'the first connection to close');
+  const firstResult = await guard(firstOutcome, 30_000, 'the first connection to close');
   t.same(firstResult.received, reply, 'the client, after its FIN, still got the reply');
   t.equal(firstResult.endedBy, 'end', 'and then a FIN, not a reset');
 
@@ -277,16 +277,16 @@ t.test('TCP half-close is passed on as such, in both directions (raw bytes after
     second.once('end', () => resolve(Buffer.concat(chunks)));
   });
   second.write(hello);
-  t.same(await guard(secondEnded, 5_000, "the backend's FIN at the client"), reply, "the client got the reply and then the backend's FIN");
+  t.same(await guard(secondEnded, 30_000, "the backend's FIN at the client"), reply, "the client got the reply and then the backend's FIN");
   t.notOk(second.destroyed, 'the client side is still open');
   second.end(late);
   await waitFor(() => seenByBackend.length > 1, 'the second backend connection', 20_000);
   t.same(
-    await guard(seenByBackend[1]!, 5_000, 'the late bytes and FIN at the backend'),
+    await guard(seenByBackend[1]!, 30_000, 'the late bytes and FIN at the backend'),
     Buffer.concat([hello, late]),
     'the backend, after its FIN, still received everything and then the FIN',
   );
-  await guard(closed(second), 5_000, 'the second connection to close');
+  await guard(closed(second), 30_000, 'the second connection to close');
 });
 
 t.test('half-close: the client ends its side and still receives the whole response', async (t) => {
@@ -317,9 +317,9 @@ t.test('half-close: the client ends its side and still receives the whole respon
   const received = await guard(response, 10_000, 'the response after half-close');
   t.equal(received.bytes, responseSize, 'the whole 1 MiB response arrived after the client half-closed');
   t.equal(received.sha256, expectedHash(7, responseSize), 'response SHA-256 matches');
-  t.same(await guard(backendGot[0]!, 5_000, 'backend request'), request, 'the backend received the request and then the end');
+  t.same(await guard(backendGot[0]!, 30_000, 'backend request'), request, 'the backend received the request and then the end');
 
-  await guard(closed(client.raw), 5_000, 'the client connection to close after both sides ended');
+  await guard(closed(client.raw), 30_000, 'the client connection to close after both sides ended');
   const log = await connectionLog(proxy, key);
   t.equal(log.outcome, 'ok', 'logged as ok');
 });
@@ -340,7 +340,7 @@ t.test('half-close: the backend ends its side and still receives everything the 
 
   const client = await connectClient(proxy.port('stream'));
   const key = clientKey(client.raw);
-  const fromBackend = await guard(receiveAll(client.tls), 5_000, 'the backend half-close to reach the client');
+  const fromBackend = await guard(receiveAll(client.tls), 30_000, 'the backend half-close to reach the client');
   t.equal(fromBackend.bytes, greeting.length, 'the client read the greeting and then the end');
   t.notOk(client.tls.destroyed, 'the client connection is still open for writing');
 
@@ -350,7 +350,7 @@ t.test('half-close: the backend ends its side and still receives everything the 
   t.equal(received.bytes, uploadSize, 'the backend received the whole 1 MiB after it had half-closed');
   t.equal(received.sha256, sentHash, 'upload SHA-256 matches');
 
-  await guard(closed(client.raw), 5_000, 'the client connection to close after both sides ended');
+  await guard(closed(client.raw), 30_000, 'the client connection to close after both sides ended');
   const log = await connectionLog(proxy, key);
   t.equal(log.outcome, 'ok', 'logged as ok');
 });
@@ -405,11 +405,11 @@ t.test('backpressure: a client that does not read keeps the proxy memory bounded
   client.tls.resume();
   const result = await guard(received, 30_000, 'reading the held-back stream');
   t.equal(result.bytes, size, `the client received all ${size / MiB} MiB`);
-  t.equal(result.sha256, await guard(backendSent!, 5_000, 'backend send'), 'SHA-256 matches');
+  t.equal(result.sha256, await guard(backendSent!, 30_000, 'backend send'), 'SHA-256 matches');
   // Informational only: after the transfer the RSS includes garbage the proxy's GC has not collected yet.
   t.comment(`proxy RSS after the transfer: ${(((await rssBytes(pid)) - before) / MiB).toFixed(1)} MiB above the baseline`);
   client.tls.end();
-  await guard(closed(client.raw), 5_000, 'close');
+  await guard(closed(client.raw), 30_000, 'close');
 });
 
 t.test('a backend reset closes the client connection promptly (backend_error)', async (t) => {
@@ -431,7 +431,7 @@ t.test('a backend reset closes the client connection promptly (backend_error)', 
   client.tls.on('data', (chunk: Buffer) => (received += chunk.length));
   const clientClosed = closed(client.tls);
   client.tls.write('start\n');
-  const code = await guard(clientClosed, 5_000, 'the client connection to close after the backend reset');
+  const code = await guard(clientClosed, 30_000, 'the client connection to close after the backend reset');
   t.pass(`the client connection closed (${code ?? 'no error'}) after ${received} bytes`);
   t.ok(received > 0, 'data flowed before the reset');
 
@@ -455,11 +455,11 @@ t.test('a client reset closes the backend connection promptly and is logged as s
   const client = await connectClient(proxy.port('stream'));
   const key = clientKey(client.raw);
   client.tls.write('ping\n');
-  t.equal(await guard(readLine(client.tls), 5_000, 'echo'), 'ping', 'the stream works before the reset');
+  t.equal(await guard(readLine(client.tls), 30_000, 'echo'), 'ping', 'the stream works before the reset');
   client.raw.resetAndDestroy();
 
   t.equal(backend.sessions.length, 1, 'one backend session');
-  const code = await guard(backendClosed[0]!, 5_000, 'the backend connection to close after the client reset');
+  const code = await guard(backendClosed[0]!, 30_000, 'the backend connection to close after the client reset');
   t.pass(`the backend connection closed (${code ?? 'no error'})`);
 
   const log = await connectionLog(proxy, key);
@@ -507,7 +507,7 @@ t.test('idleTimeout: an idle connection is closed, a trickling one is not', asyn
     const identity = JSON.parse(await readLine(socket)) as { backend: string };
     t.equal(identity.backend, 'idle-echo', 'the session reached the backend');
     const key = clientKey(socket);
-    await guard(closed(socket), 5_000, 'the idle connection to be closed by the proxy');
+    await guard(closed(socket), 30_000, 'the idle connection to be closed by the proxy');
     const log = await connectionLog(proxy, key);
     t.equal(log.outcome, 'idle_timeout', 'logged as idle_timeout');
   });
@@ -533,7 +533,7 @@ t.test('idleTimeout: an idle connection is closed, a trickling one is not', asyn
     t.equal(echoed, sent.join(''), 'every byte was echoed');
     const key = clientKey(socket);
     socket.end();
-    await guard(closed(socket), 5_000, 'close after end');
+    await guard(closed(socket), 30_000, 'close after end');
     const log = await connectionLog(proxy, key);
     t.equal(log.outcome, 'ok', 'logged as ok, not idle_timeout');
   });
@@ -545,11 +545,11 @@ t.test('idleTimeout: an idle connection is closed, a trickling one is not', asyn
     client.tls.once('close', () => (closedEarly = true));
     const pushed = receiveAll(client.tls);
     client.tls.write('start\n');
-    const result = await guard(pushed, 5_000, 'the pushed bytes and the end');
+    const result = await guard(pushed, 30_000, 'the pushed bytes and the end');
     t.equal(result.bytes, 10, 'all 10 pushed bytes arrived, then the backend ended');
     t.notOk(closedEarly, 'the connection was not closed for idleness while the backend was sending');
     client.tls.end();
-    await guard(closed(client.raw), 5_000, 'close after end');
+    await guard(closed(client.raw), 30_000, 'close after end');
     const log = await connectionLog(proxy, key);
     t.equal(log.outcome, 'ok', 'logged as ok, not idle_timeout');
   });
@@ -589,5 +589,5 @@ t.test('a backend that has not answered the hello yet is spliced all the same', 
   resetter.write(hello);
   await waitFor(() => bytesAt(1) === hello.length, 'the second hello at the backend', 20_000);
   resetter.resetAndDestroy();
-  t.equal(await guard(backendClosed[1]!, 5_000, 'the backend connection to close'), 'ECONNRESET', "the client's reset reached the backend as a reset");
+  t.equal(await guard(backendClosed[1]!, 30_000, 'the backend connection to close'), 'ECONNRESET', "the client's reset reached the backend as a reset");
 });

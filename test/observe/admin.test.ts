@@ -425,7 +425,7 @@ t.test('a handler that throws synchronously: 500, not an uncaught exception', as
       const results = {};
       for (const path of ['/readyz', '/config']) {
         results[path] = await new Promise((resolve) => {
-          const request = http.get({ host: '127.0.0.1', port, path, timeout: 1000 }, (response) => { response.resume(); resolve(response.statusCode); });
+          const request = http.get({ host: '127.0.0.1', port, path, timeout: 20000 }, (response) => { response.resume(); resolve(response.statusCode); });
           request.on('timeout', () => { request.destroy(); resolve('no response'); });
           request.on('error', () => resolve('no response'));
         });
@@ -437,7 +437,7 @@ t.test('a handler that throws synchronously: 500, not an uncaught exception', as
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
   child.stderr.resume();
-  await guard(new Promise((resolve) => child.once('close', resolve)), 8_000, 'the child process');
+  await guard(new Promise((resolve) => child.once('close', resolve)), 60_000, 'the child process');
   const line = output.split('\n').find((text) => text.startsWith('{'));
   t.ok(line, 'the child reported');
   const report = JSON.parse(line ?? '{}') as { results?: Record<string, unknown>; uncaught?: number };

@@ -61,7 +61,7 @@ class RecordingHost implements PreambleHost {
 
   /** Resolves when the reader has reported its result. */
   result(): Promise<void> {
-    return guard(this.done, 5_000, 'the reader reported');
+    return guard(this.done, 30_000, 'the reader reported');
   }
 }
 

@@ -84,7 +84,7 @@ t.test('half-close passes on as such: the client’s FIN reaches the backend, wh
   await sleep(20);
   backend.end('part 2');
   t.equal(String(await response), 'response part 1, part 2', 'the client got the whole response after its own FIN');
-  await guard(proxySocketsClosed, 5_000, 'both proxy sockets closed');
+  await guard(proxySocketsClosed, 30_000, 'both proxy sockets closed');
   t.pass('both proxy sockets closed once both directions were done');
 });
 
@@ -95,7 +95,7 @@ t.test('a FIN that arrived before the splice is passed on when it starts', async
   proxyClient.resume();
   const early: Buffer[] = [];
   proxyClient.on('data', (chunk: Buffer) => early.push(chunk));
-  await guard(once(proxyClient, 'end'), 5_000, 'the FIN at the proxy');
+  await guard(once(proxyClient, 'end'), 30_000, 'the FIN at the proxy');
   proxyClient.removeAllListeners('data');
   proxyClient.pause();
   t.equal(String(Buffer.concat(early)), 'early');
