@@ -67,6 +67,20 @@ t.test('"no such name" is kept 5 s', async (t) => {
   t.equal(server.count('missing.test'), 2);
 });
 
+t.test('a server failure is kept 1 s, just enough to spare the server a burst', async (t) => {
+  server.fail('broken.test');
+  const { resolver, clock } = resolverWithClock();
+  t.equal((await lookup(resolver, 'broken.test')).error, 'ESERVFAIL');
+  const asked = server.count('broken.test');
+  t.ok(asked >= 1, `asked (${asked} A queries, retries included)`);
+  clock.now = 999;
+  t.equal((await lookup(resolver, 'broken.test')).error, 'ESERVFAIL');
+  t.equal(server.count('broken.test'), asked, 'not asked again within 1 s');
+  server.set('broken.test', ['10.0.0.9'], 60);
+  clock.now = 1_000;
+  t.same(await lookup(resolver, 'broken.test'), { error: null, addresses: ['10.0.0.9'] }, 'asked again after 1 s: the server has recovered');
+});
+
 t.test('concurrent lookups of one name share one query', async (t) => {
   server.set('burst.test', ['10.0.0.6'], 60);
   const { resolver } = resolverWithClock();

@@ -1,6 +1,7 @@
 // A small authoritative DNS server over UDP on loopback, for tests that need a
 // resolver they control: A and AAAA records with chosen TTLs, NXDOMAIN for
-// every other name, and a count of the queries each name got.
+// every other name (SERVFAIL for names told to fail), and a count of the
+// queries each name got.
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
@@ -9,6 +10,7 @@ import { guard } from './wait.js';
 const TYPE_A = 1;
 const TYPE_AAAA = 28;
 const CLASS_IN = 1;
+const RCODE_SERVFAIL = 2;
 const RCODE_NXDOMAIN = 3;
 
 export interface DnsRecords {
@@ -57,16 +59,16 @@ function ipv6Bytes(address: string): Buffer {
 }
 
 /** The answer to a query: the records of its type (none: NODATA), or NXDOMAIN for a name it does not know. */
-function answer(query: Buffer, question: { name: string; type: number; end: number }, records: DnsRecords | undefined): Buffer {
+function answer(query: Buffer, question: { name: string; type: number; end: number }, records: DnsRecords | 'fail' | undefined): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.readUInt16BE(0), 0);
   // QR, opcode 0, AA, RD copied, RA; rcode.
   const recursionDesired = query[2]! & 0x01;
   header[2] = 0x84 | recursionDesired;
-  header[3] = 0x80 | (records === undefined ? RCODE_NXDOMAIN : 0);
+  header[3] = 0x80 | (records === undefined ? RCODE_NXDOMAIN : records === 'fail' ? RCODE_SERVFAIL : 0);
   header.writeUInt16BE(1, 4);
   const rdatas =
-    records === undefined
+    records === undefined || records === 'fail'
       ? []
       : records.addresses
           .filter((address) => (question.type === TYPE_AAAA ? isIPv6(address) : question.type === TYPE_A && !isIPv6(address)))
@@ -78,7 +80,8 @@ function answer(query: Buffer, question: { name: string; type: number; end: numb
     record.writeUInt16BE(0xc00c, 0);
     record.writeUInt16BE(question.type, 2);
     record.writeUInt16BE(CLASS_IN, 4);
-    record.writeUInt32BE(question.type === TYPE_AAAA ? records!.ttl6 : records!.ttl, 6);
+    const { ttl, ttl6 } = records as DnsRecords;
+    record.writeUInt32BE(question.type === TYPE_AAAA ? ttl6 : ttl, 6);
     record.writeUInt16BE(rdata.length, 10);
     return Buffer.concat([record, rdata]);
   });
@@ -87,7 +90,7 @@ function answer(query: Buffer, question: { name: string; type: number; end: numb
 
 export class DnsServer extends EventEmitter {
   readonly queries: DnsQueryRecord[] = [];
-  private readonly records = new Map<string, DnsRecords>();
+  private readonly records = new Map<string, DnsRecords | 'fail'>();
   private readonly socket: dgram.Socket;
 
   private constructor(socket: dgram.Socket) {
@@ -115,6 +118,11 @@ export class DnsServer extends EventEmitter {
   /** Answers `name` with `addresses` from now on (replacing what it answered before); TTLs in seconds. */
   set(name: string, addresses: string[], ttl: number, ttl6 = ttl): void {
     this.records.set(name.toLowerCase(), { addresses, ttl, ttl6 });
+  }
+
+  /** Answers `name` with SERVFAIL from now on: a server that cannot answer for it. */
+  fail(name: string): void {
+    this.records.set(name.toLowerCase(), 'fail');
   }
 
   /** Queries of `name` (of `type`, default A) so far. */
