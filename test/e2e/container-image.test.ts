@@ -40,13 +40,26 @@ const IMAGE = `localhost/sni-passthrough-test:${packageJson.version}`;
 const CONFIG_DIR = '/etc/sni-passthrough';
 
 /** The ConfigMap's proxy.yaml and the Deployment's probe scripts (`node -e SCRIPT`), as shipped. */
-async function shipped(): Promise<{ config: string; readiness: string; liveness: string }> {
+async function shipped(): Promise<{ config: string; readiness: string; liveness: string; preStop: string[] }> {
   const configMap = parse(await readFile(join(projectRoot, 'contrib/kubernetes/configmap.yaml'), 'utf8')) as { data: Record<string, string> };
   const deployment = parse(await readFile(join(projectRoot, 'contrib/kubernetes/deployment.yaml'), 'utf8')) as {
-    spec: { template: { spec: { containers: Array<Record<'readinessProbe' | 'livenessProbe', { exec: { command: string[] } }>> } } };
+    spec: {
+      template: {
+        spec: {
+          containers: Array<
+            Record<'readinessProbe' | 'livenessProbe', { exec: { command: string[] } }> & { lifecycle: { preStop: { exec: { command: string[] } } } }
+          >;
+        };
+      };
+    };
   };
   const container = deployment.spec.template.spec.containers[0]!;
-  return { config: configMap.data['proxy.yaml']!, readiness: container.readinessProbe.exec.command[2]!, liveness: container.livenessProbe.exec.command[2]! };
+  return {
+    config: configMap.data['proxy.yaml']!,
+    readiness: container.readinessProbe.exec.command[2]!,
+    liveness: container.livenessProbe.exec.command[2]!,
+    preStop: container.lifecycle.preStop.exec.command,
+  };
 }
 
 /** The ConfigMap's config on loopback ports the kernel picks (the container shares the test's network), every route to `backend`. */
@@ -187,7 +200,7 @@ if ('skip' in setup) {
     const a = await startTlsBackend(ca, 'A');
     const b = await startTlsBackend(ca, 'B');
     t.teardown(() => Promise.all([a.close(), b.close()]));
-    const { config, readiness, liveness } = await shipped();
+    const { config, readiness, liveness, preStop } = await shipped();
     const volume = await ConfigMapVolume.create(configFor(config, a));
     const name = `sni-passthrough-test-${process.pid}`;
     t.teardown(() => podman.command(['rm', '--force', name]));
@@ -228,6 +241,8 @@ if ('skip' in setup) {
     kept.write('still here\n');
     t.equal(await readLine(kept), 'still here', 'the connection opened before it goes on');
 
+    const stopping = await podman.command(['exec', name, ...preStop], GUARD_MS);
+    t.equal(stopping.code, 0, outcome(`the preStop command (${preStop.join(' ')}) runs in the image`, stopping));
     proxy.child.kill('SIGTERM');
     await proxy.waitForLog((line) => line.msg.startsWith('shutting down'), GUARD_MS);
     t.equal(await probe(readiness), 1, 'SIGTERM through podman run: draining, readiness fails');
