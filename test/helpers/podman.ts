@@ -84,7 +84,8 @@ export class Podman {
 export async function workingPodman(binary: string, image: string): Promise<{ podman: Podman; tried: string[] } | { reason: string }> {
   const limits = await inheritedLimits();
   const candidates: string[][] = [[]];
-  if (await which('runc')) candidates.push(['--runtime', 'runc']);
+  const runc = await which('runc');
+  if (runc) candidates.push(['--runtime', 'runc']);
   const tried: string[] = [];
   for (const globalArgs of candidates) {
     const podman = new Podman(binary, globalArgs, limits);
@@ -92,7 +93,7 @@ export async function workingPodman(binary: string, image: string): Promise<{ po
     if (result.code === 0) return { podman, tried };
     tried.push(`${podman.describe()}: ${podmanError(result)}`);
   }
-  return { reason: `podman cannot start a container here (${tried.join('; ')})${(await which('runc')) ? '' : '; runc is not installed'}` };
+  return { reason: `podman cannot start a container here (${tried.join('; ')})${runc ? '' : '; runc is not installed'}` };
 }
 
 /** Library paths `ldd` lists for `binary`. */
@@ -111,13 +112,11 @@ async function copyInto(root: string, path: string): Promise<void> {
   const directory = await realpath(dirname(path));
   const source = join(directory, basename(path));
   const target = join(root, source);
-  if (
-    await lstat(target).then(
-      () => true,
-      () => false,
-    )
-  )
-    return;
+  const copied = await lstat(target).then(
+    () => true,
+    () => false,
+  );
+  if (copied) return;
   await mkdir(dirname(target), { recursive: true });
   if ((await lstat(source)).isSymbolicLink()) {
     const link = await readlink(source);
