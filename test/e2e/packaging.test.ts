@@ -1,5 +1,5 @@
 // What `npm pack` publishes, and that it runs: the tarball holds only what
-// runs (built JS, bin, schema, example config, systemd units, docs), and,
+// runs (built JS, bin, schema, example config, systemd units, Kubernetes manifests, docs), and,
 // installed OFFLINE into an empty directory (dependencies from the npm cache
 // that `npm ci` filled), `npx sni-passthrough --version` and `check` work.
 import { execFile } from 'node:child_process';
@@ -77,7 +77,7 @@ t.test('the tarball holds only what runs', async (t) => {
     /^dist\/.+\.js$/,
     /^schema\/[^/]+\.json$/,
     /^config\.example\.yaml$/,
-    /^contrib\/systemd\/.+$/,
+    /^contrib\/(systemd|kubernetes)\/.+$/,
     /^README\.md$/,
     /^LICENSE$/,
     /^CHANGELOG\.md$/,
@@ -103,6 +103,8 @@ t.test('the tarball holds only what runs', async (t) => {
     'contrib/systemd/sni-passthrough.service',
     'contrib/systemd/sni-passthrough.socket',
     'contrib/systemd/sni-passthrough.service.d/socket-activation.conf',
+    'contrib/kubernetes/kustomization.yaml',
+    'contrib/kubernetes/deployment.yaml',
     'README.md',
     'LICENSE',
     'CHANGELOG.md',

@@ -13,7 +13,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rename, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import tls from 'node:tls';
 import { stringify } from 'yaml';
 import { startTlsBackend, type BackendIdentity, type TestBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
+import { type Commit, ConfigMapVolume, commitTime } from '../helpers/configmap-volume.js';
 import { runCli, startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
 import { connectTls, readLine } from '../helpers/tls-client.js';
 import { guard, sleep, waitFor } from '../helpers/wait.js';
@@ -43,16 +44,6 @@ const POLL_GIVE_UP_MS = 30_000;
 
 async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `sni-passthrough-reload-${label}-`));
-}
-
-/** When the new content took the path's place (taken just before the committing call): monotonic and wall clock. */
-interface Commit {
-  at: number;
-  wallClock: number;
-}
-
-function commitTime(): Commit {
-  return { at: performance.now(), wallClock: Date.now() };
 }
 
 /** A plain file, changed in place or saved atomically (temp file renamed over it). */
@@ -78,45 +69,6 @@ class PlainConfigFile {
     const commit = commitTime();
     await rename(temporary, this.path);
     return commit;
-  }
-}
-
-/**
- * A Kubernetes ConfigMap volume: `dir/proxy.yaml` → `..data/proxy.yaml`,
- * `..data` → `..vN`. An update writes `..vN+1`, points a `..tmp` symlink at it,
- * renames that over `..data` (atomic) and deletes the old version.
- */
-class ConfigMapVolume {
-  private version = 0;
-  constructor(readonly dir: string) {}
-
-  get path(): string {
-    return join(this.dir, 'proxy.yaml');
-  }
-
-  static async create(text: string): Promise<ConfigMapVolume> {
-    const volume = new ConfigMapVolume(await tempDir('configmap'));
-    const first = await volume.writeVersion(text);
-    await symlink(first, join(volume.dir, '..data'));
-    await symlink(join('..data', 'proxy.yaml'), volume.path);
-    return volume;
-  }
-
-  async swap(text: string): Promise<Commit> {
-    const previous = await readlink(join(this.dir, '..data'));
-    const next = await this.writeVersion(text);
-    await symlink(next, join(this.dir, '..tmp'));
-    const commit = commitTime();
-    await rename(join(this.dir, '..tmp'), join(this.dir, '..data'));
-    await rm(join(this.dir, previous), { recursive: true, force: true });
-    return commit;
-  }
-
-  private async writeVersion(text: string): Promise<string> {
-    const name = `..v${++this.version}`;
-    await mkdir(join(this.dir, name));
-    await writeFile(join(this.dir, name, 'proxy.yaml'), text);
-    return name;
   }
 }
 
@@ -929,7 +881,7 @@ t.test('under load: 30 reloads through in-place writes, atomic renames and Confi
       steps,
       backends,
       initial,
-      createFile: async (text) => (volume = await ConfigMapVolume.create(text)),
+      createFile: async (text) => (volume = await ConfigMapVolume.create(text, { prefix: 'sni-passthrough-reload-configmap-' })),
       async write(_index, text) {
         return { kind: 'symlink swap', commit: await volume.swap(text) };
       },

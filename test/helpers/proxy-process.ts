@@ -72,12 +72,16 @@ export async function startProxy(
 /**
  * Starts the CLI with `args` (which must ask for JSON logs) and resolves
  * once it logs `ready`, as `startProxy` does; for commands other than a run
- * on a config file (`serve`).
+ * on a config file (`serve`). `program` replaces `node bin/sni-passthrough.js`
+ * (e.g. `podman run ... IMAGE`); `readyTimeoutMs` is the guard on `ready`.
  */
-export async function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[] } = {}): Promise<ProxyProcess> {
+export async function startCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[]; program?: string[]; readyTimeoutMs?: number } = {},
+): Promise<ProxyProcess> {
   const configFile = options.configFile ?? '';
-  const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
-  const child = spawn(command!, [...prefix, cliPath, ...args], {
+  const [command, ...prefix] = [...(options.launcher ?? []), ...(options.program ?? [process.execPath, cliPath])];
+  const child = spawn(command!, [...prefix, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
@@ -148,7 +152,7 @@ export async function startCli(args: string[], options: { env?: NodeJS.ProcessEn
     exited,
   };
 
-  const ready = waitForLog((line) => line.msg === 'ready', 60_000);
+  const ready = waitForLog((line) => line.msg === 'ready', options.readyTimeoutMs ?? 60_000);
   const failed = exited.then((code) => {
     throw new Error(`proxy exited with ${code} before it was ready: ${stderr}`);
   });
