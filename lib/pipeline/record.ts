@@ -35,4 +35,11 @@ export interface ConnectionRecord {
   outcome: Outcome;
   /** Why, when the outcome alone does not say: the hello rejection, the socket error code, ... */
   reason: string | null;
+  /** A QUIC flow's datagrams each way (its bytes are the bytes above); absent for TCP connections. */
+  quic?: QuicCounts;
+}
+
+export interface QuicCounts {
+  packetsFromClient: number;
+  packetsToClient: number;
 }
