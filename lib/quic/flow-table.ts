@@ -98,7 +98,7 @@ export class FlowTable<Flow> {
     }
     for (const length of this.idLengths.keys()) {
       const dcid = shortHeaderDcid(datagram, length);
-      const flow = dcid && this.byConnectionId.get(dcid.toString('hex'));
+      const flow = dcid === null ? undefined : this.byConnectionId.get(dcid.toString('hex'));
       if (flow !== undefined) return flow;
     }
     return undefined;
