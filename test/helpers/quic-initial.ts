@@ -7,6 +7,7 @@
 import { createCipheriv } from 'node:crypto';
 import { clientInitialKeys, headerProtectionMask, packetNonce } from '../../lib/quic/keys.js';
 import { QUIC_V1, QUIC_V2 } from '../../lib/quic/packet.js';
+import { buildClientHello, extension } from './client-hello-fixtures.js';
 
 export { QUIC_V1, QUIC_V2 };
 
@@ -62,6 +63,8 @@ export interface InitialPacketOptions {
   /** Bytes of the encoded packet number, 1 to 4 (default 4, as in RFC 9001's example). */
   packetNumberLength?: 1 | 2 | 3 | 4;
   token?: Buffer;
+  /** The two reserved bits of the first byte (must be 0; set only to test that a reader refuses them). */
+  reservedBits?: number;
 }
 
 function longHeaderStart(version: number, packetType: LongPacketType, lowBits: number, dcid: Buffer, scid: Buffer): Buffer {
@@ -82,7 +85,8 @@ export function buildInitialPacket(options: InitialPacketOptions): Buffer {
   const keys = clientInitialKeys(version, options.keyDcid ?? dcid);
   if (keys === null) throw new Error(`no Initial keys for version 0x${version.toString(16)}`);
   const token = options.token ?? Buffer.alloc(0);
-  const start = Buffer.concat([longHeaderStart(version, 'initial', pnLength - 1, dcid, scid), encodeVarint(token.length), token]);
+  const lowBits = ((options.reservedBits ?? 0) << 2) | (pnLength - 1);
+  const start = Buffer.concat([longHeaderStart(version, 'initial', lowBits, dcid, scid), encodeVarint(token.length), token]);
   const overhead = start.length + 2 + pnLength + AEAD_TAG_BYTES;
   // The header protection sample starts 4 bytes into the packet number field: short payloads are padded to reach it (RFC 9001 section 5.4.2).
   const minimumPayload = Math.max(frames.length, 4 - pnLength + SAMPLE_BYTES - AEAD_TAG_BYTES);
@@ -117,4 +121,69 @@ export interface LongHeaderPacketOptions {
 export function buildLongHeaderPacket(options: LongHeaderPacketOptions): Buffer {
   const { version, packetType, dcid, scid, body } = options;
   return Buffer.concat([longHeaderStart(version, packetType, 0, dcid, scid), encodeVarint(body.length, 2), body]);
+}
+
+export interface FirstFlightOptions {
+  version: number;
+  dcid: Buffer;
+  scid: Buffer;
+  /** The ClientHello handshake message (see buildClientHello, postQuantumClientHello). */
+  hello: Buffer;
+  /** CRYPTO bytes per packet (default 1100, which leaves room in a 1200-byte datagram). */
+  cryptoBytesPerPacket?: number;
+  /** Packet number of the first datagram (default 0). */
+  firstPacketNumber?: number;
+}
+
+/** A client's first flight: one 1200-byte datagram per Initial packet, each carrying the next piece of `hello` in one CRYPTO frame. */
+export function firstFlight(options: FirstFlightOptions): Buffer[] {
+  const { version, dcid, scid, hello } = options;
+  const pieceBytes = options.cryptoBytesPerPacket ?? 1100;
+  const datagrams: Buffer[] = [];
+  for (let offset = 0, packetNumber = options.firstPacketNumber ?? 0; offset < hello.length; offset += pieceBytes, packetNumber++) {
+    const frames = cryptoFrame(offset, hello.subarray(offset, offset + pieceBytes));
+    datagrams.push(buildInitialPacket({ version, dcid, scid, packetNumber, frames, padTo: 1200 }));
+  }
+  return datagrams;
+}
+
+const EXTENSION_SUPPORTED_GROUPS = 10;
+const EXTENSION_KEY_SHARE = 51;
+const EXTENSION_QUIC_TRANSPORT_PARAMETERS = 57;
+const GROUP_X25519_MLKEM768 = 0x11ec;
+const GROUP_X25519 = 0x001d;
+const X25519_MLKEM768_SHARE_BYTES = 1216; // ML-KEM-768 encapsulation key (1184) + X25519 (32)
+const EXTENSION_ENCRYPTED_CLIENT_HELLO = 0xfe0d;
+const ECH_GREASE_BYTES = 300; // Chromium sends a GREASE ECH extension of this order when it has no ECH config
+
+/**
+ * A ClientHello shaped like a post-quantum browser's over QUIC: an
+ * X25519MLKEM768 key share (1,216 bytes) beside an X25519 one, a GREASE
+ * encrypted_client_hello, QUIC transport parameters, SNI and ALPN. About 1,700
+ * bytes, more than one Initial packet holds: the reader must reassemble it
+ * from two.
+ */
+export function postQuantumClientHello(serverName: string, alpn: string[] = ['h3']): Buffer {
+  const share = (group: number, bytes: number) => {
+    const entry = Buffer.alloc(4 + bytes, 0x5a);
+    entry.writeUInt16BE(group, 0);
+    entry.writeUInt16BE(bytes, 2);
+    return entry;
+  };
+  const shares = Buffer.concat([share(GROUP_X25519_MLKEM768, X25519_MLKEM768_SHARE_BYTES), share(GROUP_X25519, 32)]);
+  const keyShareList = Buffer.alloc(2 + shares.length);
+  keyShareList.writeUInt16BE(shares.length);
+  shares.copy(keyShareList, 2);
+  const groups = Buffer.from([0x00, 0x04, 0x11, 0xec, 0x00, 0x1d]);
+  const transportParameters = Buffer.from('0104800075300304800fffff04048000ffff', 'hex');
+  return buildClientHello({
+    serverName,
+    alpn,
+    extraExtensionBytes: Buffer.concat([
+      extension(EXTENSION_SUPPORTED_GROUPS, groups),
+      extension(EXTENSION_KEY_SHARE, keyShareList),
+      extension(EXTENSION_QUIC_TRANSPORT_PARAMETERS, transportParameters),
+      extension(EXTENSION_ENCRYPTED_CLIENT_HELLO, Buffer.alloc(ECH_GREASE_BYTES, 0xa5)),
+    ]),
+  });
 }
