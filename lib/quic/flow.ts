@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns';
+import type { QuicError } from '../errors.js';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { BackendAttempt, BackendPool, BackendTarget } from '../backends/pool.js';
@@ -151,8 +152,9 @@ export class QuicFlow implements PathOwner {
         this.largestPacketNumber = Math.max(this.largestPacketNumber, packet.packetNumber);
         for (const frame of packet.crypto) assembler.add(frame.offset, frame.data);
       }
-    } catch {
-      this.drop('hello_too_large');
+    } catch (error) {
+      // Past maxHelloBytes, or CRYPTO data that contradicts itself (which copy would the backend read?).
+      this.drop((error as QuicError).code === 'QUIC_CRYPTO_TOO_LARGE' ? 'hello_too_large' : 'bad_hello');
       return;
     }
     const result = readQuicClientHello(assembler.contiguous());
