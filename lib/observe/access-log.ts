@@ -47,9 +47,7 @@ export function recordFields(record: ConnectionRecord): string {
     `"route":${jsonString(record.route)},"backend":${jsonString(record.backend)},"attempts":${record.attempts},` +
     `"bytesFromClient":${record.bytesFromClient},"bytesToClient":${record.bytesToClient},"durationMs":${record.durationMs},` +
     `"outcome":"${record.outcome}","reason":${jsonString(record.reason)}` +
-    (record.quic
-      ? `,"transport":"quic","packetsFromClient":${record.quic.packetsFromClient},"packetsToClient":${record.quic.packetsToClient}`
-      : '')
+    (record.quic ? `,"transport":"quic","packetsFromClient":${record.quic.packetsFromClient},"packetsToClient":${record.quic.packetsToClient}` : '')
   );
 }
 

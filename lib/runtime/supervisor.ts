@@ -95,7 +95,12 @@ export class Supervisor {
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
         const listener = key.startsWith(QUIC_KEY)
-          ? new UdpListener(listenerConfig, this.context, tls, portOf(addedByKey.get(key.slice(QUIC_KEY.length)) ?? this.active.get(key.slice(QUIC_KEY.length))!))
+          ? new UdpListener(
+              listenerConfig,
+              this.context,
+              tls,
+              portOf(addedByKey.get(key.slice(QUIC_KEY.length)) ?? this.active.get(key.slice(QUIC_KEY.length))!),
+            )
           : new TcpListener(listenerConfig, this.context, tls, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
         addedByKey.set(key, listener);

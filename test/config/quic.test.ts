@@ -8,7 +8,9 @@ import { ConfigError } from '../../lib/errors.js';
 const FILE = '/etc/sni-passthrough/proxy.yaml';
 
 function listenerWith(quic: string, protocol = 'tls'): string {
-  return ['listeners:', '  - listen: 127.0.0.1:8443', `    protocol: ${protocol}`, `    quic: ${quic}`, '    default: { backends: [127.0.0.1:9443] }', ''].join('\n');
+  return ['listeners:', '  - listen: 127.0.0.1:8443', `    protocol: ${protocol}`, `    quic: ${quic}`, '    default: { backends: [127.0.0.1:9443] }', ''].join(
+    '\n',
+  );
 }
 
 function configError(text: string): ConfigError {
@@ -55,7 +57,10 @@ t.test('errors point at the offending node', async (t) => {
 });
 
 t.test('check describes the QUIC side with its limits and the flow idle timeout', async (t) => {
-  t.match(describeConfig(parseConfig(listenerWith('true'), FILE)), /QUIC on UDP too: maxFlows 10000, maxFlowsPerClient 100, maxHelloBytes 65536, flow idleTimeout 1m/);
+  t.match(
+    describeConfig(parseConfig(listenerWith('true'), FILE)),
+    /QUIC on UDP too: maxFlows 10000, maxFlowsPerClient 100, maxHelloBytes 65536, flow idleTimeout 1m/,
+  );
   const withIdle = listenerWith('{ maxFlowsPerClient: 0 }').replace('    quic:', '    idleTimeout: 20s\n    quic:');
   t.match(describeConfig(parseConfig(withIdle, FILE)), /maxFlowsPerClient off, maxHelloBytes 65536, flow idleTimeout 20s/);
   t.notMatch(describeConfig(parseConfig(listenerWith('false'), FILE)), /QUIC/);
