@@ -120,6 +120,7 @@ t.test('real QUIC: ngtcp2 client and servers through the proxy', { skip: typeof 
     t.equal(result.code, 0, 'gtlsclient exits 0');
     t.equal((await stat(file)).size, size, 'every byte arrived');
     t.equal(nat.outsidePorts().length, 2);
+    t.ok(nat.repliesByOutsidePort()[1]! > 1000, 'most of the download came back to the new port');
     const line = await proxy.waitForLog(
       (entry) => entry.msg === 'connection closed' && entry.transport === 'quic' && Number(entry.bytesToClient) > size,
       GUARD_MS,

@@ -45,8 +45,8 @@ export function freeUdpPort(): Promise<number> {
 /** Whether something is bound to UDP `port` on this host (from /proc/net/udp). */
 async function udpPortBound(port: number): Promise<boolean> {
   const table = await readFile('/proc/net/udp', 'utf8');
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return table.split('\n').some((line) => line.split(/\s+/)[2]?.endsWith(hex));
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return table.split('\n').some((line) => /^\s*\d+: [0-9A-F]+:([0-9A-F]{4}) /.exec(line)?.[1] === hex);
 }
 
 export interface QuicServer {

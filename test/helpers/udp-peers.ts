@@ -47,6 +47,8 @@ export interface UdpNat {
   port: number;
   /** Datagrams passed back to the client so far. */
   repliesRelayed(): number;
+  /** Of those, how many came in on each outside port (in the order of `outsidePorts`). */
+  repliesByOutsidePort(): number[];
   /** Outside ports used so far, the current one last. */
   outsidePorts(): number[];
   /** From now on the client's datagrams leave from a new outside port; replies to the old one still come back in. */
@@ -59,7 +61,7 @@ export async function udpNat(targetPort: number): Promise<UdpNat> {
   const inside = await udpPeer();
   const outside: dgram.Socket[] = [];
   let client: { address: string; port: number } | null = null;
-  let replies = 0;
+  const replies: number[] = [];
   inside.socket.on('message', (datagram, rinfo) => {
     client = { address: rinfo.address, port: rinfo.port };
     outside.at(-1)!.send(datagram, targetPort, '127.0.0.1');
@@ -67,9 +69,10 @@ export async function udpNat(targetPort: number): Promise<UdpNat> {
   const openOutside = (): Promise<void> =>
     new Promise((resolve) => {
       const socket = dgram.createSocket('udp4');
+      const index = replies.push(0) - 1;
       socket.on('message', (datagram) => {
         if (client === null) return;
-        replies++;
+        replies[index]!++;
         inside.socket.send(datagram, client.port, client.address);
       });
       socket.bind(0, '127.0.0.1', () => {
@@ -80,7 +83,8 @@ export async function udpNat(targetPort: number): Promise<UdpNat> {
   await openOutside();
   return {
     port: inside.port,
-    repliesRelayed: () => replies,
+    repliesRelayed: () => replies.reduce((sum, count) => sum + count, 0),
+    repliesByOutsidePort: () => [...replies],
     outsidePorts: () => outside.map((socket) => socket.address().port),
     rebind: openOutside,
     async close() {
