@@ -35,6 +35,10 @@ export class BackendPath {
   private readonly socket: PathSocket;
   private queue: Buffer[] | null = [];
   private closed = false;
+  /** A send's failure: an ICMP error the kernel kept for the socket can be reported by the next send rather than by a receive. */
+  private readonly sendDone = (error: Error | null): void => {
+    if (error) this.onError(error as NodeJS.ErrnoException);
+  };
 
   constructor(owner: PathOwner, backend: ResolvedBackend, peer: Peer) {
     this.owner = owner;
@@ -48,7 +52,7 @@ export class BackendPath {
 
   send(datagram: Buffer): void {
     if (this.closed) return;
-    if (this.queue === null) this.socket.send(datagram, sendDone);
+    if (this.queue === null) this.socket.send(datagram, this.sendDone);
     else if (this.queue.length < MAX_QUEUED) this.queue.push(datagram);
   }
 
@@ -66,7 +70,7 @@ export class BackendPath {
     if (this.closed) return;
     const queued = this.queue!;
     this.queue = null;
-    for (const datagram of queued) this.socket.send(datagram, sendDone);
+    for (const datagram of queued) this.socket.send(datagram, this.sendDone);
   }
 
   onMessage(datagram: Buffer): void {
@@ -77,9 +81,6 @@ export class BackendPath {
     if (!this.closed) this.owner.backendPathFailed(this, error);
   }
 }
-
-// A failed send also shows as an 'error' event on a connected socket; the callback keeps it from throwing.
-function sendDone(): void {}
 
 function pathOnMessage(this: PathSocket, datagram: Buffer): void {
   this[kPath].onMessage(datagram);
