@@ -6,7 +6,7 @@
 // continues when the client's NAT binding changes mid-connection, and a
 // download that continues across a reload that gives its name to another
 // backend. Skips with the reason when the programs are absent (Debian:
-// ngtcp2-server, ngtcp2-client, libnss-wrapper).
+// ngtcp2-server, ngtcp2-client, libnss-wrapper). Chromium: quic-chromium.test.ts.
 import t from 'tap';
 import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,7 +44,7 @@ t.test('real QUIC: ngtcp2 client and servers through the proxy', { skip: typeof 
     const htdocs = join(directory, label);
     await mkdir(htdocs);
     await writeFile(join(htdocs, 'who.txt'), `backend ${label}\n`);
-    const server = await startQuicServer(ngtcp2, await ca.issue(`quic-backend-${label}`, names), htdocs);
+    const server = await startQuicServer(ngtcp2.server, await ca.issue(`quic-backend-${label}`, names), htdocs);
     servers.push(server);
     return server;
   };

@@ -56,15 +56,15 @@ export interface QuicServer {
   stop(): Promise<void>;
 }
 
-/** Starts gtlsserver on 127.0.0.1 with `key`/`cert` (PEM) serving `htdocs`; resolves once its port is bound. */
-export async function startQuicServer(programs: Ngtcp2, pem: { key: string; cert: string }, htdocs: string): Promise<QuicServer> {
+/** Starts gtlsserver (`server`: its path) on 127.0.0.1 with `key`/`cert` (PEM) serving `htdocs`; resolves once its port is bound. */
+export async function startQuicServer(server: string, pem: { key: string; cert: string }, htdocs: string): Promise<QuicServer> {
   const directory = await mkdtemp(join(tmpdir(), 'sni-passthrough-quic-'));
   const keyFile = join(directory, 'key.pem');
   const certFile = join(directory, 'cert.pem');
   await writeFile(keyFile, pem.key);
   await writeFile(certFile, pem.cert);
   const port = await freeUdpPort();
-  const child = spawn(programs.server, ['-q', '-d', htdocs, '--max-dyn-length=512M', '127.0.0.1', String(port), keyFile, certFile], {
+  const child = spawn(server, ['-q', '-d', htdocs, '--max-dyn-length=512M', '127.0.0.1', String(port), keyFile, certFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
