@@ -47,10 +47,11 @@ function malformed(message: string): QuicError {
 /**
  * The Initial packets of `datagram`, decrypted, in the order they appear.
  * Coalesced packets of other types (0-RTT, Handshake) are skipped; a short
- * header (a 1-RTT packet, or the zeros some clients pad datagrams with) ends
- * the datagram's long-header packets, and so does a packet with another
+ * header (a 1-RTT packet, or zero bytes after the last packet) ends the
+ * datagram's long-header packets, and so does a packet with another
  * Destination Connection ID or version (RFC 9000 section 12.2 says to ignore
- * those). A datagram that starts with a short header has no Initial packet.
+ * those) and a Retry. A datagram that starts with a short header has no
+ * Initial packet.
  *
  * `clientDcid` is the Destination Connection ID of the flow's first Initial
  * packet: the keys derive from it even after the client switches to the
