@@ -4,31 +4,25 @@ import t from 'tap';
 import fc from 'fast-check';
 import type { QuicError } from '../../lib/errors.js';
 import { readQuicClientHello } from '../../lib/quic/client-hello.js';
-import { CryptoAssembler } from '../../lib/quic/crypto-assembler.js';
-import { decryptInitials } from '../../lib/quic/initial.js';
 import { QUIC_V1, QUIC_V2 } from '../../lib/quic/packet.js';
 import { MAX_HELLO_BYTES } from '../../lib/tls/client-hello.js';
 import { buildClientHello, handshakeMessage, uint24, wrapInRecords } from '../helpers/client-hello-fixtures.js';
-import { buildInitialPacket, buildLongHeaderPacket, cryptoFrame, firstFlight, PING_FRAME, postQuantumClientHello } from '../helpers/quic-initial.js';
+import {
+  buildInitialPacket,
+  buildLongHeaderPacket,
+  cryptoFrame,
+  firstFlight,
+  PING_FRAME,
+  postQuantumClientHello,
+  readFirstFlight,
+} from '../helpers/quic-initial.js';
 import { RFC_CRYPTO_FRAME, RFC9001 } from '../helpers/quic-rfc-vectors.js';
 
 const DCID = Buffer.from('d1d2d3d4d5d6d7d8', 'hex');
 const SCID = Buffer.from('c1c2c3c4', 'hex');
-const MAX_BUFFERED = 64 * 1024;
 
-/** Feeds datagrams in the given order, reading after each; returns the result after each datagram. */
-function readFlight(datagrams: Buffer[]): Array<ReturnType<typeof readQuicClientHello>> {
-  const assembler = new CryptoAssembler(MAX_BUFFERED);
-  let originalDcid: Buffer | undefined;
-  let largest = -1;
-  return datagrams.map((datagram) => {
-    for (const packet of decryptInitials(datagram, originalDcid, largest)) {
-      originalDcid ??= packet.dcid;
-      largest = Math.max(largest, packet.packetNumber);
-      for (const { offset, data } of packet.crypto) assembler.add(offset, data);
-    }
-    return readQuicClientHello(assembler.contiguous());
-  });
+function readFlight(datagrams: Buffer[]) {
+  return readFirstFlight(datagrams).results;
 }
 
 t.test("the RFC 9001 example's ClientHello: example.com, ALPN 'alpn'", async (t) => {
