@@ -25,7 +25,12 @@ export interface InitialPacket {
 const AEAD_TAG_BYTES = 16;
 /** The sample for header protection starts 4 bytes after the packet number field's start, whatever its length (RFC 9001 section 5.4.2). */
 const SAMPLE_OFFSET = 4;
-const MAX_STREAM_OFFSET = 2 ** 62 - 1;
+/**
+ * Stream data ends before 2^62 (RFC 9000 section 19.6). Compared in floating
+ * point, where values this large are rounded: the few offsets just below the
+ * limit are refused too, which no client comes near.
+ */
+const STREAM_OFFSET_LIMIT = 2 ** 62;
 
 // The frames an Initial packet may carry (RFC 9000 section 12.4, table 3).
 const FRAME_PADDING = 0x00;
@@ -42,10 +47,11 @@ function malformed(message: string): QuicError {
 /**
  * The Initial packets of `datagram`, decrypted, in the order they appear.
  * Coalesced packets of other types (0-RTT, Handshake) are skipped; a short
- * header (a 1-RTT packet, or the zeros some clients pad datagrams with) ends
- * the datagram's long-header packets, and so does a packet with another
+ * header (a 1-RTT packet, or zero bytes after the last packet) ends the
+ * datagram's long-header packets, and so does a packet with another
  * Destination Connection ID or version (RFC 9000 section 12.2 says to ignore
- * those). A datagram that starts with a short header has no Initial packet.
+ * those) and a Retry. A datagram that starts with a short header has no
+ * Initial packet.
  *
  * `clientDcid` is the Destination Connection ID of the flow's first Initial
  * packet: the keys derive from it even after the client switches to the
@@ -160,7 +166,7 @@ function readFrames(payload: Buffer): CryptoFrame[] {
         const length = readVarint(payload, pos, end);
         pos = skipVarint(payload, pos, end);
         if (pos + length > end) throw malformed('CRYPTO frame longer than its packet');
-        if (offset + length > MAX_STREAM_OFFSET) throw malformed('CRYPTO frame past the largest stream offset');
+        if (offset + length >= STREAM_OFFSET_LIMIT) throw malformed('CRYPTO frame past the largest stream offset');
         if (length > 0) crypto.push({ offset, data: payload.subarray(pos, pos + length) });
         pos += length;
         break;

@@ -65,8 +65,8 @@ export function clientInitialSecret(version: number, originalDcid: Buffer): Buff
 /** The keys that protect the client's Initial packets of a connection whose first Initial carried `originalDcid`. */
 export function clientInitialKeys(version: number, originalDcid: Buffer): PacketProtectionKeys | null {
   const secrets = versionSecrets.get(version);
-  const secret = clientInitialSecret(version, originalDcid);
-  if (secrets === undefined || secret === null) return null;
+  if (secrets === undefined) return null;
+  const secret = clientInitialSecret(version, originalDcid)!;
   return {
     key: hkdfExpandLabel(secret, secrets.keyLabel, KEY_BYTES),
     iv: hkdfExpandLabel(secret, secrets.ivLabel, IV_BYTES),

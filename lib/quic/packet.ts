@@ -15,7 +15,7 @@ const V2_PACKET_TYPES: readonly LongPacketType[] = ['retry', 'initial', '0rtt', 
 
 const HEADER_FORM_LONG = 0x80;
 /** Connection IDs of versions 1 and 2 have at most 20 bytes (RFC 9000 section 17.2). */
-export const MAX_CID_BYTES = 20;
+const MAX_CID_BYTES = 20;
 // first byte, version, DCID length, SCID length
 const MIN_LONG_HEADER_BYTES = 7;
 

@@ -5,15 +5,17 @@
 // lives here only; the key schedule is the one under test in lib/quic/keys.ts,
 // which the RFC's own vectors check.
 import { createCipheriv } from 'node:crypto';
+import { type QuicHelloResult, readQuicClientHello } from '../../lib/quic/client-hello.js';
+import { CryptoAssembler } from '../../lib/quic/crypto-assembler.js';
+import { decryptInitials } from '../../lib/quic/initial.js';
 import { clientInitialKeys, headerProtectionMask, packetNonce } from '../../lib/quic/keys.js';
-import { QUIC_V1, QUIC_V2 } from '../../lib/quic/packet.js';
+import { type LongPacketType, QUIC_V1, QUIC_V2 } from '../../lib/quic/packet.js';
 import { buildClientHello, extension } from './client-hello-fixtures.js';
 
 export { QUIC_V1, QUIC_V2 };
 
-export type LongPacketType = 'initial' | '0rtt' | 'handshake' | 'retry';
-
-// The long header's two type bits, per version (RFC 9000 section 17.2, RFC 9369 section 3.2).
+// The long header's two type bits, per version (RFC 9000 section 17.2, RFC 9369 section 3.2);
+// written independently of lib/quic/packet.ts's table, so that each checks the other. Other versions get v1's.
 const TYPE_BITS: Record<number, Record<LongPacketType, number>> = {
   [QUIC_V1]: { initial: 0, '0rtt': 1, handshake: 2, retry: 3 },
   [QUIC_V2]: { initial: 1, '0rtt': 2, handshake: 3, retry: 0 },
@@ -186,4 +188,31 @@ export function postQuantumClientHello(serverName: string, alpn: string[] = ['h3
       extension(EXTENSION_ENCRYPTED_CLIENT_HELLO, Buffer.alloc(ECH_GREASE_BYTES, 0xa5)),
     ]),
   });
+}
+
+export interface FlightReading {
+  /** The reader's verdict after each datagram, in the order fed. */
+  results: QuicHelloResult[];
+  /** The contiguous CRYPTO bytes after the last datagram. */
+  assembled: Buffer;
+}
+
+/**
+ * Reads a client's first flight the way the UDP listener chains the lib:
+ * decryptInitials with the flow's original DCID and largest packet number,
+ * CryptoAssembler, readQuicClientHello after each datagram.
+ */
+export function readFirstFlight(datagrams: Buffer[], maxBytes = 64 * 1024): FlightReading {
+  const assembler = new CryptoAssembler(maxBytes);
+  let originalDcid: Buffer | undefined;
+  let largest = -1;
+  const results = datagrams.map((datagram) => {
+    for (const packet of decryptInitials(datagram, originalDcid, largest)) {
+      originalDcid ??= packet.dcid;
+      largest = Math.max(largest, packet.packetNumber);
+      for (const { offset, data } of packet.crypto) assembler.add(offset, data);
+    }
+    return readQuicClientHello(assembler.contiguous());
+  });
+  return { results, assembled: assembler.contiguous() };
 }
