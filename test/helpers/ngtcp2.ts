@@ -56,14 +56,14 @@ export interface QuicServer {
   stop(): Promise<void>;
 }
 
-/** Starts gtlsserver (`server`: its path) on 127.0.0.1 with `key`/`cert` (PEM) serving `htdocs`; resolves once its port is bound. */
-export async function startQuicServer(server: string, pem: { key: string; cert: string }, htdocs: string): Promise<QuicServer> {
+/** Starts gtlsserver (`server`: its path) on 127.0.0.1 (`port`, default a free one) with `key`/`cert` (PEM) serving `htdocs`; resolves once its port is bound. */
+export async function startQuicServer(server: string, pem: { key: string; cert: string }, htdocs: string, fixedPort?: number): Promise<QuicServer> {
   const directory = await mkdtemp(join(tmpdir(), 'sni-passthrough-quic-'));
   const keyFile = join(directory, 'key.pem');
   const certFile = join(directory, 'cert.pem');
   await writeFile(keyFile, pem.key);
   await writeFile(certFile, pem.cert);
-  const port = await freeUdpPort();
+  const port = fixedPort ?? (await freeUdpPort());
   const child = spawn(server, ['-q', '-d', htdocs, '--max-dyn-length=512M', '127.0.0.1', String(port), keyFile, certFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -73,7 +73,10 @@ export async function startQuicServer(server: string, pem: { key: string; cert: 
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Bounded: 3000 polls of 10 ms at most (a guard against a server that never binds).
   for (let tries = 0; !(await udpPortBound(port)); tries++) {
-    if (child.exitCode !== null || tries >= 3000) throw new Error(`gtlsserver did not bind port ${port}: ${output}`);
+    if (child.exitCode !== null || tries >= 3000) {
+      child.kill('SIGKILL');
+      throw new Error(`gtlsserver did not bind port ${port}: ${output}`);
+    }
     await sleep(10);
   }
   return {
