@@ -1,9 +1,12 @@
 // `npm start`: the proxy from config.example.yaml, plus a terminating route and
 // a plain-HTTP listener, in front of four local HTTPS backends (each with its
-// own certificate from a throwaway CA) and one plain-HTTP backend; then one
-// request per kind of route so the routing shows at once. Ctrl-C stops everything.
+// own certificate from a throwaway CA) and one plain-HTTP backend, and, where
+// ngtcp2's gtlsserver is installed, an HTTP/3 backend reached over QUIC on the
+// same port; then one request per kind of route so the routing shows at once.
+// Ctrl-C stops everything.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -12,6 +15,8 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { parse, stringify } from 'yaml';
 import { createCertificateAuthority } from '../test/helpers/certificates.js';
+import { startQuicServer } from '../test/helpers/ngtcp2.js';
+import { which } from '../test/helpers/programs.js';
 import { cliPath, projectRoot } from '../test/helpers/proxy-process.js';
 
 const PROXY = { host: '127.0.0.1', port: 8443 };
@@ -19,6 +24,8 @@ const PROXY = { host: '127.0.0.1', port: 8443 };
 const HTTP_PORT = 8080;
 /** A plain-HTTP backend behind a route the proxy terminates itself (a certificate from the local CA). */
 const PLAIN = { name: 'plain', port: 9447, hostname: 'plain.example.com' };
+/** An HTTP/3 backend (gtlsserver, when installed) on UDP, behind the same listener with `quic: true`. */
+const H3 = { name: 'h3', port: 9448, hostname: 'h3.example.com' };
 // The backends config.example.yaml names, and the names each one's certificate covers.
 const BACKENDS = [
   { name: 'app-1', port: 9443, dnsNames: ['app.example.com', '*.dev.example.com'] },
@@ -118,6 +125,17 @@ config.listeners.push({
   protocol: 'http',
   default: { redirect: 'https', redirectPort: PROXY.port },
 } as never);
+// HTTP/3 where gtlsserver is installed: QUIC on the same address and port, a route only QUIC clients (ALPN h3) match.
+const gtlsserver = await which('gtlsserver');
+let h3Server: { stop(): Promise<void> } | null = null;
+if (gtlsserver) {
+  const htdocs = join(directory, 'h3');
+  await mkdir(htdocs);
+  await writeFile(join(htdocs, 'index.html'), `backend ${H3.name} over HTTP/3 (gtlsserver, UDP ${H3.port}), reached through the proxy's QUIC passthrough\n`);
+  const listener = config.listeners[0] as { quic?: boolean; routes: unknown[] };
+  listener.quic = true;
+  listener.routes.push({ hostnames: [H3.hostname], alpn: ['h3'], backends: [`${PROXY.host}:${H3.port}`] });
+}
 const configFile = join(directory, 'demo.yaml');
 await writeFile(configFile, stringify(config));
 
@@ -143,6 +161,18 @@ if (!(await listen(plainServer, PLAIN.port, 'backend plain'))) {
   process.exit(1);
 }
 
+let h3Spki = '';
+if (gtlsserver) {
+  const pem = await ca.issue(`${H3.name} backend`, [H3.hostname]);
+  h3Spki = createHash('sha256')
+    .update(new X509Certificate(pem.cert).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+  h3Server = await startQuicServer(gtlsserver, pem, join(directory, 'h3'), H3.port).catch((error: Error) => {
+    process.stderr.write(`demo: no HTTP/3 backend (${error.message.split('\n')[0]})\n`);
+    return null;
+  });
+}
+
 // The real CLI, detached into its own process group so that Ctrl-C reaches it once, from us.
 const proxy = spawn(process.execPath, [cliPath, '--config', configFile, '--state-dir', stateDirectory, '--log-format', 'pretty'], {
   cwd: projectRoot,
@@ -161,6 +191,7 @@ async function stop(code: number): Promise<never> {
       server.closeAllConnections();
       server.close();
     }
+    void h3Server?.stop();
     setTimeout(() => proxy.kill('SIGKILL'), 5000).unref();
     await exited;
     await rm(directory, { recursive: true, force: true });
@@ -196,6 +227,15 @@ const curl = (sni: string | null): string =>
     ? `curl --resolve ${sni}:${PROXY.port}:${PROXY.host} --cacert ${sni === PLAIN.hostname ? localCaFile : caFile} https://${sni}:${PROXY.port}/`
     : `curl -k https://${PROXY.host}:${PROXY.port}/`;
 const unique = [...new Set(REQUESTS.map(([sni]) => sni))];
+/** How to reach the HTTP/3 route, when there is one: Chromium forced onto QUIC, trusting the backend's key by its hash. */
+function h3Line(): string {
+  if (h3Server === null) return 'HTTP/3: install ngtcp2-server (gtlsserver) to get a QUIC backend behind quic: true on this port.\n';
+  return (
+    `HTTP/3: ${H3.hostname} goes over QUIC (UDP ${PROXY.port}) to gtlsserver on UDP ${H3.port}, for example:\n` +
+    `  chromium --headless --enable-quic --origin-to-force-quic-on=${H3.hostname}:${PROXY.port} --host-resolver-rules="MAP ${H3.hostname} ${PROXY.host}" ` +
+    `--ignore-certificate-errors-spki-list=${h3Spki} --user-data-dir=$(mktemp -d) --dump-dom https://${H3.hostname}:${PROXY.port}/\n`
+  );
+}
 process.stdout.write(`
 sni-passthrough is running on ${PROXY.host}:${PROXY.port} with config.example.yaml plus a terminating route
 and a plain-HTTP listener on ${PROXY.host}:${HTTP_PORT} (${configFile}), in front of
@@ -221,5 +261,6 @@ ${answers.join('\n')}
 
 ${await redirectLine()}
 
+${h3Line()}
 Edit ${configFile} and save: the proxy reloads it. Press Ctrl-C to stop.
 `);

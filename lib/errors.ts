@@ -169,6 +169,30 @@ export class AdminClientError extends SniPassthroughError {
   }
 }
 
+export type QuicErrorCode =
+  /** Not a QUIC packet this proxy can read: a header or frame that breaks RFC 9000's rules, or cut short. */
+  | 'QUIC_MALFORMED'
+  /** An Initial packet whose protection does not verify with the keys of its connection ID (garbage, or another DCID's keys). */
+  | 'QUIC_DECRYPT_FAILED'
+  /** A long header of a QUIC version other than 1 and 2: its Initial packets cannot be read. */
+  | 'QUIC_UNSUPPORTED_VERSION'
+  /** CRYPTO data reaching past the bytes a flow may buffer before it is routed. */
+  | 'QUIC_CRYPTO_TOO_LARGE'
+  /** The CRYPTO stream does not start with a ClientHello the TLS parser accepts. */
+  | 'QUIC_INVALID_HELLO';
+
+/** A datagram that cannot be read as the client's first flight; the flow is not routed on it. */
+export class QuicError extends SniPassthroughError {
+  override readonly name = 'QuicError';
+
+  constructor(
+    readonly code: QuicErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;

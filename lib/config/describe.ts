@@ -1,5 +1,5 @@
 import type { BackendConfig, ListenerConfig, ProxyConfig, RouteConfig } from './types.js';
-import { formatAddress, formatDuration } from './values.js';
+import { formatAddress, formatDuration, quicIdleTimeout } from './values.js';
 
 function describeBackend(backend: BackendConfig): string {
   const notes = [backend.weight === 1 ? '' : `weight ${backend.weight}`, backend.proxyProtocol ? `PROXY ${backend.proxyProtocol}` : ''].filter(Boolean);
@@ -41,10 +41,16 @@ function describeListener(listener: ListenerConfig): string[] {
     listener.allow.length > 0 ? `allow ${listener.allow.join(' ')}` : '',
     listener.deny.length > 0 ? `deny ${listener.deny.join(' ')}` : '',
   ].filter(Boolean);
+  const quic = listener.quic
+    ? [
+        `    QUIC on UDP too: maxFlows ${listener.quic.maxFlows}, maxFlowsPerClient ${listener.quic.maxFlowsPerClient || 'off'}, maxHelloBytes ${listener.quic.maxHelloBytes}, flow idleTimeout ${formatDuration(quicIdleTimeout(listener))}`,
+      ]
+    : [];
   const noRoute = listener.protocol === 'http' ? '404 Not Found' : 'unrecognized_name alert';
   return [
     `listener "${listener.name}" on ${formatAddress(listener.listen.host, listener.listen.port)}${listener.protocol === 'http' ? ' (plain HTTP)' : ''}`,
     `    ${settings.join(', ')}`,
+    ...quic,
     ...listener.routes.flatMap((route) => describeRoute(route.hostnames.join(', '), route)),
     ...(listener.defaultRoute ? describeRoute('default', listener.defaultRoute) : [`    default -> (none: ${noRoute})`]),
   ];

@@ -13,6 +13,7 @@ import type {
   ListenerConfig,
   ListenerProtocol,
   ProxyConfig,
+  QuicConfig,
   RouteConfig,
   TerminateTlsConfig,
 } from './types.js';
@@ -272,6 +273,9 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
       checkRouteForProtocol(entry.default, [...path, 'default'], protocol, fail);
       checkBackendTemplates(entry.default, null, [...path, 'default'], fail);
     }
+    if (entry.quic !== undefined && entry.quic !== false && protocol === 'http') {
+      fail([...path, 'quic'], '"quic" routes QUIC by the TLS ClientHello in its Initial packets: it needs a tls listener, not "protocol: http"');
+    }
     if (entry.proxyProtocolFrom?.length && !entry.acceptProxyProtocol) {
       fail([...path, 'proxyProtocolFrom'], '"proxyProtocolFrom" lists who may send a PROXY header: it needs "acceptProxyProtocol: true"');
     }
@@ -291,6 +295,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
       deny: entry.deny ?? none,
       routes,
       defaultRoute: entry.default ? { hostnames: none, alpn: none, ...resolveRouteOptions(entry.default, [...path, 'default'], context, backends) } : null,
+      quic: resolveQuic(entry.quic),
     };
   });
   const admin = parsed.admin ? { listen: parsed.admin.listen, allowRemote: parsed.admin.allowRemote ?? false } : null;
@@ -306,6 +311,16 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
   }
   const stateDir = parsed.stateDir === undefined ? null : context.pathOf(parsed.stateDir);
   return { listeners, admin, stateDir, resolvers: parsed.resolvers ?? none };
+}
+
+export const DEFAULT_QUIC: QuicConfig = { maxFlows: 10_000, maxFlowsPerClient: 100, maxHelloBytes: 64 * 1024 };
+
+/** `quic: true` is the defaults; a mapping overrides some of them; absent or false: no QUIC. */
+function resolveQuic(quic: ConfigDocument['listeners'][number]['quic']): QuicConfig | null {
+  if (quic === undefined || quic === false) return null;
+  if (quic === true) return DEFAULT_QUIC;
+  // byKind has no list form here, so what is left is the mapping.
+  return { ...DEFAULT_QUIC, ...withoutUndefined(quic as Partial<QuicConfig>) };
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];

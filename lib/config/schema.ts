@@ -211,6 +211,23 @@ const defaultRoute = routeShape(
   object(routeOptions, { description: 'used when no route matches, when the ClientHello has no SNI, and for an HTTP request to an IP address' }),
 );
 
+const quicLimits = object(
+  {
+    maxFlows: optional(integer(1, 10_000_000), 'QUIC flows open at once; Initials of new clients beyond it are dropped (default 10000)'),
+    maxFlowsPerClient: optional(integer(0, 10_000_000), 'QUIC flows one client address may have open (default 100; 0 = no limit)'),
+    maxHelloBytes: optional(
+      integer(1200, 1024 * 1024),
+      "bytes of a flow's datagrams held until its ClientHello is complete and its backend answers (default 65536)",
+    ),
+  },
+  { description: 'QUIC passthrough with these limits' },
+);
+
+const quic = byKind({
+  scalar: boolean({ description: 'pass QUIC (HTTP/3) through on UDP at the same address and port, routed by the same rules' }),
+  mapping: quicLimits,
+});
+
 const listener = object({
   name: optional(string({ minLength: 1 }), 'unique name used in logs and metrics (default: the listen address)'),
   listen: required(listenAddress, 'address to accept connections on: "host:port", "[::1]:port", ":port" or a port'),
@@ -230,6 +247,10 @@ const listener = object({
   maxConnections: optional(integer(0, 10_000_000), 'open connections at which new clients wait, connected but unread, until one ends (default 0 = no limit)'),
   maxConnectionsPerClient: optional(integer(0, 10_000_000), 'open connections one client address may have; more are closed (default 0 = no limit)'),
   ...accessFields,
+  quic: optional(
+    quic,
+    'tls listeners: also accept QUIC (HTTP/3) on UDP at the same address and port, routed by the ClientHello in its Initial packets and passed through encrypted: true, or limits { maxFlows, maxFlowsPerClient, maxHelloBytes } (default false)',
+  ),
   routes: optional(list(route), 'hostname rules, matched by precedence, not by order'),
   default: optional(defaultRoute, 'catch-all for no SNI or no matching route; without it those clients get an unrecognized_name alert'),
 });

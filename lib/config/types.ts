@@ -130,6 +130,18 @@ export interface ListenerConfig extends ConnectionTimeouts, AccessLists {
   maxConnectionsPerClient: number;
   routes: RouteConfig[];
   defaultRoute: RouteConfig | null;
+  /** Also pass QUIC (HTTP/3) through, routed by the ClientHello in its Initial packets, on UDP at the same address; null: TCP only. */
+  quic: QuicConfig | null;
+}
+
+/** Limits of a listener's QUIC flows (one flow: one client's QUIC connection, on one backend). */
+export interface QuicConfig {
+  /** Flows open at once on the listener; a new client beyond it gets no answer (its Initials are dropped). */
+  maxFlows: number;
+  /** Flows one client address may have open; 0: no limit. */
+  maxFlowsPerClient: number;
+  /** Bytes of a flow's datagrams held while its ClientHello is incomplete (and until its backend first answers). */
+  maxHelloBytes: number;
 }
 
 export interface AdminConfig {

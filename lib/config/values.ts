@@ -269,3 +269,15 @@ export function isLoopbackHost(host: string | null): boolean {
   if (host === null) return false;
   return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.')) || /^::ffff:127\./.test(host);
 }
+
+/**
+ * How long a QUIC flow lives without a datagram either way: the listener's
+ * `idleTimeout`, or 60 s where that is 0 (never). A QUIC connection's close
+ * is encrypted, so silence is the only end the proxy sees; QUIC's own idle
+ * timeout (30 s by default in ngtcp2 and Chromium) still applies end to end.
+ */
+export const DEFAULT_QUIC_IDLE_TIMEOUT = 60_000;
+
+export function quicIdleTimeout(listener: { idleTimeout: number }): number {
+  return listener.idleTimeout > 0 ? listener.idleTimeout : DEFAULT_QUIC_IDLE_TIMEOUT;
+}

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord, Outcome } from '../pipeline/record.js';
-import type { DropReason, ProxyObserver } from '../pipeline/observer.js';
+import type { DatagramDropReason, DropReason, ProxyObserver } from '../pipeline/observer.js';
 import type { LineWriter, Logger } from './logger.js';
 
 /** Outcomes an operator should look at; the rest are clients' doing and log at info. */
@@ -8,6 +8,24 @@ const warningOutcomes = new Set<Outcome>(['backend_unreachable', 'backend_error'
 
 const dropMessages: Record<DropReason, string> = {
   fd_limit: 'client dropped: the process is at its open file limit (raise LimitNOFILE= or ulimit -n)',
+};
+
+const datagramDropMessages: Record<DatagramDropReason, string> = {
+  not_quic: 'QUIC datagram dropped: not the Initial of a new QUIC connection, and no flow knows its address or connection ID',
+  too_small: 'QUIC datagram dropped: a client Initial must be padded to 1200 bytes',
+  unknown_version: 'QUIC datagram dropped: a QUIC version the proxy cannot read, and no default route',
+  undecryptable: 'QUIC datagram dropped: its Initial packet does not decrypt',
+  bad_hello: 'QUIC flow dropped: its ClientHello is malformed',
+  hello_too_large: 'QUIC flow dropped: its ClientHello did not fit in maxHelloBytes',
+  hello_timeout: 'QUIC flow dropped: its ClientHello was not complete within clientHelloTimeout',
+  no_route: 'QUIC flow dropped: no route serves its name (and no default)',
+  no_backend_name: 'QUIC flow dropped: its route names backends from the hostname, and this name cannot make one',
+  denied: 'QUIC flow dropped: the client is not allowed',
+  not_passthrough: 'QUIC flow dropped: its route terminates TLS, which the proxy does not do for QUIC',
+  flow_limit: 'QUIC flow dropped: the listener is at quic.maxFlows',
+  client_limit: 'QUIC flow dropped: the client address is at quic.maxFlowsPerClient',
+  pending_limit: 'QUIC flow dropped: too many ClientHellos are being read at once',
+  fd_limit: 'QUIC flow dropped: the process is at its open file limit (raise LimitNOFILE= or ulimit -n)',
 };
 
 const INFO = 30;
@@ -29,7 +47,8 @@ export function recordFields(record: ConnectionRecord): string {
     `"listener":${JSON.stringify(record.listener)},"client":${JSON.stringify(record.client)},"sni":${jsonString(record.sni)},"alpn":${alpn},` +
     `"route":${jsonString(record.route)},"backend":${jsonString(record.backend)},"attempts":${record.attempts},` +
     `"bytesFromClient":${record.bytesFromClient},"bytesToClient":${record.bytesToClient},"durationMs":${record.durationMs},` +
-    `"outcome":"${record.outcome}","reason":${jsonString(record.reason)}`
+    `"outcome":"${record.outcome}","reason":${jsonString(record.reason)}` +
+    (record.quic ? `,"transport":"quic","packetsFromClient":${record.quic.packetsFromClient},"packetsToClient":${record.quic.packetsToClient}` : '')
   );
 }
 
@@ -86,8 +105,12 @@ export function accessLog(logger: Logger, { writeLine = null, rateLimitMs = 10_0
     connectionClosed(record: ConnectionRecord): void {
       const level = warningOutcomes.has(record.outcome) ? WARN : INFO;
       if (writeLine !== null) writeLine(level, recordFields(record), 'connection closed');
-      else if (level === WARN) logger.warn(record, 'connection closed');
-      else logger.info(record, 'connection closed');
+      else {
+        const { quic, ...fields } = record;
+        const line = quic ? { ...fields, transport: 'quic', ...quic } : fields;
+        if (level === WARN) logger.warn(line, 'connection closed');
+        else logger.info(line, 'connection closed');
+      }
     },
     backendConnected() {},
     backendConnectFailed() {},
@@ -105,6 +128,11 @@ export function accessLog(logger: Logger, { writeLine = null, rateLimitMs = 10_0
     },
     // The connection's own line says it (outcome tls_handshake_failed, with the reason); metrics count it.
     tlsHandshakeFailed() {},
+    datagramDropped(listener: string, reason: DatagramDropReason): void {
+      limited.event(JSON.stringify(['datagram', listener, reason]), (suppressed) =>
+        logger.info({ listener, transport: 'quic', reason, suppressed }, datagramDropMessages[reason]),
+      );
+    },
     listenerError(listener: string, error: Error): void {
       logger.error({ listener, err: error }, 'listener error');
     },

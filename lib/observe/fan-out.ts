@@ -10,6 +10,7 @@ export function fanOut(...observers: ProxyObserver[]): ProxyObserver {
     backendHealthChanged: (change) => observers.forEach((observer) => observer.backendHealthChanged(change)),
     listenerError: (listener, error) => observers.forEach((observer) => observer.listenerError(listener, error)),
     connectionDropped: (listener, reason) => observers.forEach((observer) => observer.connectionDropped(listener, reason)),
+    datagramDropped: (listener, reason) => observers.forEach((observer) => observer.datagramDropped(listener, reason)),
     panicRouting: (listener, route) => observers.forEach((observer) => observer.panicRouting(listener, route)),
     tlsHandshakeFailed: (listener, route, reason) => observers.forEach((observer) => observer.tlsHandshakeFailed(listener, route, reason)),
   };

@@ -50,6 +50,16 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     'Bytes passed, by listener, route and direction (from_client, to_client); counted when a connection closes',
     ['listener', 'route', 'direction'],
   );
+  const quicPackets = new CounterFamily(
+    `${P}quic_packets_total`,
+    'QUIC datagrams passed, by listener, route and direction (from_client, to_client); counted when a flow closes',
+    ['listener', 'route', 'direction'],
+  );
+  const quicDropped = new CounterFamily(
+    `${P}quic_datagrams_dropped_total`,
+    'QUIC datagrams not passed on (garbage, unknown version, no route, a limit), by listener and reason',
+    ['listener', 'reason'],
+  );
   const helloFailures = new CounterFamily(`${P}client_hello_failures_total`, 'ClientHellos rejected, by listener and reason', ['listener', 'reason']);
   const requestFailures = new CounterFamily(
     `${P}http_request_failures_total`,
@@ -110,6 +120,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     open,
     dropped,
     bytes,
+    quicPackets,
+    quicDropped,
     helloFailures,
     requestFailures,
     connectFailures,
@@ -134,6 +146,10 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
       closed.inc([record.listener, route, record.outcome]);
       if (record.bytesFromClient > 0) bytes.inc([record.listener, route, 'from_client'], record.bytesFromClient);
       if (record.bytesToClient > 0) bytes.inc([record.listener, route, 'to_client'], record.bytesToClient);
+      if (record.quic) {
+        quicPackets.inc([record.listener, route, 'from_client'], record.quic.packetsFromClient);
+        if (record.quic.packetsToClient > 0) quicPackets.inc([record.listener, route, 'to_client'], record.quic.packetsToClient);
+      }
       if (record.outcome === 'bad_hello') helloFailures.inc([record.listener, record.reason ?? 'unknown']);
       else if (record.outcome === 'hello_timeout') helloFailures.inc([record.listener, 'timeout']);
       else if (record.outcome === 'bad_request') requestFailures.inc([record.listener, record.reason ?? 'unknown']);
@@ -151,6 +167,9 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     },
     connectionDropped(listener, reason) {
       dropped.inc([listener, reason]);
+    },
+    datagramDropped(listener, reason) {
+      quicDropped.inc([listener, reason]);
     },
     panicRouting(listener, route) {
       panicRouting.inc([listener, route]);

@@ -6,7 +6,7 @@ import { closeSocket } from '../net/sockets.js';
 import { match } from './match.js';
 import type { ProxyObserver } from './observer.js';
 import { type Preamble, PreambleReader } from './preamble.js';
-import type { ConnectionSnapshot, ConnectionState, LiveConnection, Outcome } from './record.js';
+import { type ConnectionSnapshot, type ConnectionState, type LiveConnection, nextConnectionId, type Outcome } from './record.js';
 import type { ListenerSettings } from './settings.js';
 import type { Stage } from './target.js';
 
@@ -34,9 +34,6 @@ const LINGER_MS = 2_000;
 
 function discard(): void {}
 
-/** Connection ids: one counter per process, so an id names one connection for as long as the process runs. */
-let lastId = 0;
-
 /**
  * One client connection: the context its parts share, and the one place its
  * outcome is decided and its record emitted. The path is short: admit the
@@ -44,7 +41,7 @@ let lastId = 0;
  * to it; `finish` (early) or the last socket's close (normal end) records it.
  */
 export class Connection implements LiveConnection {
-  readonly id = ++lastId;
+  readonly id = nextConnectionId();
   /** The client's TCP socket: its bytes are the record's, its close is the connection's. */
   readonly client: net.Socket;
   /**

@@ -25,8 +25,31 @@ export interface ProxyObserver extends HealthObserver {
    * recovers). Once per connection that does so.
    */
   panicRouting(listener: string, route: string): void;
+  /**
+   * A QUIC datagram the proxy did not pass on, with why: garbage, an unknown
+   * version, a hello it cannot read or route, a limit. Nothing is sent back
+   * (the proxy never sends a packet of its own to a client).
+   */
+  datagramDropped(listener: string, reason: DatagramDropReason): void;
   /** A terminating route's TLS handshake with the client failed (`reason`: the TLS error's code, or `timeout`). */
   tlsHandshakeFailed(listener: string, route: string, reason: string): void;
 }
 
 export type DropReason = 'fd_limit';
+
+export type DatagramDropReason =
+  | 'not_quic'
+  | 'too_small'
+  | 'unknown_version'
+  | 'undecryptable'
+  | 'bad_hello'
+  | 'hello_too_large'
+  | 'hello_timeout'
+  | 'no_route'
+  | 'no_backend_name'
+  | 'denied'
+  | 'not_passthrough'
+  | 'flow_limit'
+  | 'client_limit'
+  | 'pending_limit'
+  | 'fd_limit';

@@ -37,9 +37,23 @@ export interface ConnectionRecord {
   outcome: Outcome;
   /** Why, when the outcome alone does not say: the hello rejection, the socket error code, ... */
   reason: string | null;
+  /** A QUIC flow's datagrams each way (its bytes are the bytes above); absent for TCP connections. */
+  quic?: QuicCounts;
+}
+
+export interface QuicCounts {
+  packetsFromClient: number;
+  packetsToClient: number;
 }
 
 /** Where an open connection is in its life: reading its preamble, dialling (or a TLS handshake), relaying, or closing. */
+let lastConnectionId = 0;
+
+/** Connection ids (TCP connections and QUIC flows alike): one counter per process, so an id names one connection for as long as the process runs. */
+export function nextConnectionId(): number {
+  return ++lastConnectionId;
+}
+
 export type ConnectionState = 'preamble' | 'connecting' | 'relaying' | 'closing';
 
 /** An open connection as the admin endpoint shows it: read when asked, the byte counts from the sockets at that moment. */

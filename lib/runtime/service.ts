@@ -110,6 +110,7 @@ export class ProxyService {
     for (const [listener, address] of Object.entries(summary.bound)) {
       logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');
     }
+    for (const [listener, address] of Object.entries(summary.boundQuic)) logger.info({ listener, address, transport: 'quic' }, 'listening');
 
     let watcher: FileWatch | null = null;
     this.reloader = new ConfigReloader({

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { ProxyConfig } from '../config/types.js';
+import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { listenerSocketKey } from '../config/diff.js';
 import { BackendRegistry, type BackendStatus } from '../backends/health.js';
 import { HostResolver } from '../backends/host-resolver.js';
@@ -7,6 +7,7 @@ import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
 import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
+import { UdpListener } from '../listeners/udp-listener.js';
 import type { LiveConnection, Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../tls/certificates.js';
@@ -21,10 +22,33 @@ export interface ApplySummary {
   changed: string[];
   /** Bound address of every added listener, by name (the real port when the config asked for port 0). */
   bound: Record<string, string>;
+  /** Listeners that started taking QUIC on UDP (at the same address), by name. */
+  boundQuic: Record<string, string>;
 }
 
 /** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
 const CLOSE_GRACE = 1_000;
+
+/**
+/** A listener's QUIC side is a listener of its own (on UDP), kept under its TCP side's key with this prefix. */
+const QUIC_KEY = 'quic ';
+
+/** The listeners a config asks for, by key: each TLS/HTTP listener, and right after it its QUIC side where it has one. */
+function listenersOf(config: ProxyConfig): Map<string, ListenerConfig> {
+  const listeners = new Map<string, ListenerConfig>();
+  for (const listener of config.listeners) {
+    const key = listenerSocketKey(listener);
+    listeners.set(key, listener);
+    if (listener.quic) listeners.set(QUIC_KEY + key, listener);
+  }
+  return listeners;
+}
+
+/** The port a QUIC side binds: its TCP side's, which knows the real one when the config said 0. */
+function portOf(listener: Listener): number {
+  const address = listener.boundAddress();
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
 
 /**
  * Owns the listeners: binds, swaps and retires them as configs are applied,
@@ -57,14 +81,23 @@ export class Supervisor {
    * `inherited` maps listener names to sockets passed by the service manager.
    */
   async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
-    const next = new Map(config.listeners.map((listener) => [listenerSocketKey(listener), listener]));
+    const next = listenersOf(config);
     const added: Listener[] = [];
+    const addedByKey = new Map<string, Listener>();
     try {
       if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
-        const listener = new TcpListener(listenerConfig, this.context, tls, inherited.get(listenerConfig.name) ?? null);
+        const listener = key.startsWith(QUIC_KEY)
+          ? new UdpListener(
+              listenerConfig,
+              this.context,
+              tls,
+              portOf(addedByKey.get(key.slice(QUIC_KEY.length)) ?? this.active.get(key.slice(QUIC_KEY.length))!),
+            )
+          : new TcpListener(listenerConfig, this.context, tls, inherited.get(listenerConfig.name) ?? null);
         added.push(listener);
+        addedByKey.set(key, listener);
         await listener.listen();
       }
       if (this.stopping) throw new ShuttingDownError();
@@ -80,24 +113,29 @@ export class Supervisor {
 
     this.registry.sync(config);
     this.resolver.useServers(config.resolvers);
-    const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
-    for (const listener of added) {
+    const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {}, boundQuic: {} };
+    for (const [key, listener] of addedByKey) {
       listener.open();
-      this.active.set(listenerSocketKey(listener.config), listener);
+      this.active.set(key, listener);
+      if (key.startsWith(QUIC_KEY)) {
+        summary.boundQuic[listener.config.name] = listener.boundAddress();
+        continue;
+      }
       summary.added.push(listener.config.name);
       summary.bound[listener.config.name] = listener.boundAddress();
     }
     for (const [key, listener] of this.active) {
       const listenerConfig = next.get(key);
+      const quicSide = key.startsWith(QUIC_KEY);
       if (listenerConfig === undefined) {
         this.active.delete(key);
         listener.stopAccepting();
         this.retire(listener);
-        summary.removed.push(listener.config.name);
-      } else if (!added.includes(listener)) {
-        if (JSON.stringify(listener.config) !== JSON.stringify(listenerConfig)) summary.changed.push(listenerConfig.name);
+        if (!quicSide) summary.removed.push(listener.config.name);
+      } else if (!addedByKey.has(key)) {
+        if (!quicSide && JSON.stringify(listener.config) !== JSON.stringify(listenerConfig)) summary.changed.push(listenerConfig.name);
         listener.update(listenerConfig, tls);
-        summary.kept.push(listenerConfig.name);
+        if (!quicSide) summary.kept.push(listenerConfig.name);
       }
     }
     this.config = config;

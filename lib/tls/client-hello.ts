@@ -51,6 +51,23 @@ export function parseClientHello(data: Uint8Array): HelloParseResult {
   return invalid('not_tls');
 }
 
+/**
+ * A ClientHello handshake message without the record layer, as QUIC carries it
+ * in CRYPTO frames (RFC 9001 section 4): the same checks as parseClientHello
+ * past the record headers. `length` is the message's length.
+ */
+export function parseClientHelloMessage(data: Uint8Array): HelloParseResult {
+  if (data.length === 0) return incomplete(1);
+  if (data[0] !== HANDSHAKE_TYPE_CLIENT_HELLO) return invalid('not_client_hello');
+  if (data.length < HANDSHAKE_HEADER_BYTES) return incomplete(HANDSHAKE_HEADER_BYTES);
+  const messageLength = HANDSHAKE_HEADER_BYTES + ((data[1] << 16) | readUint16(data, 2));
+  if (messageLength > MAX_HELLO_BYTES) return invalid('too_large');
+  if (data.length < messageLength) return incomplete(messageLength);
+  const hello = parseClientHelloBody(data, HANDSHAKE_HEADER_BYTES, messageLength);
+  if (typeof hello === 'string') return invalid(hello);
+  return { status: 'complete', hello, length: messageLength };
+}
+
 function incomplete(need: number): HelloParseResult {
   return { status: 'incomplete', need };
 }

@@ -745,7 +745,7 @@ listeners:
 
   t.test('a key that is not a string (e.g. a number) is pointed at too', async (t) => {
     const listenerKeys =
-      'name, listen, protocol, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, routes, default';
+      'name, listen, protocol, clientHelloTimeout, connectTimeout, idleTimeout, halfCloseTimeout, drainTimeout, acceptProxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerClient, allow, deny, quic, routes, default';
     const withKey = (key: string): string => yaml`
 listeners:
   - listen: 8443

@@ -1,7 +1,7 @@
 // One observer for tests that look at what the pipeline reports: every event
 // is kept, in arrays by kind.
 import type { HealthChange } from '../../lib/backends/health.js';
-import type { DropReason, ProxyObserver } from '../../lib/pipeline/observer.js';
+import type { DatagramDropReason, DropReason, ProxyObserver } from '../../lib/pipeline/observer.js';
 import type { ConnectionRecord } from '../../lib/pipeline/record.js';
 
 /** Records every observer event (logs and metrics implement the same interface). */
@@ -13,6 +13,7 @@ export class RecordingObserver implements ProxyObserver {
   health: HealthChange[] = [];
   listenerErrors: Array<{ listener: string; error: Error }> = [];
   dropped: Array<{ listener: string; reason: DropReason }> = [];
+  datagramDrops: Array<{ listener: string; reason: DatagramDropReason }> = [];
   panics: Array<{ listener: string; route: string }> = [];
   handshakeFailures: Array<{ listener: string; route: string; reason: string }> = [];
   connectionAccepted(listener: string): void {
@@ -35,6 +36,9 @@ export class RecordingObserver implements ProxyObserver {
   }
   connectionDropped(listener: string, reason: DropReason): void {
     this.dropped.push({ listener, reason });
+  }
+  datagramDropped(listener: string, reason: DatagramDropReason): void {
+    this.datagramDrops.push({ listener, reason });
   }
   panicRouting(listener: string, route: string): void {
     this.panics.push({ listener, route });

@@ -18,6 +18,7 @@ function recording(name: string, calls: Call[]): ProxyObserver {
     backendHealthChanged: (...args) => calls.push([name, 'backendHealthChanged', ...args]),
     listenerError: (...args) => calls.push([name, 'listenerError', ...args]),
     connectionDropped: (...args) => calls.push([name, 'connectionDropped', ...args]),
+    datagramDropped: (...args) => calls.push([name, 'datagramDropped', ...args]),
     panicRouting: (...args) => calls.push([name, 'panicRouting', ...args]),
     tlsHandshakeFailed: (...args) => calls.push([name, 'tlsHandshakeFailed', ...args]),
   };
@@ -50,6 +51,7 @@ function sendAll(observer: ProxyObserver): void {
   observer.listenerError('public', error);
   observer.connectionDropped('public', 'fd_limit');
   observer.panicRouting('public', 'app.example.com');
+  observer.datagramDropped('public', 'no_route');
   observer.tlsHandshakeFailed('public', 'app.example.com', 'timeout');
 }
 
@@ -73,6 +75,8 @@ t.test('every event reaches every observer, in order, with the same arguments', 
     ['metrics', 'connectionDropped', 'public', 'fd_limit'],
     ['logs', 'panicRouting', 'public', 'app.example.com'],
     ['metrics', 'panicRouting', 'public', 'app.example.com'],
+    ['logs', 'datagramDropped', 'public', 'no_route'],
+    ['metrics', 'datagramDropped', 'public', 'no_route'],
     ['logs', 'tlsHandshakeFailed', 'public', 'app.example.com', 'timeout'],
     ['metrics', 'tlsHandshakeFailed', 'public', 'app.example.com', 'timeout'],
   ]);
@@ -83,7 +87,7 @@ t.test('every event reaches every observer, in order, with the same arguments', 
 t.test('one observer: passed straight through', async (t) => {
   const calls: Call[] = [];
   sendAll(fanOut(recording('only', calls)));
-  t.equal(calls.length, 9);
+  t.equal(calls.length, 10);
   t.ok(calls.every((call) => call[0] === 'only'));
 });
 

@@ -208,6 +208,8 @@ const FAMILIES: Record<string, string> = {
   connections_open: 'gauge',
   connections_dropped_total: 'counter',
   bytes_total: 'counter',
+  quic_packets_total: 'counter',
+  quic_datagrams_dropped_total: 'counter',
   client_hello_failures_total: 'counter',
   http_request_failures_total: 'counter',
   backend_connect_failures_total: 'counter',

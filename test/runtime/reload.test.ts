@@ -80,7 +80,7 @@ async function harness(options: { behaviour?: (loaded: Generation) => Error | nu
         const failure = options.behaviour?.(loaded) ?? null;
         if (failure) throw failure;
         calls.push(`applied:${portOf(loaded)}`);
-        return { generation: ++generation, added: [], removed: [], kept: ['127.0.0.1'], changed: ['127.0.0.1'], bound: {} };
+        return { generation: ++generation, added: [], removed: [], kept: ['127.0.0.1'], changed: ['127.0.0.1'], bound: {}, boundQuic: {} };
       } finally {
         concurrent--;
       }

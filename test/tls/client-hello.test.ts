@@ -1,7 +1,14 @@
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import { MAX_HELLO_BYTES, parseClientHello, type ClientHello, type HelloParseResult, type HelloRejection } from '../../lib/tls/client-hello.js';
+import {
+  MAX_HELLO_BYTES,
+  parseClientHello,
+  parseClientHelloMessage,
+  type ClientHello,
+  type HelloParseResult,
+  type HelloRejection,
+} from '../../lib/tls/client-hello.js';
 import {
   CONTENT_TYPE_HANDSHAKE,
   EXTENSION_ALPN,
@@ -588,4 +595,47 @@ t.test('property: a server name is accepted exactly when every label is 1-63 byt
     { numRuns: 500 },
   );
   t.pass('500 names with labels up to 80 bytes');
+});
+
+// ---- the handshake-message entry point (QUIC's CRYPTO stream carries no records) ----
+
+t.test('parseClientHelloMessage: a hello without the record layer', async (t) => {
+  const message = buildClientHello({ serverName: 'Quic.Example', alpn: ['h3'] });
+  t.same(parseClientHelloMessage(message), complete('quic.example', ['h3'], message.length));
+  t.same(
+    parseClientHelloMessage(Buffer.concat([message, Buffer.from('next message')])),
+    complete('quic.example', ['h3'], message.length),
+    'bytes after it left alone',
+  );
+  t.same(parseClientHelloMessage(Buffer.alloc(0)), { status: 'incomplete', need: 1 });
+  t.same(parseClientHelloMessage(message.subarray(0, 2)), { status: 'incomplete', need: 4 });
+  t.same(parseClientHelloMessage(message.subarray(0, 10)), { status: 'incomplete', need: message.length });
+  t.same(parseClientHelloMessage(wrapInRecords(message)), rejected('not_client_hello'), 'a record header is not a handshake message');
+  t.same(parseClientHelloMessage(handshakeMessage(2, Buffer.alloc(38))), rejected('not_client_hello'));
+  t.same(parseClientHelloMessage(Buffer.concat([Buffer.from([1]), uint24(MAX_HELLO_BYTES - 3)])), rejected('too_large'));
+  t.same(parseClientHelloMessage(Buffer.concat([Buffer.from([1]), uint24(MAX_HELLO_BYTES - 4)])), { status: 'incomplete', need: MAX_HELLO_BYTES });
+});
+
+t.test('property: parseClientHelloMessage and parseClientHello give the same verdict on any (mutated) hello body', async (t) => {
+  const mutatedMessage = fc
+    .tuple(helloOptionsArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }))
+    .map(([options, mutations]) => {
+      const message = buildClientHello(options);
+      // Past the 4-byte handshake header: its length limit differs by the record headers the TCP form adds.
+      for (const [position, value] of mutations) message[4 + (position % (message.length - 4))] = value;
+      return message;
+    });
+  fc.assert(
+    fc.property(mutatedMessage, (message) => {
+      const direct = parseClientHelloMessage(message);
+      const viaRecords = parseClientHello(wrapInRecords(message));
+      if (direct.status !== viaRecords.status) return false;
+      if (direct.status === 'complete' && viaRecords.status === 'complete')
+        return isDeepStrictEqual(direct.hello, viaRecords.hello) && direct.length === message.length;
+      if (direct.status === 'invalid' && viaRecords.status === 'invalid') return direct.reason === viaRecords.reason;
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 hellos agreed');
 });
