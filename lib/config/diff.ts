@@ -247,7 +247,11 @@ function diffListener(current: ListenerConfig, next: ListenerConfig): ListenerCh
     current.routes[departure.route]!.alpn.join(' ') === next.routes[arrival.route]!.alpn.join(' ');
   const unmatched = new Set(arrivals);
   const arrivalsOf = new Map<string, HostnameEnd[]>();
-  for (const arrival of arrivals) arrivalsOf.set(arrival.hostname, [...(arrivalsOf.get(arrival.hostname) ?? []), arrival]);
+  for (const arrival of arrivals) {
+    const same = arrivalsOf.get(arrival.hostname);
+    if (same === undefined) arrivalsOf.set(arrival.hostname, [arrival]);
+    else same.push(arrival);
+  }
   for (const departure of departures) {
     const matching = (arrivalsOf.get(departure.hostname) ?? []).filter((arrival) => unmatched.has(arrival));
     const arrival = matching.find((candidate) => sameAlpn(departure, candidate)) ?? matching[0];
