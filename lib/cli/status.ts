@@ -1,4 +1,5 @@
 import type { BackendStatus } from '../backends/health.js';
+import { AdminClientError } from '../errors.js';
 import type { ConnectionPage } from '../observe/connection-query.js';
 import { adminBaseUrl, adminGet } from './admin-client.js';
 
@@ -20,6 +21,13 @@ export async function fetchStatus(admin: string): Promise<StatusReport> {
     // limit=0: the counts without the connections themselves, however many are open.
     adminGet<ConnectionPage>(base, '/connections?limit=0'),
   ]);
+  // A proxy from before these endpoints (or something else answering JSON) lacks them: say so rather than print a broken table.
+  if (!Array.isArray(config.listeners) || !Array.isArray(config.backends) || !Array.isArray(connections.routes)) {
+    throw new AdminClientError(
+      'SNIP_ADMIN_ANSWER',
+      `admin endpoint ${base.host}: no listeners, backends or connections in its answers (a proxy older than \`status\`?)`,
+    );
+  }
   return { generation: config.generation, listeners: config.listeners, backends: config.backends, routes: connections.routes, open: connections.total };
 }
 

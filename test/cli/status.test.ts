@@ -128,11 +128,13 @@ t.test('nothing listening, or something else answering: one AdminClientError wit
 
   const other = http.createServer((request, response) => {
     if (request.url === '/text') response.end('hello');
+    else if (request.url === '/config' || request.url?.startsWith('/connections')) response.end('{"generation":1,"config":{}}');
     else response.writeHead(404).end('no such page');
   });
   await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
   t.teardown(() => other.close());
   const base = adminBaseUrl(`127.0.0.1:${(other.address() as net.AddressInfo).port}`);
-  await t.rejects(adminGet(base, '/config'), { code: 'SNIP_ADMIN_ANSWER', message: /answered 404: no such page/ });
+  await t.rejects(adminGet(base, '/nothing'), { code: 'SNIP_ADMIN_ANSWER', message: /answered 404: no such page/ });
+  await t.rejects(fetchStatus(base.host), { code: 'SNIP_ADMIN_ANSWER', message: /no listeners, backends or connections/ }, 'JSON without what status shows');
   await t.rejects(adminGet(base, '/text'), { code: 'SNIP_ADMIN_ANSWER', message: /not JSON/ });
 });

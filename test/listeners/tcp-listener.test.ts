@@ -102,7 +102,7 @@ t.test('liveConnections: read-only snapshots with ids in accept order and live b
 
   const silent = await connectRaw(port);
   t.teardown(() => silent.destroy());
-  await waitFor(() => listener.openConnections() === 1, 'the silent client started', 3_000);
+  await waitFor(() => listener.openConnections() === 1, 'the silent client started', 20_000);
   const relayed = await connectRaw(port);
   t.teardown(() => relayed.destroy());
   const outcome = readUntilClosed(relayed);
@@ -111,7 +111,7 @@ t.test('liveConnections: read-only snapshots with ids in accept order and live b
   const payload = Buffer.alloc(5_000, 7);
   relayed.write(HELLO);
   relayed.write(payload);
-  await waitFor(() => received === HELLO.length + payload.length, 'the hello and payload echoed', 5_000);
+  await waitFor(() => received === HELLO.length + payload.length, 'the hello and payload echoed', 20_000);
 
   let [first, second] = snapshots();
   t.ok(first!.id < second!.id, 'ids increase in the order clients were accepted');
@@ -123,7 +123,7 @@ t.test('liveConnections: read-only snapshots with ids in accept order and live b
   t.ok(second!.ageMs >= 0);
 
   relayed.write(payload);
-  await waitFor(() => received === HELLO.length + 2 * payload.length, 'the second payload echoed', 5_000);
+  await waitFor(() => received === HELLO.length + 2 * payload.length, 'the second payload echoed', 20_000);
   [, second] = snapshots();
   t.equal(second!.bytesFromClient, HELLO.length + 2 * payload.length, 'read again when asked: the count moved');
   t.equal(second!.bytesToClient, HELLO.length + 2 * payload.length);
@@ -132,7 +132,7 @@ t.test('liveConnections: read-only snapshots with ids in accept order and live b
   const closedBefore = observer.closed.length;
   live.closeByAdmin('moving tenant to the new cluster');
   await guard(outcome, 30_000, 'the relayed client closed');
-  await waitFor(() => observer.closed.length === closedBefore + 1, 'the record', 3_000);
+  await waitFor(() => observer.closed.length === closedBefore + 1, 'the record', 20_000);
   t.match(observer.closed.at(-1), {
     listener: 'live',
     outcome: 'closed_by_admin',

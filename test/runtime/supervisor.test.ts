@@ -378,8 +378,8 @@ t.test('what the admin endpoint reads: live connections (retired listeners inclu
 
   const gone = [...supervisor.liveConnections()].find((connection) => connection.snapshot(performance.now()).listener === 'gone')!;
   gone.closeByAdmin('retiring the old port');
-  await waitFor(() => onGone.socket.destroyed, 'the client on the retired listener closed', 3_000);
-  await waitFor(() => observer.closed.length === 1, 'its record', 3_000);
+  await waitFor(() => onGone.socket.destroyed, 'the client on the retired listener closed', 20_000);
+  await waitFor(() => observer.closed.length === 1, 'its record', 20_000);
   t.match(observer.closed[0], { listener: 'gone', outcome: 'closed_by_admin', reason: 'retiring the old port' });
   supervisor.setBackendDrained(echo.address, false);
   await onKept.close();
