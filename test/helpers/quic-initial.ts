@@ -5,8 +5,9 @@
 // lives here only; the key schedule is the one under test in lib/quic/keys.ts,
 // which the RFC's own vectors check.
 import { createCipheriv } from 'node:crypto';
-import type { QuicHelloResult } from '../../lib/quic/client-hello.js';
-import { QuicHelloReader } from '../../lib/quic/hello-reader.js';
+import { type QuicHelloResult, readQuicClientHello } from '../../lib/quic/client-hello.js';
+import { CryptoAssembler } from '../../lib/quic/crypto-assembler.js';
+import { decryptInitials } from '../../lib/quic/initial.js';
 import { clientInitialKeys, headerProtectionMask, packetNonce } from '../../lib/quic/keys.js';
 import { type LongPacketType, QUIC_V1, QUIC_V2 } from '../../lib/quic/packet.js';
 import { buildClientHello, extension } from './client-hello-fixtures.js';
@@ -192,13 +193,26 @@ export function postQuantumClientHello(serverName: string, alpn: string[] = ['h3
 export interface FlightReading {
   /** The reader's verdict after each datagram, in the order fed. */
   results: QuicHelloResult[];
-  /** CRYPTO bytes held after the last datagram. */
-  cryptoBytes: number;
+  /** The contiguous CRYPTO bytes after the last datagram. */
+  assembled: Buffer;
 }
 
-/** Feeds `datagrams` in order to one QuicHelloReader, as the UDP listener does for a flow. */
+/**
+ * Reads a client's first flight the way the UDP listener chains the lib:
+ * decryptInitials with the flow's original DCID and largest packet number,
+ * CryptoAssembler, readQuicClientHello after each datagram.
+ */
 export function readFirstFlight(datagrams: Buffer[], maxBytes = 64 * 1024): FlightReading {
-  const reader = new QuicHelloReader(maxBytes);
-  const results = datagrams.map((datagram) => reader.read(datagram));
-  return { results, cryptoBytes: reader.bufferedBytes };
+  const assembler = new CryptoAssembler(maxBytes);
+  let originalDcid: Buffer | undefined;
+  let largest = -1;
+  const results = datagrams.map((datagram) => {
+    for (const packet of decryptInitials(datagram, originalDcid, largest)) {
+      originalDcid ??= packet.dcid;
+      largest = Math.max(largest, packet.packetNumber);
+      for (const { offset, data } of packet.crypto) assembler.add(offset, data);
+    }
+    return readQuicClientHello(assembler.contiguous());
+  });
+  return { results, assembled: assembler.contiguous() };
 }
