@@ -131,11 +131,6 @@ export class FlowTable<Flow> {
     this.idLengths.set(id.length, (this.idLengths.get(id.length) ?? 0) + 1);
   }
 
-  /** Addresses `flow` is known by, oldest first. */
-  peersOf(flow: Flow): readonly PeerKey[] {
-    return this.entries.get(flow)?.peers ?? [];
-  }
-
   remove(flow: Flow): void {
     const entry = this.entries.get(flow);
     if (entry === undefined) return;

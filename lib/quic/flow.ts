@@ -109,11 +109,7 @@ export class QuicFlow implements PathOwner, LiveConnection {
     this.arm(this.settings.clientHelloTimeout);
   }
 
-  /** Datagrams held for the hello or for a backend that has not answered: what this flow costs in memory beyond its fixed part. */
-  get bufferedBytes(): number {
-    return this.heldBytes;
-  }
-
+  /** Past reading its hello: it no longer counts against the listener's bound on hellos being read. */
   get routed(): boolean {
     return this.state === 'relaying' || this.state === 'routing';
   }

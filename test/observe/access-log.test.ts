@@ -246,3 +246,24 @@ t.test('with a line writer, connection lines are written by it, at the same leve
     { level: WARN, fields: record({ outcome: 'backend_error', reason: 'ECONNRESET' }), msg: 'connection closed' },
   ]);
 });
+
+t.test('a QUIC flow: the same fields plus transport and packets each way, through pino and through the line writer alike', async (t) => {
+  const quic = record({ alpn: ['h3'], reason: 'idle', quic: { packetsFromClient: 12, packetsToClient: 40 } });
+  const flat = { ...record({ alpn: ['h3'], reason: 'idle' }), transport: 'quic', packetsFromClient: 12, packetsToClient: 40 };
+  t.same(JSON.parse(`{${recordFields(quic)}}`), flat, 'recordFields');
+  const { log, lines } = capture();
+  log.connectionClosed(quic);
+  t.match(lines[0], { ...flat, msg: 'connection closed', level: INFO });
+  t.notOk('quic' in lines[0]!, 'no nested object: the fields are flat, as in the fast path');
+});
+
+t.test('QUIC datagrams dropped: an info line per listener and reason, rate-limited', async (t) => {
+  const { log, lines } = capture('info', { rateLimitMs: 60_000 });
+  log.datagramDropped('public', 'no_route');
+  log.datagramDropped('public', 'no_route');
+  log.datagramDropped('public', 'not_quic');
+  t.equal(lines.length, 2, 'the second no_route is counted, not written');
+  t.match(lines[0], { level: INFO, listener: 'public', transport: 'quic', reason: 'no_route', suppressed: 0 });
+  t.match(lines[0]!.msg, /no route serves its name/);
+  t.match(lines[1], { reason: 'not_quic' });
+});
