@@ -39,11 +39,7 @@ t.test('route: errors before anything is read exit 2 with one line', async (t) =
     ['app.example.com', { config, listener: 'zzz' }, 'sni-passthrough route: no listener "zzz" (the config has "public")'],
     ['app.example.com', { config, alpn: ['h2,'] }, 'sni-passthrough route: invalid ALPN protocol "": expected a name like "h2", "http/1.1" or "acme-tls/1"'],
     ['*.example.com', { config }, 'sni-passthrough route: "*.example.com" is not a server name a client can send'],
-    [
-      'app.example.com',
-      { config, admin: 'https://127.0.0.1:1' },
-      'sni-passthrough route: --admin "https://127.0.0.1:1": the admin endpoint speaks plain http',
-    ],
+    ['app.example.com', { config, admin: 'https://127.0.0.1:1' }, 'sni-passthrough route: --admin "https://127.0.0.1:1": the admin endpoint speaks plain http'],
   ];
   for (const [hostname, options, message] of cases) {
     t.strictSame(await route(hostname, options), { code: 2, stdout: '', stderr: [message] }, message);
