@@ -122,3 +122,23 @@ t.test('property: first flights of any hello, split anywhere, in any order, read
   );
   t.pass('60 flights');
 });
+
+t.test('property: any bytes read as complete, incomplete or invalid, never an exception', async (t) => {
+  const withHeader = fc
+    .tuple(fc.integer({ min: 0, max: 0x1ffff }), fc.uint8Array({ maxLength: 400 }))
+    .map(([length, body]) => Buffer.concat([Buffer.from([1]), uint24(length), body]));
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 400 }).map((bytes) => Buffer.from(bytes)),
+        withHeader,
+      ),
+      (data) => {
+        const result = readQuicClientHello(data);
+        return result.kind === 'complete' || result.kind === 'incomplete' || (result.kind === 'invalid' && typeof result.reason === 'string');
+      },
+    ),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 inputs');
+});
