@@ -1,9 +1,20 @@
 import { execFile, spawn } from 'node:child_process';
 
-/** The path of `binary` on PATH, or null (tests that need a real peer skip without it). */
+/**
+ * The programs CI installs (`.ci/run` lists them in SNIP_REQUIRE_PEERS): there
+ * a missing one fails the test that wanted it, instead of skipping it, so an
+ * install that went wrong cannot hide tests. Elsewhere they are optional.
+ */
+const REQUIRED = new Set((process.env.SNIP_REQUIRE_PEERS ?? '').split(',').filter(Boolean));
+
+/** The path of `binary` on PATH, or null (tests that need a real peer skip without it; rejects for a program CI must have). */
 export function which(binary: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile('sh', ['-c', `command -v ${binary}`], (error, stdout) => resolve(error ? null : stdout.trim() || null));
+  return new Promise((resolve, reject) => {
+    execFile('sh', ['-c', `command -v ${binary}`], (error, stdout) => {
+      const path = error ? null : stdout.trim() || null;
+      if (path === null && REQUIRED.has(binary)) reject(new Error(`${binary} is missing, and SNIP_REQUIRE_PEERS says this run must have it`));
+      else resolve(path);
+    });
   });
 }
 
