@@ -152,11 +152,11 @@ export class AdminRequestError extends SniPassthroughError {
 }
 
 /**
- * A command that talks to a running proxy's admin endpoint (`status`, `route`
- * and `diff` with `--admin`) could
- * not get an answer from it: `SNIP_ADMIN_URL` for an `--admin` value that is
- * not an http URL or host:port, `SNIP_ADMIN_UNREACHABLE` when nothing answers
- * there, `SNIP_ADMIN_ANSWER` when what answers is not the endpoint.
+ * A command that talks to a running proxy's admin endpoint (`status`, and
+ * `route` and `diff` with `--admin`) could not get an answer from it:
+ * `SNIP_ADMIN_URL` for an `--admin` value that is not an http URL or
+ * host:port, `SNIP_ADMIN_UNREACHABLE` when nothing answers there,
+ * `SNIP_ADMIN_ANSWER` when what answers is not the endpoint.
  */
 export class AdminClientError extends SniPassthroughError {
   override readonly name = 'AdminClientError';
