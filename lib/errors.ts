@@ -149,3 +149,22 @@ export class CertificateHostnameError extends SniPassthroughError {
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;
 }
+
+/**
+ * A worker process could not take a config (or exited while it was being
+ * applied): `worker` is its number (1..workers), `reason` what it said,
+ * `reasonCode` its own error's code when it had one.
+ */
+export class WorkerRefusedError extends SniPassthroughError {
+  override readonly name = 'WorkerRefusedError';
+  readonly code = 'SNIP_WORKER_REFUSED';
+
+  constructor(
+    readonly worker: number,
+    readonly pid: number | null,
+    readonly reason: string,
+    readonly reasonCode: string | null,
+  ) {
+    super(`worker ${worker}${pid === null ? '' : ` (pid ${pid})`} refused the config: ${reason}`);
+  }
+}

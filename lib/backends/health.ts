@@ -141,9 +141,22 @@ export class BackendRegistry {
   private readonly states = new Map<string, BackendState>();
   private readonly checkers = new Map<string, HealthChecker>();
   private readonly observer: HealthObserver;
+  private readonly activeChecks: boolean;
 
-  constructor(observer: HealthObserver) {
+  /**
+   * `activeChecks: false`: the checks a config asks for run elsewhere (in
+   * the primary, once for every worker) and their verdicts arrive through
+   * `setHealthy`; passive health (connect failures) stays local.
+   */
+  constructor(observer: HealthObserver, { activeChecks = true }: { activeChecks?: boolean } = {}) {
     this.observer = observer;
+    this.activeChecks = activeChecks;
+  }
+
+  /** An active check's verdict from elsewhere; ignored for an address this config does not use. */
+  setHealthy(address: string, healthy: boolean): void {
+    const state = this.states.get(address);
+    if (state) state.healthy = healthy;
   }
 
   get(address: string): BackendState {
@@ -175,7 +188,7 @@ export class BackendRegistry {
     for (const [address, { backend, check }] of wanted) {
       const state = this.get(address);
       if (check === null) state.healthy = true;
-      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check));
+      else if (this.activeChecks && !this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check));
     }
   }
 

@@ -55,5 +55,6 @@ export function describeConfig(config: ProxyConfig): string {
   const admin = config.admin
     ? [`admin endpoint on ${formatAddress(config.admin.listen.host, config.admin.listen.port)}${config.admin.allowRemote ? ' (remote access allowed)' : ''}`]
     : [];
-  return [...config.listeners.flatMap(describeListener), ...admin].join('\n');
+  const workers = config.workers === 1 ? [] : [`workers: ${config.workers === 'auto' ? 'auto (one per CPU)' : config.workers}`];
+  return [...workers, ...config.listeners.flatMap(describeListener), ...admin].join('\n');
 }

@@ -301,7 +301,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
   }
   const stateDir = parsed.stateDir === undefined ? null : context.pathOf(parsed.stateDir);
-  return { listeners, admin, stateDir };
+  return { workers: parsed.workers ?? 1, listeners, admin, stateDir };
 }
 
 type RouteDocument = NonNullable<ConfigDocument['listeners'][number]['routes']>[number];

@@ -39,6 +39,12 @@ export interface ListenerContext {
   registry: BackendRegistry;
   /** null where the descriptor limit is unknown: nothing is refused for it. */
   descriptors: DescriptorBudget | null;
+  /**
+   * A worker process: the listening socket is the primary's, shared with
+   * every worker (node:cluster without round-robin), and the kernel hands
+   * each connection to one of them. Otherwise this process binds it alone.
+   */
+  sharedSockets?: boolean;
 }
 
 /**
@@ -95,7 +101,7 @@ export class TcpListener implements Listener, ConnectionHost {
         resolve(this.boundAddress());
       };
       if (this.inherited) this.server.listen(this.inherited, onListening);
-      else this.server.listen({ host: host ?? undefined, port, exclusive: true }, onListening);
+      else this.server.listen({ host: host ?? undefined, port, exclusive: this.context.sharedSockets !== true }, onListening);
     });
   }
 

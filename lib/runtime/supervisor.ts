@@ -22,6 +22,23 @@ export interface ApplySummary {
   bound: Record<string, string>;
 }
 
+export interface SupervisorOptions {
+  /** null where the descriptor limit is unknown (default: this process's). */
+  descriptors?: DescriptorBudget | null;
+  /** Run the active health checks here (default); a worker gets their verdicts from the primary instead. */
+  activeChecks?: boolean;
+  /** Listen on sockets shared by every worker process (node:cluster) rather than bound by this process alone. */
+  sharedSockets?: boolean;
+}
+
+/** A config bound but not yet running: what `commit` opens or `rollback` closes. */
+export interface PreparedConfig {
+  readonly config: ProxyConfig;
+  readonly tls: TlsMaterial;
+  readonly next: ReadonlyMap<string, ListenerConfig>;
+  readonly added: readonly Listener[];
+}
+
 /** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
 const CLOSE_GRACE = 1_000;
 
@@ -50,20 +67,35 @@ export class Supervisor {
   private readonly registry: BackendRegistry;
   private stopping = false;
 
-  constructor(observer: ProxyObserver, descriptors: DescriptorBudget | null = DescriptorBudget.forThisProcess()) {
-    this.registry = new BackendRegistry(observer);
-    this.context = { observer, registry: this.registry, descriptors };
+  constructor(observer: ProxyObserver, options: SupervisorOptions = {}) {
+    this.registry = new BackendRegistry(observer, { activeChecks: options.activeChecks ?? true });
+    const descriptors = options.descriptors === undefined ? DescriptorBudget.forThisProcess() : options.descriptors;
+    this.context = { observer, registry: this.registry, descriptors, sharedSockets: options.sharedSockets ?? false };
+  }
+
+  /** An active health check's verdict on `address`, reached elsewhere (a worker's checks run in the primary). */
+  setBackendHealth(address: string, healthy: boolean): void {
+    this.registry.setHealthy(address, healthy);
   }
 
   /**
-   * Makes `config` the running one, all or nothing: new addresses are bound
-   * first (holding their clients unread), and if any fails those just bound
-   * are closed and nothing changes (the `ListenError` is rethrown; a
-   * `ShuttingDownError` once shutdown began). Kept listeners never close their socket.
+   * Makes `config` the running one, all or nothing: `prepare`, then `commit`.
+   * The `ListenError` of an address that cannot be bound is rethrown (a
+   * `ShuttingDownError` once shutdown began), and nothing changes.
+   */
+  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
+    return this.commit(await this.prepare(config, tls, inherited));
+  }
+
+  /**
+   * Binds the addresses `config` adds (their clients wait unread) without
+   * touching what runs; if one fails, those just bound are closed and the
+   * error is rethrown. The result is then committed or rolled back, before
+   * any other config is prepared.
    * `tls`: the certificates this config's terminating routes serve, already loaded.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
+  async prepare(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<PreparedConfig> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {
@@ -76,15 +108,24 @@ export class Supervisor {
       }
       if (this.stopping) throw new ShuttingDownError();
     } catch (error) {
-      for (const listener of added) {
-        listener.stopAccepting();
-        listener.terminateAll('shutdown');
-      }
-      // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
-      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null, stateDir: null });
+      this.rollback({ config, tls, next, added });
       throw this.explainOwnPort(error);
     }
+    return { config, tls, next, added };
+  }
 
+  /** Closes what `prepare` bound; the running config stays as it was. */
+  rollback(prepared: PreparedConfig): void {
+    for (const listener of prepared.added) {
+      listener.stopAccepting();
+      listener.terminateAll('shutdown');
+    }
+    // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
+    if (!this.stopping) this.registry.sync(this.config ?? { workers: 1, listeners: [], admin: null, stateDir: null });
+  }
+
+  /** Opens the listeners `prepare` bound, gives kept ones their new settings and retires the removed ones, at once. */
+  commit({ config, tls, next, added }: PreparedConfig): ApplySummary {
     this.registry.sync(config);
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {} };
     for (const listener of added) {
