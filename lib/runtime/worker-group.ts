@@ -109,7 +109,9 @@ export class WorkerGroup {
     return this.serialize(async () => {
       if (this.generation === 0) await Promise.all(this.slots.map((slot) => this.fork(slot)));
       const generation = this.generation + 1;
+      const starting = this.generation === 0;
       const summary = await this.transaction([...this.live()], config, tls.digest, generation);
+      if (starting) for (const slot of this.live()) this.started(slot, generation);
       this.generation = generation;
       this.config = config;
       this.tlsDigest = tls.digest;
@@ -187,7 +189,7 @@ export class WorkerGroup {
 
   /** Starts a worker process in `slot` and waits until it listens for messages (it takes a config only when asked). */
   private fork(slot: Slot): Promise<void> {
-    const worker = cluster.fork({ [WORKER_ENV]: String(slot.number), UV_TCP_SINGLE_ACCEPT: '1' });
+    const worker = cluster.fork({ [WORKER_ENV]: String(slot.number) });
     slot.worker = worker;
     slot.open = [];
     worker.on('message', (message: WorkerMessage) => {
@@ -218,7 +220,7 @@ export class WorkerGroup {
     slot.crashes = [...slot.crashes, now].filter((time) => now - time < 60_000);
     const delayMs = restartDelay(slot.crashes, now);
     this.options.logger.error(
-      { worker: slot.number, pid: worker.process.pid, code, signal, openConnections, restartInMs: delayMs },
+      { worker: slot.number, workerPid: worker.process.pid, code, signal, openConnections, restartInMs: delayMs },
       `worker ${slot.number} ${describeExit(code, signal)} with ${openConnections} open connection${openConnections === 1 ? '' : 's'}; starting another${delayMs > 0 ? ` in ${delayMs} ms (it keeps crashing)` : ''}`,
     );
     slot.restart = setTimeout(() => {
@@ -235,12 +237,16 @@ export class WorkerGroup {
     if (worker === null) return;
     try {
       await this.transaction([slot], this.config, this.tlsDigest, this.generation);
-      this.options.logger.info({ worker: slot.number, pid: worker.process.pid, generation: this.generation }, `worker ${slot.number} started`);
+      this.started(slot, this.generation);
     } catch (error) {
       // It could not take the running config (a certificate gone from disk, descriptors exhausted): try again later.
       this.options.logger.error({ worker: slot.number, err: error }, `worker ${slot.number} could not start: ${(error as Error).message}`);
       worker.kill('SIGKILL');
     }
+  }
+
+  private started(slot: Slot, generation: number): void {
+    this.options.logger.info({ worker: slot.number, workerPid: slot.worker?.process.pid, generation }, `worker ${slot.number} started`);
   }
 
   /** Open connections across workers, as last reported (at most a second old). */

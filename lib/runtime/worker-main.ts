@@ -30,8 +30,6 @@ process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 // SIGTERM sent to this worker alone (or to the whole cgroup by systemd) drains it like the primary would.
 process.on('SIGTERM', () => void worker.shutdown());
-// The primary is gone (killed): nobody will send a shutdown; finish what is open and exit.
-process.on('disconnect', () => void worker.shutdown());
 process.on('uncaughtException', (error) => {
   // Node documents the process state after an uncaught exception as undefined: this worker ends, the primary starts another.
   logger.fatal(

@@ -63,6 +63,8 @@ export class ProxyWorker {
         this.supervisor.setBackendHealth(message.backend, message.healthy);
         return;
       case 'scrape':
+        // Sent first, so the primary's view of open connections is as fresh as the scrape it answers.
+        this.reportLoad();
         await this.metrics.enableProcessMetrics();
         this.options.send({ type: 'scraped', id: message.id, text: (await this.metrics.scrape()).body });
         return;
