@@ -33,6 +33,13 @@ interface ListeningHandle {
   setKeepAlive?(enable: boolean, initialDelaySeconds: number): number;
 }
 
+/**
+ * A listening socket passed by the service manager: wrapped in this process,
+ * or (in a worker process) its descriptor number in the primary, which
+ * node:cluster shares with every worker.
+ */
+export type ListenSource = net.Socket | { fd: number };
+
 /** What every listener of a process shares: its observer, backend states, descriptor budget. */
 export interface ListenerContext {
   observer: ProxyObserver;
@@ -61,7 +68,7 @@ export class TcpListener implements Listener, ConnectionHost {
   readonly connections = new Set<Connection>();
   private readonly context: ListenerContext;
   private readonly server: net.Server;
-  private readonly inherited: net.Socket | null;
+  private readonly inherited: ListenSource | null;
   private readonly perClient = new Map<string, number>();
   /**
    * Clients accepted while at `maxConnections` or before `open`, not read
@@ -78,7 +85,7 @@ export class TcpListener implements Listener, ConnectionHost {
   private perSocketOptions = true;
 
   /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
-  constructor(config: ListenerConfig, context: ListenerContext, tls: TlsMaterial, inherited: net.Socket | null = null) {
+  constructor(config: ListenerConfig, context: ListenerContext, tls: TlsMaterial, inherited: ListenSource | null = null) {
     this.config = config;
     this.context = context;
     this.observer = context.observer;

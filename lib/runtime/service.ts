@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type net from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { AdminConfig, WorkersSetting } from '../config/types.js';
 import { formatAddress, formatDuration, resolveWorkers } from '../config/values.js';
@@ -14,9 +13,10 @@ import { defaultStateDirectory } from '../tls/state-directory.js';
 import { type Generation, loadGeneration } from './generation.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
-import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
+import { adoptPassedSockets, inheritedDescriptors, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
 import { Supervisor, type ApplySummary } from './supervisor.js';
 import { monotonicMicroseconds, systemdNotifier, type Notifier } from './systemd-notify.js';
+import type { ListenSource } from '../listeners/tcp-listener.js';
 import type { FileWatch } from './watch.js';
 import type { WorkerGroup } from './worker-group.js';
 
@@ -40,7 +40,7 @@ export interface ServiceOptions {
 
 /** What runs the listeners: this process (`Supervisor`), or worker processes (`WorkerGroup`). */
 type Runner = Pick<Supervisor, 'generation' | 'config' | 'openConnections' | 'drainState' | 'shutdown' | 'terminateAll'> & {
-  apply(config: Generation['config'], tls: Generation['tls'], inherited?: ReadonlyMap<string, net.Socket>): Promise<ApplySummary>;
+  apply(config: Generation['config'], tls: Generation['tls'], inherited?: ReadonlyMap<string, ListenSource>): Promise<ApplySummary>;
 };
 
 /** How long an exiting process waits for its last sd_notify messages (STOPPING=1) to be sent. */
@@ -120,7 +120,10 @@ export class ProxyService {
     delete options.env.LISTEN_PID;
     delete options.env.LISTEN_FDS;
     delete options.env.LISTEN_FDNAMES;
-    const inherited = matchInheritedSockets(loaded.config.listeners, adoptPassedSockets(descriptors));
+    const adopted = adoptPassedSockets(descriptors);
+    const matched = matchInheritedSockets(loaded.config.listeners, adopted);
+    // Workers listen on the descriptors themselves, shared through this process; the wrapped sockets stay here unread.
+    const inherited: ReadonlyMap<string, ListenSource> = this.workers ? inheritedDescriptors(matched, adopted) : matched;
     const summary = await this.apply(loaded, inherited);
     for (const [listener, address] of Object.entries(summary.bound)) {
       logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');

@@ -1,11 +1,10 @@
-import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { formatAddress } from '../config/values.js';
 import { BackendRegistry } from '../backends/health.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
-import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
+import { type ListenerContext, type ListenSource, TcpListener } from '../listeners/tcp-listener.js';
 import type { Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../tls/certificates.js';
@@ -83,7 +82,7 @@ export class Supervisor {
    * The `ListenError` of an address that cannot be bound is rethrown (a
    * `ShuttingDownError` once shutdown began), and nothing changes.
    */
-  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
+  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, ListenSource> = new Map()): Promise<ApplySummary> {
     return this.commit(await this.prepare(config, tls, inherited));
   }
 
@@ -95,7 +94,7 @@ export class Supervisor {
    * `tls`: the certificates this config's terminating routes serve, already loaded.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async prepare(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<PreparedConfig> {
+  async prepare(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, ListenSource> = new Map()): Promise<PreparedConfig> {
     const next = new Map(config.listeners.map((listener) => [listenerKey(listener), listener]));
     const added: Listener[] = [];
     try {

@@ -1,9 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { BackendRegistry, type HealthChange } from '../backends/health.js';
 import type { ProxyConfig } from '../config/types.js';
-import { InheritedSocketError, WorkerRefusedError } from '../errors.js';
+import { WorkerRefusedError } from '../errors.js';
+import type { ListenSource } from '../listeners/tcp-listener.js';
 import type { Logger } from '../observe/logger.js';
 import { isPerWorkerFamily, mergeExpositions } from '../observe/merge-metrics.js';
 import { CounterFamily, formatFamilies } from '../observe/prometheus.js';
@@ -64,6 +66,8 @@ export class WorkerGroup {
   private readonly slots: Slot[];
   private readonly registry: BackendRegistry;
   private tlsDigest = '';
+  /** Listeners served on sockets the service manager passed: the descriptor in this process, by listener name. */
+  private readonly inherited = new Map<string, number>();
   /** Transactions and worker starts, one at a time: a replacement never misses a config being applied. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
@@ -100,12 +104,8 @@ export class WorkerGroup {
    * loads the certificates), and only when all have does any commit. A refusal
    * rolls every worker back and throws `WorkerRefusedError` naming the worker.
    */
-  apply(config: ProxyConfig, tls: TlsMaterial, inherited: ReadonlyMap<string, unknown> = new Map()): Promise<ApplySummary> {
-    if (inherited.size > 0) {
-      throw new InheritedSocketError(
-        'sockets passed by the service manager (socket activation) are served by one process only: set workers: 1, or drop the .socket unit',
-      );
-    }
+  apply(config: ProxyConfig, tls: TlsMaterial, inherited: ReadonlyMap<string, ListenSource> = new Map()): Promise<ApplySummary> {
+    for (const [listener, source] of inherited) if (!(source instanceof net.Socket)) this.inherited.set(listener, source.fd);
     return this.serialize(async () => {
       if (this.generation === 0) await Promise.all(this.slots.map((slot) => this.fork(slot)));
       const generation = this.generation + 1;
@@ -114,6 +114,8 @@ export class WorkerGroup {
       if (starting) for (const slot of this.live()) this.started(slot, generation);
       this.generation = generation;
       this.config = config;
+      // A listener gone from the config has let its inherited socket go (node:cluster closed it with the last worker's listener).
+      for (const listener of this.inherited.keys()) if (!config.listeners.some((entry) => entry.name === listener)) this.inherited.delete(listener);
       this.tlsDigest = tls.digest;
       return { ...summary, generation };
     });
@@ -131,7 +133,16 @@ export class WorkerGroup {
 
   private async transaction(slots: Slot[], config: ProxyConfig, tlsDigest: string, generation: number): Promise<ApplySummary> {
     const { configFile, stateDirectory } = this.options;
-    const prepare: PrimaryMessage = { type: 'prepare', generation, config, configFile, stateDirectory, tlsDigest, workers: this.slots.length };
+    const prepare: PrimaryMessage = {
+      type: 'prepare',
+      generation,
+      config,
+      configFile,
+      stateDirectory,
+      tlsDigest,
+      workers: this.slots.length,
+      inherited: [...this.inherited],
+    };
     const answers = await Promise.all(
       slots.map((slot) => this.ask(slot, prepare, (reply) => (reply.type === 'prepared' || reply.type === 'refused') && reply.generation === generation)),
     );

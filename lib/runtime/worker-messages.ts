@@ -27,6 +27,8 @@ export type PrimaryMessage =
       /** The certificates' digest as the primary read them: a worker that reads other bytes refuses. */
       tlsDigest: string;
       workers: number;
+      /** Listener names and the descriptor (in the primary) of the socket the service manager passed for each. */
+      inherited: Array<[string, number]>;
     }
   | { type: 'commit'; generation: number; health: Array<[string, boolean]> }
   | { type: 'rollback'; generation: number }

@@ -85,7 +85,8 @@ export class ProxyWorker {
       if (tls.digest !== message.tlsDigest) {
         throw new Error('the certificate files changed on disk while the config was being applied; the next reload reads them again');
       }
-      this.prepared = { generation, config: await this.supervisor.prepare(config, tls) };
+      const inherited = new Map(message.inherited.map(([listener, fd]) => [listener, { fd }]));
+      this.prepared = { generation, config: await this.supervisor.prepare(config, tls, inherited) };
       this.options.send({ type: 'prepared', generation });
     } catch (error) {
       this.options.send({ type: 'refused', generation, error: toWireError(error) });

@@ -15,12 +15,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startEchoBackend, startTlsBackend, type TestBackend } from '../helpers/backends.js';
+import { startEchoBackend, startTlsBackend, type TestBackend, unusedAddress } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { buildClientHello, wrapInRecords } from '../helpers/client-hello-fixtures.js';
 import { runProgram, which } from '../helpers/programs.js';
 import { parsePrometheus, sumOf, type Exposition } from '../helpers/prometheus.js';
-import { startProxy, type LogLine, type ProxyProcess } from '../helpers/proxy-process.js';
+import { runCli, startProxy, type LogLine, type ProxyProcess, writeConfig } from '../helpers/proxy-process.js';
 import { tryConnect } from '../helpers/raw-client.js';
 import { connectTls, readLine } from '../helpers/tls-client.js';
 import { guard, sleep } from '../helpers/wait.js';
@@ -28,6 +28,8 @@ import { guard, sleep } from '../helpers/wait.js';
 /** Hang guards only. */
 const GUARD_MS = 60_000;
 
+const prlimit = await which('prlimit');
+const socketActivate = await which('systemd-socket-activate');
 const echo = await startEchoBackend('echo');
 t.teardown(() => echo.close());
 
@@ -227,9 +229,7 @@ t.test('reloads under load with two workers fail no connection', async (t) => {
   t.equal(proxy.logs.filter((line) => line.msg === 'config reload refused').length, 0);
 });
 
-t.test('a reload one worker refuses leaves every worker on the old config', async (t) => {
-  const prlimit = await which('prlimit');
-  if (prlimit === null) return t.skip('prlimit (util-linux) is not installed');
+t.test('a reload one worker refuses leaves every worker on the old config', { skip: prlimit ? false : 'prlimit (util-linux) is not installed' }, async (t) => {
   const ca = await createCertificateAuthority();
   const directory = await mkdtemp(join(tmpdir(), 'sni-passthrough-workers-refuse-'));
   const site = await ca.issue('site', ['site.example.com']);
@@ -290,7 +290,7 @@ t.test('a reload one worker refuses leaves every worker on the old config', asyn
   const open = new Set((await readdir(`/proc/${pid}/fd`)).map(Number));
   let lowestFree = 0;
   while (open.has(lowestFree)) lowestFree++;
-  const lowered = await runProgram(prlimit, [`--pid=${pid}`, `--nofile=${lowestFree}:${hard}`]);
+  const lowered = await runProgram(prlimit!, [`--pid=${pid}`, `--nofile=${lowestFree}:${hard}`]);
   t.equal(lowered.code, 0, `worker 2 limited to descriptors below ${lowestFree}, all in use`);
 
   await writeFile(configFile, stringify(config(['new.example.com'])));
@@ -304,7 +304,7 @@ t.test('a reload one worker refuses leaves every worker on the old config', asyn
   );
   t.equal(proxy.logs.filter((line) => line.msg.startsWith('config reload refused')).length, 1, 'one line');
 
-  const restored = await runProgram(prlimit, [`--pid=${pid}`, `--nofile=${soft}:${hard}`]);
+  const restored = await runProgram(prlimit!, [`--pid=${pid}`, `--nofile=${soft}:${hard}`]);
   t.equal(restored.code, 0, 'worker 2 gets its descriptors back');
   const old = await answers('old.example.com');
   t.same([...old.keys()].sort(), [1, 2], 'both workers answered');
@@ -396,4 +396,70 @@ t.test('SIGTERM with connections that stay open: closed at drainTimeout, exit 0'
   t.equal(await guard(proxy.exited, GUARD_MS, 'the exit'), 0, 'exit 0');
   await guard(Promise.all(closed), GUARD_MS, 'the connections to close');
   t.equal(proxy.connectionLogs().filter((line) => line.outcome === 'shutdown').length, connections.length, 'each ended at drainTimeout, and logged');
+});
+
+t.test(
+  'socket activation: every worker serves the socket systemd passed',
+  { skip: socketActivate ? false : 'systemd-socket-activate is not installed' },
+  async (t) => {
+    const address = await unusedAddress();
+    const port = Number(address.split(':').pop());
+    // systemd-socket-activate binds the port, then starts the proxy on the first connection (which waits in the backlog).
+    const starting = startProxy(
+      { listeners: [{ name: 'web', listen: address, routes: [{ hostnames: ['echo.example.com'], backends: [echo.address] }] }] },
+      { launcher: [socketActivate!, '-l', address], args: ['--workers', '2', '--no-watch'], readyTimeoutMs: GUARD_MS },
+    );
+    let first: Promise<boolean> | null = null;
+    for (let attempt = 0; attempt < 600 && first === null; attempt++) {
+      if ((await tryConnect(port)) === 'connected') first = roundTrip(port);
+      else await sleep(50);
+    }
+    const proxy = await starting;
+    t.teardown(() => proxy.stop('SIGKILL'));
+    t.equal(await first, true, 'the connection that started it is served');
+    t.match(
+      proxy.logs.find((line) => line.msg === 'listening'),
+      { listener: 'web', address, inherited: true },
+      'on the inherited socket',
+    );
+    t.match(
+      proxy.logs.find((line) => line.msg === 'ready'),
+      { workers: 2 },
+      '--workers 2 (the config says nothing)',
+    );
+    const from = proxy.connectionLogs().length;
+    t.equal(await runConnections(port, 200, 10), 0, 'every connection served');
+    await guard(
+      (async () => {
+        while (proxy.connectionLogs().length < from + 200) await sleep(20);
+      })(),
+      GUARD_MS,
+      'the connection lines',
+    );
+    t.same([...servedBy(proxy.connectionLogs().slice(from)).keys()].sort(), [1, 2], 'by both workers');
+    proxy.child.kill('SIGTERM');
+    t.equal(await guard(proxy.exited, GUARD_MS, 'exit'), 0, 'SIGTERM: exit 0');
+  },
+);
+
+t.test('--workers: a number or auto, checked like the config key', async (t) => {
+  const bad = await runCli(['--config', '/nonexistent.yaml', '--workers', '0']);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /option '--workers <n>' argument '0' is invalid\. invalid workers "0": use "auto" \(one per CPU\) or a number from 1 to 1024/);
+  const configFile = await writeConfig({ ...workersConfig(), workers: 3 });
+  const check = await runCli(['check', '--config', configFile]);
+  t.equal(check.code, 0);
+  t.match(check.stdout, /^workers: 3$/m, '`check` says how many workers');
+});
+
+t.test('workers: 1 (the default) is one process, as before', async (t) => {
+  const proxy = await startProxy(workersConfig({ workers: 1 }), { readyTimeoutMs: GUARD_MS });
+  t.teardown(() => proxy.stop('SIGKILL'));
+  t.equal(await roundTrip(proxy.port('web')), true);
+  await proxy.waitForLog((line) => line.msg === 'connection closed', GUARD_MS);
+  t.equal(proxy.logs.filter((line) => String(line.msg).startsWith('worker')).length, 0, 'no worker started');
+  t.notOk('workers' in proxy.logs.find((line) => line.msg === 'ready')!, 'the ready line is as before');
+  t.notOk('worker' in proxy.connectionLogs()[0]!, 'connection lines are as before');
+  const children = await readFile(`/proc/${proxy.child.pid}/task/${proxy.child.pid}/children`, 'utf8');
+  t.equal(children.trim(), '', 'no child process');
 });
