@@ -237,7 +237,7 @@ const workers = scalar(
   {
     anyOf: [
       { type: 'integer', minimum: 1, maximum: MAX_WORKERS },
-      { const: 'auto', description: 'one per CPU the process may use (os.availableParallelism())' },
+      { enum: ['auto'], description: 'one per CPU the process may use (os.availableParallelism())' },
     ],
   },
   parseWorkers,
