@@ -211,6 +211,51 @@ t.test(
   },
 );
 
+t.test('active health checks run once, in the primary, and every worker skips the backend they take down', async (t) => {
+  const down = await unusedAddress();
+  const proxy = await startProxy(
+    workersConfig(
+      {},
+      {
+        routes: [
+          {
+            hostnames: ['echo.example.com'],
+            backends: [down, echo.address],
+            // Passive health off: only the checks' verdict can make a worker skip the dead backend.
+            maxFails: 0,
+            healthCheck: { interval: '100ms', timeout: '1s', fall: 1, rise: 1 },
+          },
+        ],
+      },
+    ),
+    { readyTimeoutMs: GUARD_MS },
+  );
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const downLine = await proxy.waitForLog((line) => line.msg === 'backend down', GUARD_MS);
+  t.match(downLine, { backend: down, cause: 'health_check', pid: proxy.child.pid }, 'logged by the primary');
+  t.notOk('worker' in downLine, 'not by a worker');
+  const from = proxy.connectionLogs().length;
+  // A few at a time, so that both workers take some.
+  let failed = 0;
+  for (let batch = 0; batch < 20; batch++) failed += await runConnections(proxy.port('web'), 4, 4);
+  t.equal(failed, 0, 'every connection served');
+  await guard(
+    (async () => {
+      while (proxy.connectionLogs().length < from + 80) await sleep(20);
+    })(),
+    GUARD_MS,
+    'the connection lines',
+  );
+  const lines = proxy.connectionLogs().slice(from);
+  t.same([...servedBy(lines).keys()].sort(), [1, 2], 'both workers served');
+  t.same(
+    lines.filter((line) => line.backend !== echo.address || line.attempts !== 1),
+    [],
+    'no worker tried the backend the checks took down',
+  );
+  t.equal(proxy.logs.filter((line) => line.msg === 'backend down').length, 1, 'one line for the whole proxy, not one per worker');
+});
+
 t.test('--workers: a number or auto, checked like the config key', async (t) => {
   const bad = await runCli(['--config', '/nonexistent.yaml', '--workers', '0']);
   t.equal(bad.code, 1);
