@@ -128,6 +128,14 @@ t.test('kill -9 of one worker: exactly its connections fail, a new worker serves
   );
   t.ok((after.get(1) ?? 0) > 0, 'the new worker 1 takes its share');
   t.equal(await tryConnect(port), 'connected');
+
+  // Crashing again within the minute: the restart backs off.
+  process.kill(Number(replaced.workerPid), 'SIGKILL');
+  const again = await proxy.waitForLog((line) => line.msg.startsWith('worker 1 killed by SIGKILL') && line.workerPid === replaced.workerPid, GUARD_MS);
+  t.match(again, { restartInMs: 500 }, 'the second crash in a minute waits 0.5 s');
+  t.match(again.msg, /starting another in 500 ms \(it keeps crashing\)$/);
+  await proxy.waitForLog((line) => line.msg === 'worker 1 started' && line.workerPid !== victim && line.workerPid !== replaced.workerPid, GUARD_MS);
+  t.equal(await runConnections(port, 20, 4), 0, 'served again');
 });
 
 t.test('SIGTERM: every worker drains, then the process exits 0', async (t) => {
