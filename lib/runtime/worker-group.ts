@@ -12,7 +12,7 @@ import { CounterFamily, formatFamilies } from '../observe/prometheus.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
 import type { Outcome } from '../pipeline/record.js';
 import type { TlsMaterial } from '../tls/certificates.js';
-import { restartDelay } from './restart-backoff.js';
+import { CRASH_WINDOW_MS, restartDelay } from './restart-backoff.js';
 import type { ApplySummary } from './supervisor.js';
 import { type PrimaryMessage, WORKER_ENV, type WireError, type WorkerMessage } from './worker-messages.js';
 
@@ -228,7 +228,7 @@ export class WorkerGroup {
     slot.open = [];
     if (this.stopping) return;
     const now = performance.now();
-    slot.crashes = [...slot.crashes, now].filter((time) => now - time < 60_000);
+    slot.crashes = [...slot.crashes, now].filter((time) => now - time < CRASH_WINDOW_MS);
     const delayMs = restartDelay(slot.crashes, now);
     this.options.logger.error(
       { worker: slot.number, workerPid: worker.process.pid, code, signal, openConnections, restartInMs: delayMs },
