@@ -88,9 +88,12 @@ export async function startSniPassthrough(
   backendPort: number,
   logLevel: 'info' | 'warn',
   nodeOptions: string[] = [],
+  /** Worker processes (1: the single process). */
+  workers = 1,
 ): Promise<Contender> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const configFile = join(workDirectory, `sni-passthrough-${logLevel}.yaml`);
+  const name = workers === 1 ? `sni-passthrough-${logLevel}` : `sni-passthrough-${logLevel}-${workers}-workers`;
+  const configFile = join(workDirectory, `${name}.yaml`);
   writeFileSync(
     configFile,
     stringify({
@@ -98,8 +101,10 @@ export async function startSniPassthrough(
       listeners: [{ name: 'bench', listen: `${HOST}:${port}`, routes: [{ hostnames: [RAW_NAME, TLS_NAME], backends: [`${HOST}:${backendPort}`] }] }],
     }),
   );
-  const args = [...nodeOptions, cliPath, '--config', configFile, '--log-format', 'json', '--log-level', logLevel];
-  return startGroup(`sni-${logLevel}`, `sni-passthrough, ${logLevel}`, process.execPath, args, port, join(workDirectory, `sni-passthrough-${logLevel}.log`));
+  const args = [...nodeOptions, cliPath, '--config', configFile, '--log-format', 'json', '--log-level', logLevel, '--workers', String(workers)];
+  const [key, label] =
+    workers === 1 ? [`sni-${logLevel}`, `sni-passthrough, ${logLevel}`] : [`sni-${logLevel}-${workers}w`, `sni-passthrough, ${logLevel}, ${workers} workers`];
+  return startGroup(key, label, process.execPath, args, port, join(workDirectory, `${name}.log`));
 }
 
 export const relayPath = fileURLToPath(new URL('./naive-relay.mjs', import.meta.url));

@@ -80,6 +80,8 @@ if (nginx) {
 contenders.push(await startRelay(workDirectory, backend.port));
 contenders.push(await startSniPassthrough(workDirectory, backend.port, 'info'));
 contenders.push(await startSniPassthrough(workDirectory, backend.port, 'warn'));
+// Worker processes share the listening socket: what they add per connection and per byte shows beside one process.
+contenders.push(await startSniPassthrough(workDirectory, backend.port, 'warn', [], 2));
 for (const contender of contenders) {
   const version = /^(HAProxy|nginx) (\S+)/.exec(contender.label);
   if (version) versions[version[1]!.toLowerCase()] = version[2]!.replace(/,$/, '');
@@ -202,6 +204,20 @@ for (const contender of contenders) {
 
 // ---- CPU rows
 const churnSamples = await compare('CPU per connection (churn)', (contender) => churn(contender.port, hello, CONCURRENCY), CHURN_MS);
+// How evenly the kernel spreads connections over two workers: each worker's CPU over churn windows (the primary takes none).
+progress('2 workers: CPU of each under churn');
+const workersContender = byKey('sni-warn-2w')!;
+const workerPids = workersContender.pids.filter((pid) => pid !== workersContender.pid);
+const workerCpu = workerPids.map(() => 0);
+for (let round = 0; round < ROUNDS; round++) {
+  const load = churn(workersContender.port, hello, CONCURRENCY);
+  await sleep(RAMP_MS);
+  const before = workerPids.map((pid) => cpuSeconds([pid]));
+  await sleep(CHURN_MS);
+  workerPids.forEach((pid, index) => (workerCpu[index]! += cpuSeconds([pid]) - before[index]!));
+  await load.stop();
+}
+const workerSpread = Math.max(...workerCpu) / Math.min(...workerCpu);
 const transfers = [
   { direction: 'upload', streams: 1 },
   { direction: 'upload', streams: 4 },
@@ -307,6 +323,8 @@ const ratioColumns: Array<{ header: string; key: string; base: string }> = [
         { header: 'warn ÷ HAProxy', key: 'sni-warn', base: 'haproxy' },
       ]
     : []),
+  // Issue 12: ≤ 1.05 for CPU per connection and per GiB (no cost added per connection by the workers).
+  { header: '2 workers ÷ warn', key: 'sni-warn-2w', base: 'sni-warn' },
 ];
 const verdict = (row: TableRow): string => {
   const checks = sniKeys.map((key) => {
@@ -337,6 +355,12 @@ const detailRows: string[][] = [
     ...contenders.map((contender) => `${figure(cpuPerUnit(samples, contender.key) * GiB * 1e3)} (${rate(samples, contender.key, 1e6)})`),
   ]),
   ['TLS keep-alive requests/s', ...contenders.map((contender) => rate(keepAliveSamples, contender.key))],
+  [
+    'CPU s of each worker under churn (largest ÷ smallest)',
+    ...contenders.map((contender) =>
+      contender === workersContender ? `${workerCpu.map((value) => figure(value)).join(' / ')} (${figure(workerSpread)})` : '–',
+    ),
+  ],
   [
     'idle TLS connections open; RSS before → with them, MiB',
     ...contenders.map((contender) => {
@@ -407,7 +431,7 @@ process.stdout.write(`
 ${cpuModel}, ${cores} cores, ${figure(os.totalmem() / GiB)} GiB; ${versionLine}.
 Raw mode (a real ClientHello for a configured name, then plain bytes; no TLS at either end) unless the row says TLS.
 CPU: each process tree's utime+stime from /proc over the measuring window, median of ${ROUNDS} rounds that interleave the contenders.
-sni-passthrough runs as the CLI with JSON logs to a file and metrics on an admin endpoint, at \`--log-level info\` (one line per connection) and at \`warn\`; HAProxy and nginx log nothing.
+sni-passthrough runs as the CLI with JSON logs to a file and metrics on an admin endpoint, at \`--log-level info\` (one line per connection) and at \`warn\`; HAProxy and nginx log nothing. The third sni-passthrough column is \`warn\` with \`--workers 2\` (its CPU is the primary's and both workers'; issue 12 wants it ≤ 1.05× one process per connection and per GiB).
 
 ${mainTable}
 
@@ -441,6 +465,7 @@ writeFileSync(
       contenders: contenders.map((contender) => ({ key: contender.key, label: contender.label })),
       table: rows.map((row) => ({ key: row.key, label: row.label, unit: row.unit, values: Object.fromEntries(row.values), target: row.target })),
       idle: Object.fromEntries(idle),
+      workers: { cpuSeconds: workerCpu, spread: workerSpread },
       samples: { churn: churnSamples, bulk: bulkSamples, tlsKeepAlive: keepAliveSamples },
       load: { busyAtStart, windows: loadRows },
       routeMatch,

@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, type CommanderError, Option } from 'commander';
-import { AdminClientError, ConfigError } from './errors.js';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
+import { AdminClientError, ConfigError, ValueError } from './errors.js';
+import type { WorkersSetting } from './config/types.js';
+import { parseWorkers } from './config/values.js';
 import { describeConfig } from './config/describe.js';
 import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/loader.js';
@@ -41,6 +43,17 @@ interface RunCommandOptions extends LogOptions {
   config?: string;
   watch: boolean;
   stateDir?: string;
+  workers?: WorkersSetting;
+}
+
+/** `--workers`: the config's parser, so the flag and the key accept exactly the same values. */
+function workersFlag(value: string): WorkersSetting {
+  try {
+    return parseWorkers(value);
+  } catch (error) {
+    if (error instanceof ValueError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -50,7 +63,7 @@ interface RunCommandOptions extends LogOptions {
  */
 async function runService(
   configFile: string,
-  options: LogOptions & { watch: boolean; stateDir?: string },
+  options: LogOptions & { watch: boolean; stateDir?: string; workers?: WorkersSetting },
   cleanUp: () => void = () => {},
 ): Promise<Record<string, string>> {
   const format = options.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
@@ -70,6 +83,8 @@ async function runService(
       env: process.env,
       stateDirectory: options.stateDir ?? null,
       exit,
+      workers: options.workers ?? null,
+      log: { logLevel: options.logLevel, logFormat: format },
     }).start();
   } catch (error) {
     await flush();
@@ -128,6 +143,11 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .addOption(logFormatOption())
     .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
     .option('--state-dir <dir>', "where the local CA of `tls: internal` routes lives (default: the config's stateDir, else $XDG_DATA_HOME/sni-passthrough)")
+    .option(
+      '--workers <n>',
+      'worker processes: a number or "auto" (one per CPU); wins over the config\'s workers (default: the config\'s, else 1)',
+      workersFlag,
+    )
     .action((options: RunCommandOptions) => {
       const config = options.config ?? program.error("error: required option '-c, --config <file>' not specified");
       void runService(config, options);

@@ -151,6 +151,12 @@ export class AdminRequestError extends SniPassthroughError {
   readonly code = 'SNIP_ADMIN_BAD_REQUEST';
 }
 
+/** An admin endpoint feature this process cannot serve as it runs (live connections with worker processes): answered 501. */
+export class AdminUnavailableError extends SniPassthroughError {
+  override readonly name = 'AdminUnavailableError';
+  readonly code = 'SNIP_ADMIN_UNAVAILABLE';
+}
+
 /**
  * A command that talks to a running proxy's admin endpoint (`status`, and
  * `route` and `diff` with `--admin`) could not get an answer from it:
@@ -196,4 +202,23 @@ export class QuicError extends SniPassthroughError {
 /** Whether `error` is one of ours, so its message is meant for the operator (no stack trace). */
 export function isOwnError(error: unknown): error is SniPassthroughError {
   return error instanceof SniPassthroughError;
+}
+
+/**
+ * A worker process could not take a config (or exited while it was being
+ * applied): `worker` is its number (1..workers), `reason` what it said,
+ * `reasonCode` its own error's code when it had one.
+ */
+export class WorkerRefusedError extends SniPassthroughError {
+  override readonly name = 'WorkerRefusedError';
+  readonly code = 'SNIP_WORKER_REFUSED';
+
+  constructor(
+    readonly worker: number,
+    readonly pid: number | null,
+    readonly reason: string,
+    readonly reasonCode: string | null,
+  ) {
+    super(`worker ${worker}${pid === null ? '' : ` (pid ${pid})`} refused the config: ${reason}`);
+  }
 }

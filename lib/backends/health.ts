@@ -181,11 +181,25 @@ export class BackendRegistry {
   private readonly checkers = new Map<string, HealthChecker>();
   private readonly observer: HealthObserver;
   private readonly resolver: HostLookup;
+  private readonly activeChecks: boolean;
 
-  /** `resolver`: what health checks resolve backend names with (the proxy's, so `resolvers` apply to them too). */
-  constructor(observer: HealthObserver, resolver: HostLookup = new HostResolver()) {
+  /**
+   * `resolver`: what health checks resolve backend names with (the proxy's,
+   * so `resolvers` apply to them too). `activeChecks: false`: the checks a
+   * config asks for run elsewhere (in the primary, once for every worker)
+   * and their verdicts arrive through `setHealthy`; passive health (connect
+   * failures) stays local.
+   */
+  constructor(observer: HealthObserver, { resolver = new HostResolver(), activeChecks = true }: { resolver?: HostLookup; activeChecks?: boolean } = {}) {
     this.observer = observer;
     this.resolver = resolver;
+    this.activeChecks = activeChecks;
+  }
+
+  /** An active check's verdict from elsewhere; ignored for an address this config does not use. */
+  setHealthy(address: string, healthy: boolean): void {
+    const state = this.states.get(address);
+    if (state) state.healthy = healthy;
   }
 
   get(address: string): BackendState {
@@ -231,7 +245,7 @@ export class BackendRegistry {
     for (const [address, { backend, check }] of wanted) {
       const state = this.get(address);
       if (check === null) state.healthy = true;
-      else if (!this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check, this.resolver));
+      else if (this.activeChecks && !this.checkers.has(address)) this.checkers.set(address, new HealthChecker(backend, state, check, this.resolver));
     }
   }
 

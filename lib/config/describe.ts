@@ -61,6 +61,7 @@ export function describeConfig(config: ProxyConfig): string {
   const admin = config.admin
     ? [`admin endpoint on ${formatAddress(config.admin.listen.host, config.admin.listen.port)}${config.admin.allowRemote ? ' (remote access allowed)' : ''}`]
     : [];
+  const workers = config.workers === 1 ? [] : [`workers: ${config.workers === 'auto' ? 'auto (one per CPU)' : config.workers}`];
   const resolvers = config.resolvers.length > 0 ? [`backend names resolved by ${config.resolvers.join(', ')} (answers kept for their TTL)`] : [];
-  return [...config.listeners.flatMap(describeListener), ...resolvers, ...admin].join('\n');
+  return [...workers, ...config.listeners.flatMap(describeListener), ...resolvers, ...admin].join('\n');
 }

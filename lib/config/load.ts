@@ -310,7 +310,7 @@ function resolveConfig(parsed: ConfigDocument, context: ResolveContext): ProxyCo
     if (clash >= 0) fail(['admin', 'listen'], `admin address ${formatAddress(admin.listen.host, admin.listen.port)} is already used by listener ${clash + 1}`);
   }
   const stateDir = parsed.stateDir === undefined ? null : context.pathOf(parsed.stateDir);
-  return { listeners, admin, stateDir, resolvers: parsed.resolvers ?? none };
+  return { workers: parsed.workers ?? 1, listeners, admin, stateDir, resolvers: parsed.resolvers ?? none };
 }
 
 export const DEFAULT_QUIC: QuicConfig = { maxFlows: 10_000, maxFlowsPerClient: 100, maxHelloBytes: 64 * 1024 };

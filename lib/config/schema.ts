@@ -1,5 +1,6 @@
 import { boolean, byKind, integer, list, object, oneOf, optional, required, scalar, scalarOrObject, string, type Shape } from './shape.js';
 import {
+  MAX_WORKERS,
   normalizeHostnamePattern,
   parseAlpnProtocol,
   parseBackendAddress,
@@ -7,6 +8,7 @@ import {
   parseDuration,
   parseListenAddress,
   parseResolverAddress,
+  parseWorkers,
 } from './values.js';
 import { ShapeError, ValueError } from '../errors.js';
 
@@ -263,8 +265,22 @@ const admin = object(
   { description: 'HTTP admin endpoint: GET /metrics, /healthz, /readyz, /config; POST /reload (default: off)' },
 );
 
+const workers = scalar(
+  {
+    anyOf: [
+      { type: 'integer', minimum: 1, maximum: MAX_WORKERS },
+      { enum: ['auto'], description: 'one per CPU the process may use (os.availableParallelism())' },
+    ],
+  },
+  parseWorkers,
+);
+
 export const configSchema = object(
   {
+    workers: optional(
+      workers,
+      'worker processes serving the listeners, spread by the kernel; "auto" = one per CPU (default 1: one process, no workers; --workers wins; a change takes effect at restart)',
+    ),
     admin: optional(admin, 'HTTP admin endpoint (default: off)'),
     stateDir: optional(
       string({ minLength: 1 }),

@@ -150,7 +150,12 @@ export interface AdminConfig {
   allowRemote: boolean;
 }
 
+/** How many worker processes serve the listeners: a number, or `auto` (one per CPU the process may use). */
+export type WorkersSetting = number | 'auto';
+
 export interface ProxyConfig {
+  /** Worker processes; 1 (the default) serves everything in the one process, with no primary/worker split. */
+  workers: WorkersSetting;
   listeners: ListenerConfig[];
   /** The HTTP admin endpoint (metrics, health, config, reload); null: off. */
   admin: AdminConfig | null;

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { ValueError } from '../errors.js';
-import type { ListenAddress } from './types.js';
+import type { ListenAddress, WorkersSetting } from './types.js';
 
 /**
  * Parsers for the scalar values of the config. Each takes what the user wrote
@@ -18,6 +18,24 @@ function checkDurationRange(milliseconds: number, input: unknown): number {
   return milliseconds;
 }
 const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+
+/** The most worker processes a config may ask for: far past any machine's cores, low enough to catch a typo. */
+export const MAX_WORKERS = 1024;
+
+/** `workers`: "auto" or a whole number from 1 to MAX_WORKERS (also from the command line, where it arrives as text). */
+export function parseWorkers(input: unknown): WorkersSetting {
+  if (input === 'auto') return 'auto';
+  const count = typeof input === 'string' && /^\d+$/.test(input.trim()) ? Number(input.trim()) : input;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_WORKERS) {
+    throw new ValueError(`invalid workers ${JSON.stringify(input)}: use "auto" (one per CPU) or a number from 1 to ${MAX_WORKERS}`);
+  }
+  return count;
+}
+
+/** How many processes a `workers` setting means on this machine: `auto` is os.availableParallelism(). */
+export function resolveWorkers(setting: WorkersSetting, availableParallelism: number): number {
+  return setting === 'auto' ? Math.max(1, availableParallelism) : setting;
+}
 
 /** "250ms", "10s", "1m30s", "1h", "0" or a number of milliseconds → milliseconds. */
 export function parseDuration(input: unknown): number {

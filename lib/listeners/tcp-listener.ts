@@ -34,6 +34,13 @@ interface ListeningHandle {
   setKeepAlive?(enable: boolean, initialDelaySeconds: number): number;
 }
 
+/**
+ * A listening socket passed by the service manager: wrapped in this process,
+ * or (in a worker process) its descriptor number in the primary, which
+ * node:cluster shares with every worker.
+ */
+export type ListenSource = net.Socket | { fd: number };
+
 /** What every listener of a process shares: its observer, backend states, descriptor budget. */
 export interface ListenerContext {
   observer: ProxyObserver;
@@ -42,6 +49,12 @@ export interface ListenerContext {
   resolver: HostLookup;
   /** null where the descriptor limit is unknown: nothing is refused for it. */
   descriptors: DescriptorBudget | null;
+  /**
+   * A worker process: the listening socket is the primary's, shared with
+   * every worker (node:cluster without round-robin), and the kernel hands
+   * each connection to one of them. Otherwise this process binds it alone.
+   */
+  sharedSockets?: boolean;
 }
 
 /**
@@ -59,7 +72,7 @@ export class TcpListener implements Listener, ConnectionHost {
   private readonly connections = new Set<Connection>();
   private readonly context: ListenerContext;
   private readonly server: net.Server;
-  private readonly inherited: net.Socket | null;
+  private readonly inherited: ListenSource | null;
   private readonly perClient = new Map<string, number>();
   /**
    * Clients accepted while at `maxConnections` or before `open`, not read
@@ -76,7 +89,7 @@ export class TcpListener implements Listener, ConnectionHost {
   private perSocketOptions = true;
 
   /** `inherited`: a listening socket passed by the service manager, served instead of binding `config.listen`. */
-  constructor(config: ListenerConfig, context: ListenerContext, tls: TlsMaterial, inherited: net.Socket | null = null) {
+  constructor(config: ListenerConfig, context: ListenerContext, tls: TlsMaterial, inherited: ListenSource | null = null) {
     this.config = config;
     this.context = context;
     this.observer = context.observer;
@@ -99,7 +112,7 @@ export class TcpListener implements Listener, ConnectionHost {
         resolve(this.boundAddress());
       };
       if (this.inherited) this.server.listen(this.inherited, onListening);
-      else this.server.listen({ host: host ?? undefined, port, exclusive: true }, onListening);
+      else this.server.listen({ host: host ?? undefined, port, exclusive: this.context.sharedSockets !== true }, onListening);
     });
   }
 

@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { BackendStatus } from '../backends/health.js';
 import { formatAddress } from '../config/values.js';
 import type { ListenAddress } from '../config/types.js';
-import { AdminRequestError } from '../errors.js';
+import { AdminRequestError, AdminUnavailableError } from '../errors.js';
 import type { ConnectionSnapshot } from '../pipeline/record.js';
 import { type ConnectionFilter, connectionPage, parseCloseRequest, parseConnectionQuery } from './connection-query.js';
 
@@ -171,8 +171,8 @@ export class AdminServer {
       Promise.resolve()
         .then(() => route.handle(handlers, response, params))
         .catch((error: Error) =>
-          error instanceof AdminRequestError
-            ? sendJson(response, 400, { error: error.message, code: error.code })
+          error instanceof AdminRequestError || error instanceof AdminUnavailableError
+            ? sendJson(response, error instanceof AdminRequestError ? 400 : 501, { error: error.message, code: error.code })
             : sendJson(response, 500, { error: error.message }),
         );
     });

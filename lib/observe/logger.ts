@@ -24,7 +24,17 @@ export interface LoggerOptions {
   format: LogFormat;
   /** Read for JOURNAL_STREAM: whether stdout is the systemd journal. */
   env: NodeJS.ProcessEnv;
+  /** Fields on every line after `pid` (a worker's number). */
+  fields?: Record<string, number | string>;
+  /**
+   * Other processes write to the same stdout (workers): each write then holds
+   * whole lines and at most PIPE_BUF bytes, which a pipe keeps in one piece.
+   */
+  sharedStdout?: boolean;
 }
+
+/** The most a write to a pipe may carry and still never interleave with another process's writes (Linux). */
+const PIPE_BUF = 4096;
 
 /** The longest a log line waits to be written while the proxy is quiet (sonic-boom's `periodicFlush`). */
 const FLUSH_EVERY_MS = 100;
@@ -67,7 +77,8 @@ function stdoutIdentity(): { dev: bigint; ino: bigint } | null {
  * hangs on a stdout nobody reads any more (EPIPE).
  */
 export async function createLogger(options: LoggerOptions): Promise<ProxyLogger> {
-  const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  const fields = options.fields ?? {};
+  const base = { level: options.level, base: { pid: process.pid, ...fields }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.format === 'pretty') {
     // Loaded only when asked for: a service logging JSON does not pay for it.
     const { default: pretty } = await import('pino-pretty');
@@ -78,7 +89,8 @@ export async function createLogger(options: LoggerOptions): Promise<ProxyLogger>
   // round trip each). sonic-boom's periodic flush writes what is left below that; it retries while a write
   // is in flight, so a quiet proxy's last line is never held back (an empty write when nothing is pending).
   // A stdout that stops reading (a stuck pipe or journald) costs log lines past MAX_PENDING_BYTES, never unbounded memory.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: MAX_PENDING_BYTES, periodicFlush: FLUSH_EVERY_MS });
+  const sizes = options.sharedStdout ? { minLength: PIPE_BUF / 2, maxWrite: PIPE_BUF } : { minLength: 4096 };
+  const destination = pino.destination({ dest: 1, sync: false, ...sizes, maxLength: MAX_PENDING_BYTES, periodicFlush: FLUSH_EVERY_MS });
   let broken = false;
   destination.on('error', (error: NodeJS.ErrnoException) => {
     broken = true;
@@ -104,7 +116,7 @@ export async function createLogger(options: LoggerOptions): Promise<ProxyLogger>
       destination.flushSync = () => {};
     });
   const logger = pino({ ...base, hooks }, destination);
-  const framing = `,"pid":${process.pid},`;
+  const framing = `,${JSON.stringify({ pid: process.pid, ...fields }).slice(1, -1)},`;
   const writeLine: LineWriter = (level, fields, msg) => {
     if (level < logger.levelVal) return;
     const line = `{"level":${level},"time":"${new Date().toISOString()}"${framing}${fields},"msg":${JSON.stringify(msg)}}\n`;

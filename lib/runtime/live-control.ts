@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { AdminUnavailableError } from '../errors.js';
 import type { AdminHandlers } from '../observe/admin.js';
 import { type ConnectionFilter, matchesFilter } from '../observe/connection-query.js';
 import type { Logger } from '../observe/logger.js';
@@ -37,4 +38,16 @@ export function liveControl(supervisor: Supervisor, logger: Logger): Pick<AdminH
       return status;
     },
   };
+}
+
+/**
+ * With worker processes the connections live in the workers, and the
+ * primary answers for none of them: listing, closing and draining say so
+ * (501) rather than answer for an empty process.
+ */
+export function liveControlUnavailable(): Pick<AdminHandlers, 'connections' | 'closeConnections' | 'drainBackend'> {
+  const unavailable = (): never => {
+    throw new AdminUnavailableError('live connections and drain are not available with workers > 1 (the connections are in the worker processes)');
+  };
+  return { connections: unavailable, closeConnections: unavailable, drainBackend: unavailable };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { AdminConfig } from '../config/types.js';
-import { formatAddress, formatDuration } from '../config/values.js';
+import { availableParallelism } from 'node:os';
+import type { AdminConfig, WorkersSetting } from '../config/types.js';
+import { formatAddress, formatDuration, resolveWorkers } from '../config/values.js';
 import { accessLog } from '../observe/access-log.js';
 import type { AdminServer } from '../observe/admin.js';
 import { fanOut } from '../observe/fan-out.js';
@@ -10,13 +11,15 @@ import { ListenError } from '../errors.js';
 import type { LeafIssuer } from '../tls/certificates.js';
 import { defaultStateDirectory } from '../tls/state-directory.js';
 import { type Generation, loadGeneration } from './generation.js';
-import { liveControl } from './live-control.js';
+import { liveControl, liveControlUnavailable } from './live-control.js';
 import { ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload.js';
 import { onSignals } from './signals.js';
-import { adoptPassedSockets, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
+import { adoptPassedSockets, inheritedDescriptors, matchInheritedSockets, passedDescriptors } from './socket-activation.js';
 import { Supervisor, type ApplySummary } from './supervisor.js';
 import { monotonicMicroseconds, systemdNotifier, type Notifier } from './systemd-notify.js';
+import type { ListenSource } from '../listeners/tcp-listener.js';
 import type { FileWatch } from './watch.js';
+import type { WorkerGroup } from './worker-group.js';
 
 export interface ServiceOptions {
   configFile: string;
@@ -30,7 +33,16 @@ export interface ServiceOptions {
   stateDirectory?: string | null;
   /** Called once everything is closed (or on a forced exit); the caller exits the process. */
   exit(code: number): void;
+  /** Worker processes from the command line (`--workers`): wins over the config's `workers`. */
+  workers?: WorkersSetting | null;
+  /** How workers log (they write to the same stdout). */
+  log?: { logLevel: string; logFormat: string };
 }
+
+/** What runs the listeners: this process (`Supervisor`), or worker processes (`WorkerGroup`). */
+type Runner = Pick<Supervisor, 'generation' | 'config' | 'openConnections' | 'drainState' | 'shutdown' | 'terminateAll'> & {
+  apply(config: Generation['config'], tls: Generation['tls'], inherited?: ReadonlyMap<string, ListenSource>): Promise<ApplySummary>;
+};
 
 /** How long an exiting process waits for its last sd_notify messages (STOPPING=1) to be sent. */
 const NOTIFY_CLOSE_LIMIT_MS = 3_000;
@@ -68,7 +80,10 @@ export function shutdownLine(listeners: ReadonlyArray<{ open: number; drainTimeo
 export class ProxyService {
   private readonly options: ServiceOptions;
   private readonly logger: Logger;
-  private readonly supervisor: Supervisor;
+  /** The listeners of this process; null when worker processes run them. */
+  private supervisor: Supervisor | null = null;
+  private workers: WorkerGroup | null = null;
+  private runner!: Runner;
   private readonly metrics: ProxyMetrics;
   private readonly notifier: Notifier | null;
   private admin: { config: AdminConfig; server: AdminServer; address: string } | null = null;
@@ -79,11 +94,11 @@ export class ProxyService {
   constructor(options: ServiceOptions) {
     this.options = options;
     this.logger = options.logger;
+    // With workers, these come from each worker's own metrics, gathered when scraped.
     this.metrics = createMetrics({
-      openConnections: () => this.supervisor.openConnectionsByListener(),
-      backendHealth: () => this.supervisor.backendHealth(),
+      openConnections: () => this.supervisor?.openConnectionsByListener() ?? [],
+      backendHealth: () => this.supervisor?.backendHealth() ?? [],
     });
-    this.supervisor = new Supervisor(fanOut(accessLog(this.logger, { writeLine: options.writeLine ?? null }), this.metrics));
     this.notifier = systemdNotifier(options.env, (error) => this.logger.warn({ err: error }, 'systemd notification failed'));
   }
 
@@ -100,12 +115,16 @@ export class ProxyService {
     process.on('SIGHUP', ignoreEarlyReload);
     const load = (): Promise<Generation> => loadGeneration(options.configFile, (stateDir) => this.openInternalCa(stateDir));
     const loaded = await load();
+    await this.createRunner(options.workers ?? loaded.config.workers);
     const descriptors = passedDescriptors(options.env, process.pid);
     // As sd_listen_fds(unset_environment=1): processes we start must not think the sockets are theirs.
     delete options.env.LISTEN_PID;
     delete options.env.LISTEN_FDS;
     delete options.env.LISTEN_FDNAMES;
-    const inherited = matchInheritedSockets(loaded.config.listeners, adoptPassedSockets(descriptors));
+    const adopted = adoptPassedSockets(descriptors);
+    const matched = matchInheritedSockets(loaded.config.listeners, adopted);
+    // Workers listen on the descriptors themselves, shared through this process; the wrapped sockets stay here unread.
+    const inherited: ReadonlyMap<string, ListenSource> = this.workers ? inheritedDescriptors(matched, adopted) : matched;
     const summary = await this.apply(loaded, inherited);
     for (const [listener, address] of Object.entries(summary.bound)) {
       logger.info({ listener, address, inherited: inherited.has(listener) }, 'listening');
@@ -117,7 +136,7 @@ export class ProxyService {
       load,
       running: loaded,
       logger,
-      generation: () => this.supervisor.generation,
+      generation: () => this.runner.generation,
       apply: async (next) => {
         const summary = await this.apply(next);
         // A renewed certificate is picked up like an edited config: watch what this generation reads.
@@ -147,8 +166,8 @@ export class ProxyService {
       shutdown: (signal) => {
         this.stopping = true;
         // Listeners stop accepting synchronously here, before the line below says so.
-        const drained = this.supervisor.shutdown();
-        const { message, openConnections, drainTimeoutMs } = shutdownLine(this.supervisor.drainState());
+        const drained = this.runner.shutdown();
+        const { message, openConnections, drainTimeoutMs } = shutdownLine(this.runner.drainState());
         logger.info({ signal, openConnections, drainTimeoutMs }, message);
         this.notifier?.notify({ STOPPING: '1', STATUS: `draining ${openConnections} connections` });
         void watcher?.close();
@@ -160,21 +179,55 @@ export class ProxyService {
         });
       },
       forceExit: (signal) => {
-        logger.warn({ signal, openConnections: this.supervisor.openConnections() }, 'second signal: closing open connections and exiting now');
+        logger.warn({ signal, openConnections: this.runner.openConnections() }, 'second signal: closing open connections and exiting now');
         // Closing takes a turn of the event loop; each connection still gets its log line, but never wait long.
         const deadline = new Promise((resolve) => setTimeout(resolve, 250));
-        void Promise.race([this.supervisor.terminateAll('shutdown'), deadline]).then(() => this.exit(0));
+        void Promise.race([this.runner.terminateAll('shutdown'), deadline]).then(() => this.exit(0));
       },
       reload: () => void this.reload('signal'),
     });
     process.off('SIGHUP', ignoreEarlyReload);
 
     logger.info(
-      { generation: summary.generation, file: options.configFile, listeners: summary.added.length, watch: options.watch, admin: this.admin?.address ?? null },
+      {
+        generation: summary.generation,
+        file: options.configFile,
+        listeners: summary.added.length,
+        watch: options.watch,
+        admin: this.admin?.address ?? null,
+        ...(this.workers ? { workers: this.workers.count } : {}),
+      },
       'ready',
     );
     this.notifier?.notify({ READY: '1', STATUS: this.status() });
     return summary.bound;
+  }
+
+  /**
+   * This process runs the listeners (one worker: today's single process, no
+   * other), or becomes the primary of `workers` worker processes.
+   */
+  private async createRunner(setting: WorkersSetting): Promise<void> {
+    const observer = fanOut(accessLog(this.logger, { writeLine: this.options.writeLine ?? null }), this.metrics);
+    const count = resolveWorkers(setting, availableParallelism());
+    if (count === 1) {
+      this.supervisor = new Supervisor(observer);
+      this.runner = this.supervisor;
+      return;
+    }
+    // Loaded only for workers: a single process does not carry node:cluster.
+    const { WorkerGroup } = await import('./worker-group.js');
+    const { configFile, stateDirectory, env, log } = this.options;
+    this.workers = new WorkerGroup({
+      count,
+      configFile,
+      // The directory a `tls: internal` route would use; workers open the CA the primary created there.
+      stateDirectory: stateDirectory ?? defaultStateDirectory(env),
+      logger: this.logger,
+      log: log ?? { logLevel: 'info', logFormat: 'json' },
+      observer,
+    });
+    this.runner = this.workers;
   }
 
   /** Sends the sd_notify messages still queued (STOPPING=1 above all), then lets the caller exit. */
@@ -217,7 +270,7 @@ export class ProxyService {
     if (adminChanged && nextAdmin) startedAdmin = await this.startAdmin(nextAdmin);
     let summary: ApplySummary;
     try {
-      summary = await this.supervisor.apply(loaded.config, loaded.tls, inherited);
+      summary = await this.runner.apply(loaded.config, loaded.tls, inherited);
     } catch (error) {
       startedAdmin?.server.close();
       throw error;
@@ -229,6 +282,9 @@ export class ProxyService {
       previousAdmin.config = nextAdmin;
     }
     this.metrics.configApplied(summary.generation, sha256(loaded.text));
+    const wanted = resolveWorkers(this.options.workers ?? loaded.config.workers, availableParallelism());
+    const running = this.workers?.count ?? 1;
+    if (wanted !== running) this.logger.warn({ workers: running, configured: wanted }, `workers: still ${running}; a changed count takes effect at restart`);
     for (const warning of loaded.tls.warnings) this.logger.warn({ generation: summary.generation }, `certificate: ${warning}`);
     return summary;
   }
@@ -238,19 +294,18 @@ export class ProxyService {
     const [{ AdminServer }] = await Promise.all([import('../observe/admin.js'), this.metrics.enableProcessMetrics()]);
     const server = new AdminServer(
       {
-        metrics: () => this.metrics.scrape(),
-        ready: () => !this.stopping && this.supervisor.generation > 0,
+        metrics: () => this.scrape(),
+        ready: () => !this.stopping && this.runner.generation > 0,
         config: () => ({
-          generation: this.supervisor.generation,
-          config: this.supervisor.config,
-          listeners: this.supervisor.listenerStatus(),
-          backends: this.supervisor.backendHealth(),
+          generation: this.runner.generation,
+          config: this.runner.config,
+          ...(this.supervisor ? { listeners: this.supervisor.listenerStatus(), backends: this.supervisor.backendHealth() } : {}),
         }),
         reload: async () => {
           const outcome = await this.reload('admin');
           return { status: outcome.result === 'refused' ? 422 : 200, body: outcome };
         },
-        ...liveControl(this.supervisor, this.logger),
+        ...(this.supervisor ? liveControl(this.supervisor, this.logger) : liveControlUnavailable()),
       },
       {
         anyHost: config.allowRemote,
@@ -267,6 +322,13 @@ export class ProxyService {
     }
   }
 
+  /** The metrics of this process, and with workers theirs too, merged. */
+  private async scrape(): Promise<{ contentType: string; body: string }> {
+    const own = await this.metrics.scrape();
+    if (this.workers === null) return own;
+    return { contentType: own.contentType, body: await this.workers.scrape(own.body) };
+  }
+
   private reloadFinished(outcome: ReloadOutcome): void {
     this.metrics.reloadFinished(outcome.result);
     // After STOPPING=1, systemd must not be told the service is ready again.
@@ -274,6 +336,7 @@ export class ProxyService {
   }
 
   private status(): string {
-    return `generation ${this.supervisor.generation}, ${this.supervisor.openConnections()} open connections`;
+    const workers = this.workers ? `, ${this.workers.count} workers` : '';
+    return `generation ${this.runner.generation}${workers}, ${this.runner.openConnections()} open connections`;
   }
 }

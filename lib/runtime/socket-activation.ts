@@ -26,6 +26,8 @@ export function passedDescriptors(env: NodeJS.ProcessEnv, pid: number): PassedDe
 }
 
 export interface InheritedSocket {
+  /** The descriptor number in this process. */
+  fd: number;
   /**
    * The listening socket, wrapped but not yet accepting: connections waiting
    * in its backlog stay there until the listener that takes it is ready.
@@ -40,7 +42,7 @@ function wrap(descriptor: PassedDescriptor): InheritedSocket {
   const address = handle.address();
   if (!('port' in address)) throw new InheritedSocketError(`inherited descriptor ${descriptor.fd} is not a TCP socket`);
   const wildcard = address.address === '::' || address.address === '0.0.0.0';
-  return { handle, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } };
+  return { fd: descriptor.fd, handle, name: descriptor.name, address: { host: wildcard ? null : address.address, port: address.port } };
 }
 
 /** Wraps each passed descriptor and reads its address; nothing is accepted until a listener serves it. */
@@ -71,4 +73,18 @@ export function matchInheritedSockets(listeners: readonly ListenerConfig[], sock
     matched.set(listener.name, socket.handle);
   }
   return matched;
+}
+
+/**
+ * The matched sockets by descriptor number, for worker processes: each
+ * listens on the descriptor through the primary (node:cluster shares it)
+ * rather than on a socket wrapped here.
+ */
+export function inheritedDescriptors(matched: ReadonlyMap<string, net.Socket>, adopted: readonly InheritedSocket[]): Map<string, { fd: number }> {
+  const descriptors = new Map<string, { fd: number }>();
+  for (const [listener, handle] of matched) {
+    const socket = adopted.find((candidate) => candidate.handle === handle);
+    if (socket) descriptors.set(listener, { fd: socket.fd });
+  }
+  return descriptors;
 }

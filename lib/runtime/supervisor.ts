@@ -1,12 +1,12 @@
-import type net from 'node:net';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import { listenerSocketKey } from '../config/diff.js';
+import { formatAddress } from '../config/values.js';
 import { BackendRegistry, type BackendStatus } from '../backends/health.js';
 import { HostResolver } from '../backends/host-resolver.js';
 import { ListenError, ShuttingDownError } from '../errors.js';
 import { DescriptorBudget } from '../listeners/descriptor-budget.js';
 import type { Listener } from '../listeners/listener.js';
-import { type ListenerContext, TcpListener } from '../listeners/tcp-listener.js';
+import { type ListenerContext, type ListenSource, TcpListener } from '../listeners/tcp-listener.js';
 import { UdpListener } from '../listeners/udp-listener.js';
 import type { LiveConnection, Outcome } from '../pipeline/record.js';
 import type { ProxyObserver } from '../pipeline/observer.js';
@@ -26,10 +26,27 @@ export interface ApplySummary {
   boundQuic: Record<string, string>;
 }
 
+export interface SupervisorOptions {
+  /** null where the descriptor limit is unknown (default: this process's). */
+  descriptors?: DescriptorBudget | null;
+  /** Run the active health checks here (default); a worker gets their verdicts from the primary instead. */
+  activeChecks?: boolean;
+  /** Listen on sockets shared by every worker process (node:cluster) rather than bound by this process alone. */
+  sharedSockets?: boolean;
+}
+
+/** A config bound but not yet running: what `commit` opens or `rollback` closes. */
+export interface PreparedConfig {
+  readonly config: ProxyConfig;
+  readonly tls: TlsMaterial;
+  readonly next: ReadonlyMap<string, ListenerConfig>;
+  /** The listeners bound for it, by key (a QUIC side under its TCP side's key with QUIC_KEY before it). */
+  readonly added: ReadonlyMap<string, Listener>;
+}
+
 /** After `drainTimeout` the rest are closed; a socket that never reports its close must not hold the exit longer than this. */
 const CLOSE_GRACE = 1_000;
 
-/**
 /** A listener's QUIC side is a listener of its own (on UDP), kept under its TCP side's key with this prefix. */
 const QUIC_KEY = 'quic ';
 
@@ -42,6 +59,22 @@ function listenersOf(config: ProxyConfig): Map<string, ListenerConfig> {
     if (listener.quic) listeners.set(QUIC_KEY + key, listener);
   }
   return listeners;
+}
+
+/**
+ * Every datagram of a QUIC flow must reach the one process that holds the
+ * flow, which a UDP socket shared by worker processes cannot promise.
+ */
+function quicNeedsOneProcess(listener: ListenerConfig): ListenError {
+  const address = `udp ${formatAddress(listener.listen.host, listener.listen.port)}`;
+  const cause = new Error('quic with workers');
+  return new ListenError(
+    listener.name,
+    address,
+    'EWORKERS',
+    cause,
+    '"quic: true" needs "workers: 1": every datagram of a flow must reach the process that holds it',
+  );
 }
 
 /** The port a QUIC side binds: its TCP side's, which knows the real one when the config said 0. */
@@ -67,27 +100,42 @@ export class Supervisor {
   private readonly resolver = new HostResolver();
   private stopping = false;
 
-  constructor(observer: ProxyObserver, descriptors: DescriptorBudget | null = DescriptorBudget.forThisProcess()) {
-    this.registry = new BackendRegistry(observer, this.resolver);
-    this.context = { observer, registry: this.registry, resolver: this.resolver, descriptors };
+  constructor(observer: ProxyObserver, options: SupervisorOptions = {}) {
+    this.registry = new BackendRegistry(observer, { resolver: this.resolver, activeChecks: options.activeChecks ?? true });
+    const descriptors = options.descriptors === undefined ? DescriptorBudget.forThisProcess() : options.descriptors;
+    this.context = { observer, registry: this.registry, resolver: this.resolver, descriptors, sharedSockets: options.sharedSockets ?? false };
+  }
+
+  /** An active health check's verdict on `address`, reached elsewhere (a worker's checks run in the primary). */
+  setBackendHealth(address: string, healthy: boolean): void {
+    this.registry.setHealthy(address, healthy);
   }
 
   /**
-   * Makes `config` the running one, all or nothing: new addresses are bound
-   * first (holding their clients unread), and if any fails those just bound
-   * are closed and nothing changes (the `ListenError` is rethrown; a
-   * `ShuttingDownError` once shutdown began). Kept listeners never close their socket.
+   * Makes `config` the running one, all or nothing: `prepare`, then `commit`.
+   * The `ListenError` of an address that cannot be bound is rethrown (a
+   * `ShuttingDownError` once shutdown began), and nothing changes.
+   */
+  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, ListenSource> = new Map()): Promise<ApplySummary> {
+    return this.commit(await this.prepare(config, tls, inherited));
+  }
+
+  /**
+   * Binds the addresses `config` adds (their clients wait unread) without
+   * touching what runs; if one fails, those just bound are closed and the
+   * error is rethrown. The result is then committed or rolled back, before
+   * any other config is prepared.
    * `tls`: the certificates this config's terminating routes serve, already loaded.
    * `inherited` maps listener names to sockets passed by the service manager.
    */
-  async apply(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, net.Socket> = new Map()): Promise<ApplySummary> {
+  async prepare(config: ProxyConfig, tls: TlsMaterial = NO_TLS_MATERIAL, inherited: ReadonlyMap<string, ListenSource> = new Map()): Promise<PreparedConfig> {
     const next = listenersOf(config);
-    const added: Listener[] = [];
     const addedByKey = new Map<string, Listener>();
     try {
       if (this.stopping) throw new ShuttingDownError();
       for (const [key, listenerConfig] of next) {
         if (this.active.has(key)) continue;
+        if (key.startsWith(QUIC_KEY) && this.context.sharedSockets) throw quicNeedsOneProcess(listenerConfig);
         const listener = key.startsWith(QUIC_KEY)
           ? new UdpListener(
               listenerConfig,
@@ -96,21 +144,29 @@ export class Supervisor {
               portOf(addedByKey.get(key.slice(QUIC_KEY.length)) ?? this.active.get(key.slice(QUIC_KEY.length))!),
             )
           : new TcpListener(listenerConfig, this.context, tls, inherited.get(listenerConfig.name) ?? null);
-        added.push(listener);
         addedByKey.set(key, listener);
         await listener.listen();
       }
       if (this.stopping) throw new ShuttingDownError();
     } catch (error) {
-      for (const listener of added) {
-        listener.stopAccepting();
-        listener.terminateAll('shutdown');
-      }
-      // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
-      if (!this.stopping) this.registry.sync(this.config ?? { listeners: [], admin: null, stateDir: null, resolvers: [] });
+      this.rollback({ config, tls, next, added: addedByKey });
       throw this.explainOwnPort(error);
     }
+    return { config, tls, next, added: addedByKey };
+  }
 
+  /** Closes what `prepare` bound; the running config stays as it was. */
+  rollback(prepared: PreparedConfig): void {
+    for (const listener of prepared.added.values()) {
+      listener.stopAccepting();
+      listener.terminateAll('shutdown');
+    }
+    // The listeners just built registered their backends: forget those again (health checks stay stopped at shutdown).
+    if (!this.stopping) this.registry.sync(this.config ?? { workers: 1, listeners: [], admin: null, stateDir: null, resolvers: [] });
+  }
+
+  /** Opens the listeners `prepare` bound, gives kept ones their new settings and retires the removed ones, at once. */
+  commit({ config, tls, next, added: addedByKey }: PreparedConfig): ApplySummary {
     this.registry.sync(config);
     this.resolver.useServers(config.resolvers);
     const summary: ApplySummary = { generation: ++this.generation, added: [], removed: [], kept: [], changed: [], bound: {}, boundQuic: {} };

@@ -390,7 +390,7 @@ t.test('health checks resolve names with the proxy’s resolver (so `resolvers` 
   const dns = await DnsServer.start();
   const server = await countingServer();
   const { events, observer } = recorder();
-  const registry = new BackendRegistry(observer, new HostResolver([dns.address]));
+  const registry = new BackendRegistry(observer, { resolver: new HostResolver([dns.address]) });
   t.teardown(async () => {
     registry.stop();
     await Promise.all([server.close(), dns.close()]);

@@ -199,5 +199,5 @@ listeners:
 });
 
 t.test('an empty config describes as nothing', async (t) => {
-  t.equal(describeConfig({ listeners: [], resolvers: [] } as unknown as Parameters<typeof describeConfig>[0]), '');
+  t.equal(describeConfig({ workers: 1, listeners: [], resolvers: [] } as unknown as Parameters<typeof describeConfig>[0]), '');
 });

@@ -2435,3 +2435,19 @@ listeners:
     );
   }
 });
+
+t.test('workers: a number or auto, 1 by default', async (t) => {
+  const listeners = 'listeners:\n  - listen: 8443\n    default: { backends: [127.0.0.1:1] }\n';
+  t.equal(parseConfig(listeners, FILE).workers, 1, 'default: one process');
+  t.equal(parseConfig(`workers: 4\n${listeners}`, FILE).workers, 4);
+  t.equal(parseConfig(`workers: auto\n${listeners}`, FILE).workers, 'auto');
+  expectConfigError(
+    t,
+    `workers: 0\n${listeners}`,
+    { line: 1, col: 10, at: '0', message: /^invalid workers 0: use "auto" \(one per CPU\) or a number from 1 to 1024$/ },
+    'zero',
+  );
+  expectConfigError(t, `workers: many\n${listeners}`, { line: 1, col: 10, at: 'many', message: /^invalid workers "many"/ }, 'a word');
+  expectConfigError(t, `workers: 2.5\n${listeners}`, { line: 1, col: 10, at: '2.5', message: /^invalid workers 2.5/ }, 'a fraction');
+  expectConfigError(t, `workers: 5000\n${listeners}`, { line: 1, col: 10, at: '5000', message: /^invalid workers 5000/ }, 'too many');
+});

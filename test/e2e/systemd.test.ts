@@ -757,3 +757,26 @@ t.test('systemd-analyze verify on contrib/systemd', { skip: systemdAnalyze ? fal
     t.match(bogus.output, /socket-activation\.conf:\d+: Unknown key/, 'the drop-in is read and checked');
   });
 });
+
+t.test(
+  'sd_notify with worker processes: the primary sends READY, STATUS with the worker count, and STOPPING',
+  { skip: python ? false : 'python3 is not installed (the test receiver and the proxy’s sender need it)' },
+  async (t) => {
+    const backend = await startTlsBackend(ca, 'A');
+    t.teardown(() => backend.close());
+    const receiver = await startNotifyReceiver();
+    t.teardown(async () => {
+      await receiver.process.kill();
+      await rm(join(receiver.socketPath, '..'), { recursive: true, force: true });
+    });
+    const config = { workers: 2, listeners: [listenerConfig('one', '127.0.0.1:0', backend)] };
+    const proxy = await startProxy(config, { args: ['--no-watch'], env: { NOTIFY_SOCKET: receiver.socketPath }, readyTimeoutMs: GUARD_MS });
+    t.teardown(() => proxy.stop('SIGKILL'));
+    const ready = await receiver.waitFor('READY', '1');
+    t.equal(ready.index, 0, 'READY=1 first, once both workers serve');
+    t.match(ready.fields.STATUS, /^generation 1, 2 workers, 0 open connections$/, 'STATUS= counts the workers');
+    proxy.child.kill('SIGTERM');
+    await receiver.waitFor('STOPPING', '1', ready.index);
+    t.equal(await guard(proxy.exited, GUARD_MS, 'exit'), 0, 'exit 0 after the workers drained');
+  },
+);

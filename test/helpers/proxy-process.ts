@@ -63,7 +63,7 @@ export function runCli(
 export async function startProxy(
   config: unknown,
   /** `launcher`: a command that runs node with the rest of the line, e.g. `['prlimit', '--nofile=64:64']`. */
-  options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[] } = {},
+  options: { args?: string[]; env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[]; readyTimeoutMs?: number } = {},
 ): Promise<ProxyProcess> {
   const configFile = options.configFile ?? (await writeConfig(config));
   return startCli(['--config', configFile, '--log-format', 'json', ...(options.args ?? [])], { ...options, configFile });
@@ -77,6 +77,7 @@ export async function startProxy(
  */
 export async function startCli(
   args: string[],
+  /** `readyTimeoutMs`: a hang guard (default 60 s); a proxy that is not ready by then is killed. */
   options: { env?: NodeJS.ProcessEnv; configFile?: string; launcher?: string[]; program?: string[]; readyTimeoutMs?: number } = {},
 ): Promise<ProxyProcess> {
   const configFile = options.configFile ?? '';
@@ -156,7 +157,11 @@ export async function startCli(
   const failed = exited.then((code) => {
     throw new Error(`proxy exited with ${code} before it was ready: ${stderr}`);
   });
-  await Promise.race([ready, failed]);
+  // A proxy that never got ready must not outlive the test (with its worker processes, if any).
+  await Promise.race([ready, failed]).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
   failed.catch(() => {});
   return proxy;
 }

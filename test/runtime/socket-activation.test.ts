@@ -77,7 +77,7 @@ t.test('passedDescriptors', async (t) => {
 async function inherited(t: Test, name: string | null, address?: ListenAddress): Promise<InheritedSocket> {
   const handle = new net.Socket();
   t.teardown(() => handle.destroy());
-  return { handle, name, address: address ?? { host: '127.0.0.1', port: 9100 } };
+  return { fd: -1, handle, name, address: address ?? { host: '127.0.0.1', port: 9100 } };
 }
 
 function listeners(yaml: string[]): ListenerConfig[] {
