@@ -285,3 +285,24 @@ t.test('workers: 1 (the default) is one process, as before', async (t) => {
   const children = await readFile(`/proc/${proxy.child.pid}/task/${proxy.child.pid}/children`, 'utf8');
   t.equal(children.trim(), '', 'no child process');
 });
+
+t.test('what workers do not offer yet says so: quic is refused, the live-connection endpoints answer 501', async (t) => {
+  const quicFile = await writeConfig(workersConfig({}, { quic: true }));
+  const refused = await guard(runCli(['--config', quicFile, '--log-format', 'json']), GUARD_MS, 'the proxy to give up');
+  t.equal(refused.code, 1, 'exit 1');
+  t.match(refused.stderr, /listener "web".*"quic: true" needs "workers: 1"/, 'one line naming the listener and why');
+
+  const proxy = await startProxy(workersConfig(), { readyTimeoutMs: GUARD_MS });
+  t.teardown(() => proxy.stop('SIGKILL'));
+  const admin = proxy.logs.find((line) => line.msg === 'admin endpoint listening')!.address as string;
+  for (const [method, path] of [
+    ['GET', '/connections'],
+    ['POST', '/connections/close?sni=echo.example.com&reason=test'],
+    ['POST', `/backends/${encodeURIComponent(echo.address)}/drain`],
+  ] as const) {
+    const response = await fetch(`http://${admin}${path}`, { method });
+    t.equal(response.status, 501, `${method} ${path}: 501`);
+    t.match(await response.json(), { code: 'SNIP_ADMIN_UNAVAILABLE' });
+  }
+  t.equal(await roundTrip(proxy.port('web')), true, 'and connections are served as usual');
+});
