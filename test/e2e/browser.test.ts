@@ -9,7 +9,7 @@ import t from 'tap';
 import { LocalCertificateAuthority } from '../../lib/tls/local-ca.js';
 import { startHttpBackend } from '../helpers/backends.js';
 import { greeting, startLocalCaServer } from '../helpers/local-ca-server.js';
-import { runProgram, which } from '../helpers/programs.js';
+import { chromiumDumpDom, runProgram, which } from '../helpers/programs.js';
 import { runCli, startProxy } from '../helpers/proxy-process.js';
 
 const chromium = (await which('chromium')) ?? (await which('chromium-browser'));
@@ -52,27 +52,7 @@ t.test('Chromium: a passed-through page and a terminated page on one port', { sk
   const port = proxy.port('local');
 
   let profile = 0;
-  const load = (url: string) =>
-    runProgram(
-      'env',
-      [
-        `HOME=${home}`,
-        chromium!,
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${join(root, `profile-${++profile}`)}`,
-        '--dump-dom',
-        url,
-      ],
-      '',
-      BROWSER_GUARD_MS,
-    );
+  const load = (url: string) => chromiumDumpDom(chromium!, home, join(root, `profile-${++profile}`), url, BROWSER_GUARD_MS);
   const passed = await load(`https://app.localhost:${port}/`);
   t.match(passed.stdout, greeting(`app.localhost:${port}`), 'the passthrough page, with the backend’s own certificate');
   t.ok(secure.serverNames.includes('app.localhost'), 'the backend did the handshake (it saw the server name)');

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { greeting, startLocalCaServer } from '../helpers/local-ca-server.js';
-import { runProgram, which } from '../helpers/programs.js';
+import { chromiumDumpDom, runProgram, which } from '../helpers/programs.js';
 import { runCli } from '../helpers/proxy-process.js';
 import { LocalCertificateAuthority } from '../../lib/tls/local-ca.js';
 
@@ -31,28 +31,7 @@ t.test('Chromium trusts the local CA exactly while trust has it in its NSS datab
   // *.localhost resolves to loopback inside Chromium itself (RFC 6761): no hosts file, no resolver flags.
   const url = `https://app.localhost:${server.port}/`;
   let profile = 0;
-  const load = () =>
-    runProgram(
-      'env',
-      [
-        // Chromium reads its NSS database from $HOME/.pki/nssdb.
-        `HOME=${home}`,
-        chromium!,
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${join(root, `profile-${++profile}`)}`,
-        '--dump-dom',
-        url,
-      ],
-      '',
-      BROWSER_GUARD_MS,
-    );
+  const load = () => chromiumDumpDom(chromium!, home, join(root, `profile-${++profile}`), url, BROWSER_GUARD_MS);
   const cli = (args: string[]) => runCli(['trust', '--state-dir', stateDir, '--ca-dir', join(root, 'ca-dir'), ...args], { env: { HOME: home } });
 
   const before = await load();

@@ -41,3 +41,22 @@ export function runProgram(file: string, args: string[], input = '', killAfterMs
     });
   });
 }
+
+/**
+ * Loads `url` in headless Chromium with the flags a closed network needs and
+ * prints the page (`--dump-dom`). `home`: where it reads its NSS database
+ * ($HOME/.pki/nssdb); `profile`: a fresh --user-data-dir.
+ */
+export function chromiumDumpDom(chromium: string, home: string, profile: string, url: string, killAfterMs: number): Promise<ProgramResult> {
+  const flags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
+  return runProgram('env', [`HOME=${home}`, chromium, ...flags, `--user-data-dir=${profile}`, '--dump-dom', url], '', killAfterMs);
+}
