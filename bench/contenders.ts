@@ -45,9 +45,17 @@ function killGroup(group: number, signal: NodeJS.Signals = 'SIGKILL'): void {
  * Runs `command` in a process group of its own, output to `logFile`, and
  * resolves once `port` listens (rejects if it exits first or takes 10 s).
  */
-async function startGroup(key: string, label: string, command: string, args: string[], port: number, logFile: string): Promise<Contender> {
+async function startGroup(
+  key: string,
+  label: string,
+  command: string,
+  args: string[],
+  port: number,
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Contender> {
   const output = openSync(logFile, 'w');
-  const child = spawn(command, args, { stdio: ['ignore', output, output], detached: true });
+  const child = spawn(command, args, { stdio: ['ignore', output, output], detached: true, env });
   closeSync(output);
   const pid = child.pid!;
   groups.add(pid);
@@ -101,10 +109,12 @@ export async function startSniPassthrough(
       listeners: [{ name: 'bench', listen: `${HOST}:${port}`, routes: [{ hostnames: [RAW_NAME, TLS_NAME], backends: [`${HOST}:${backendPort}`] }] }],
     }),
   );
-  const args = [...nodeOptions, cliPath, '--config', configFile, '--log-format', 'json', '--log-level', logLevel, '--workers', String(workers)];
+  const args = ['--config', configFile, '--log-format', 'json', '--log-level', logLevel, '--workers', String(workers)];
   const [key, label] =
     workers === 1 ? [`sni-${logLevel}`, `sni-passthrough, ${logLevel}`] : [`sni-${logLevel}-${workers}w`, `sni-passthrough, ${logLevel}, ${workers} workers`];
-  return startGroup(key, label, process.execPath, args, port, join(workDirectory, `${name}.log`));
+  // Run as a program, as the installed command runs: its #! line sets the allocator's and V8's options.
+  const env = nodeOptions.length === 0 ? undefined : { ...process.env, NODE_OPTIONS: nodeOptions.join(' ') };
+  return startGroup(key, label, cliPath, args, port, join(workDirectory, `${name}.log`), env);
 }
 
 export const relayPath = fileURLToPath(new URL('./naive-relay.mjs', import.meta.url));

@@ -130,7 +130,7 @@ async function profileUnder(
 ): Promise<{ file: string; total: number; functions: Array<{ name: string; ms: number }> }> {
   const directory = join(outDirectory, name);
   mkdirSync(directory, { recursive: true });
-  const proxy = await startSniPassthrough(workDirectory, backend.port, 'info', ['--cpu-prof', '--cpu-prof-dir', directory]);
+  const proxy = await startSniPassthrough(workDirectory, backend.port, 'info', ['--cpu-prof', `--cpu-prof-dir=${directory}`]);
   const load = start(proxy);
   await sleep(WARM_UP_MS);
   const from = monotonicMicroseconds();
