@@ -290,8 +290,9 @@ export class ProxyService {
   }
 
   private async startAdmin(config: AdminConfig): Promise<{ server: AdminServer; address: string }> {
-    // The endpoint's HTTP server and prom-client are loaded only for a config that has one.
-    const [{ AdminServer }] = await Promise.all([import('../observe/admin.js'), this.metrics.enableProcessMetrics()]);
+    // The endpoint's HTTP server is loaded only for a config that has one (and prom-client at its first scrape).
+    const { AdminServer } = await import('../observe/admin.js');
+    this.metrics.enableProcessMetrics();
     const server = new AdminServer(
       {
         metrics: () => this.scrape(),

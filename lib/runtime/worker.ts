@@ -65,7 +65,7 @@ export class ProxyWorker {
       case 'scrape':
         // Sent first, so the primary's view of open connections is as fresh as the scrape it answers.
         this.reportLoad();
-        await this.metrics.enableProcessMetrics();
+        this.metrics.enableProcessMetrics();
         this.options.send({ type: 'scraped', id: message.id, text: (await this.metrics.scrape()).body });
         return;
       case 'shutdown':

@@ -244,8 +244,8 @@ t.test('process metrics (prom-client) once enabled; the proxy’s counts are kep
     [],
     'none before',
   );
-  await metrics.enableProcessMetrics();
-  await metrics.enableProcessMetrics();
+  metrics.enableProcessMetrics();
+  metrics.enableProcessMetrics();
   metrics.connectionAccepted('public');
   const { body } = await metrics.scrape();
   t.match(body, /^process_cpu_user_seconds_total \d/m, 'Node’s process metrics after');
