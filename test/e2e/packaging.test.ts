@@ -129,7 +129,11 @@ t.test('the tarball holds only what runs', async (t) => {
   const extracted = join(work, 'extracted');
   await run('mkdir', ['-p', extracted], work);
   t.equal((await run('tar', ['-xzf', tarball, '-C', extracted], work)).code, 0);
-  t.match(await readFile(join(extracted, 'package', 'bin', 'sni-passthrough.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/, 'with a node shebang');
+  t.match(
+    await readFile(join(extracted, 'package', 'bin', 'sni-passthrough.js'), 'utf8'),
+    /^#!\/usr\/bin\/env -S MALLOC_TRIM_THRESHOLD_=\d+ node --single-threaded-gc\n/,
+    'with a node shebang that sets the allocator and GC options',
+  );
   const packed = JSON.parse(await readFile(join(extracted, 'package', 'package.json'), 'utf8')) as typeof packageJson;
   t.equal(packed.version, packageJson.version);
   t.same(packed.bin, { 'sni-passthrough': 'bin/sni-passthrough.js' });
@@ -138,6 +142,17 @@ t.test('the tarball holds only what runs', async (t) => {
     await readFile(join(projectRoot, 'schema', 'config.schema.json'), 'utf8'),
     'the schema as committed',
   );
+});
+
+t.test("the container image runs node with the settings of the bin's #! line", async (t) => {
+  const shebang = (await readFile(join(projectRoot, 'bin', 'sni-passthrough.js'), 'utf8')).split('\n', 1)[0]!;
+  const [, assignments = '', flags = ''] = /^#!\/usr\/bin\/env -S (.*?)\s*node (.*)$/.exec(shebang) ?? [];
+  t.not(assignments, '', 'the #! line sets variables');
+  const containerfile = await readFile(join(projectRoot, 'Containerfile'), 'utf8');
+  const env = /^ENV (.*)$/m.exec(containerfile)?.[1]?.split(/\s+/) ?? [];
+  for (const assignment of assignments.split(/\s+/)) t.ok(env.includes(assignment), `ENV sets ${assignment}`);
+  const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(containerfile)?.[1] ?? '[]') as string[];
+  t.same(entrypoint.slice(0, 1 + flags.split(/\s+/).length), ['node', ...flags.split(/\s+/)], `ENTRYPOINT runs node ${flags}`);
 });
 
 t.test('installed offline into an empty directory, it runs', async (t) => {
