@@ -130,7 +130,7 @@ export class BackendSession implements Stage, SpliceOwner {
     backend.uncork();
     this.clientBytesAtSplice = stream.bytesRead;
     connection.relaying = true;
-    this.splice = new Splice(stream, backend, this, { idle: settings.idleTimeout, halfClosed: settings.halfCloseTimeout });
+    this.splice = new Splice(stream, backend, this, settings);
     this.splice.start();
   }
 

@@ -7,11 +7,12 @@ export interface SpliceOwner {
   backendFailed(error: NodeJS.ErrnoException): void;
 }
 
+/** Named as in the listener's settings, which are passed as they are (no object per connection). */
 export interface SpliceTimeouts {
   /** Close after this long without a byte either way; 0: never. */
-  idle: number;
+  readonly idleTimeout: number;
   /** Once either side has closed its half, close after this long without a byte; 0: never. */
-  halfClosed: number;
+  readonly halfCloseTimeout: number;
 }
 
 const kSplice = Symbol('splice');
@@ -54,7 +55,7 @@ export class Splice {
     client.on('end', spliceOnEnd);
     backend.on('end', spliceOnEnd);
     backend.on('error', spliceOnBackendError);
-    if (this.timeouts.idle > 0) client.setTimeout(this.timeouts.idle);
+    if (this.timeouts.idleTimeout > 0) client.setTimeout(this.timeouts.idleTimeout);
     // The client may have sent its FIN while the backend was being dialled.
     if (client.readableEnded) this.sideEnded(client);
     // Unless the replayed bytes already fill the backend's buffer: then its 'drain' resumes the client.
@@ -93,8 +94,8 @@ export class Splice {
 
   sideEnded(socket: net.Socket): void {
     (socket === this.client ? this.backend : this.client).end();
-    const { halfClosed, idle } = this.timeouts;
-    if (halfClosed > 0 && (idle === 0 || halfClosed < idle)) this.client.setTimeout(halfClosed);
+    const { halfCloseTimeout, idleTimeout } = this.timeouts;
+    if (halfCloseTimeout > 0 && (idleTimeout === 0 || halfCloseTimeout < idleTimeout)) this.client.setTimeout(halfCloseTimeout);
   }
 
   backendFailed(error: NodeJS.ErrnoException): void {

@@ -32,7 +32,7 @@ interface Spliced {
   splice: Splice;
 }
 
-async function spliced(t: Test, timeouts: SpliceTimeouts = { idle: 0, halfClosed: 0 }, start = true): Promise<Spliced> {
+async function spliced(t: Test, timeouts: SpliceTimeouts = { idleTimeout: 0, halfCloseTimeout: 0 }, start = true): Promise<Spliced> {
   const front = await socketPair();
   const back = await socketPair();
   const sockets = [front.accepted, front.peer, back.accepted, back.peer];
@@ -89,7 +89,7 @@ t.test('half-close passes on as such: the client’s FIN reaches the backend, wh
 });
 
 t.test('a FIN that arrived before the splice is passed on when it starts', async (t) => {
-  const pieces = await spliced(t, { idle: 0, halfClosed: 0 }, false);
+  const pieces = await spliced(t, { idleTimeout: 0, halfCloseTimeout: 0 }, false);
   const { client, backend, proxyClient, splice } = pieces;
   client.end('early');
   proxyClient.resume();
@@ -137,7 +137,7 @@ t.test('a backend error is reported to the owner; a client error is not the spli
 });
 
 t.test('stop(): both sockets as before the splice, paused, and nothing relayed any more', async (t) => {
-  const pieces = await spliced(t, { idle: 0, halfClosed: 0 }, false);
+  const pieces = await spliced(t, { idleTimeout: 0, halfCloseTimeout: 0 }, false);
   const { client, backend, proxyClient, proxyBackend, splice } = pieces;
   const events = ['data', 'end', 'drain', 'error'] as const;
   const counts = (socket: net.Socket) => events.map((event) => socket.listenerCount(event));
@@ -154,7 +154,7 @@ t.test('stop(): both sockets as before the splice, paused, and nothing relayed a
 });
 
 t.test('idle timeout: the client socket times out after silence, not while bytes flow', async (t) => {
-  const { client, proxyClient } = await spliced(t, { idle: 300, halfClosed: 0 });
+  const { client, proxyClient } = await spliced(t, { idleTimeout: 300, halfCloseTimeout: 0 });
   let timedOut = false;
   proxyClient.on('timeout', () => (timedOut = true));
   for (let index = 0; index < 6; index++) {
@@ -167,7 +167,7 @@ t.test('idle timeout: the client socket times out after silence, not while bytes
 });
 
 t.test('half-close timeout: armed once a side has sent its FIN, shorter than idle', async (t) => {
-  const { client, proxyClient } = await spliced(t, { idle: 60_000, halfClosed: 200 });
+  const { client, proxyClient } = await spliced(t, { idleTimeout: 60_000, halfCloseTimeout: 200 });
   let timedOut = false;
   proxyClient.on('timeout', () => (timedOut = true));
   await sleep(400);
