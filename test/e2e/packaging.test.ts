@@ -144,17 +144,6 @@ t.test('the tarball holds only what runs', async (t) => {
   );
 });
 
-t.test("the container image runs node with the settings of the bin's #! line", async (t) => {
-  const shebang = (await readFile(join(projectRoot, 'bin', 'sni-passthrough.js'), 'utf8')).split('\n', 1)[0]!;
-  const [, assignments = '', flags = ''] = /^#!\/usr\/bin\/env -S (.*?)\s*node (.*)$/.exec(shebang) ?? [];
-  t.not(assignments, '', 'the #! line sets variables');
-  const containerfile = await readFile(join(projectRoot, 'Containerfile'), 'utf8');
-  const env = /^ENV (.*)$/m.exec(containerfile)?.[1]?.split(/\s+/) ?? [];
-  for (const assignment of assignments.split(/\s+/)) t.ok(env.includes(assignment), `ENV sets ${assignment}`);
-  const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(containerfile)?.[1] ?? '[]') as string[];
-  t.same(entrypoint.slice(0, 1 + flags.split(/\s+/).length), ['node', ...flags.split(/\s+/)], `ENTRYPOINT runs node ${flags}`);
-});
-
 t.test('installed offline into an empty directory, it runs', async (t) => {
   const app = join(work, 'app');
   await run('mkdir', ['-p', app], work);
