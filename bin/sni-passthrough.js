@@ -1,12 +1,13 @@
-#!/usr/bin/env -S MALLOC_TRIM_THRESHOLD_=33554432 node --single-threaded-gc
+#!/usr/bin/env -S MALLOC_TRIM_THRESHOLD_=134217728 node --single-threaded-gc
 // MALLOC_TRIM_THRESHOLD_: every socket read gets a fresh 64 KiB buffer, freed
-// only when V8 collects it; when glibc hands such freed memory back to the
-// kernel, the next reads fault every page in again (16 faults per read), which
-// tripled the CPU per GiB in `npm run bench`. Keeping up to 32 MiB of freed
-// memory avoids that. --single-threaded-gc: the heap is small, and GC helper
-// threads cost more CPU than they save, competing with the kernel's network
-// work for the cores. Both apply when this file is run as a program (the
-// installed command, systemd, npx); `node bin/sni-passthrough.js` runs without.
+// only when V8 collects it, up to 64 MiB of them at once; when glibc hands
+// that memory back to the kernel, the next reads fault every page in again
+// (16 faults per read), which tripled the CPU per GiB in `npm run bench`.
+// Keeping up to 128 MiB of freed memory avoids that (32 MiB did only on a quiet
+// machine). --single-threaded-gc: the heap is small, and GC helper threads
+// cost more CPU than they save, competing with the kernel's network work for
+// the cores. Both apply when this file is run as a program (the installed
+// command, systemd, npx); `node bin/sni-passthrough.js` runs without them.
 import { main } from '../dist/cli.js';
 
 await main(process.argv);
