@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { cliPath } from '../test/helpers/proxy-process.js';
+import { cliPath, commandLaunch } from '../test/helpers/proxy-process.js';
 import { freePort, HOST, sleep } from './load.js';
 import { isListening, processTree } from './proc.js';
 
@@ -112,23 +112,12 @@ export async function startSniPassthrough(
   const args = ['--config', configFile, '--log-format', 'json', '--log-level', logLevel, '--workers', String(workers)];
   const [key, label] =
     workers === 1 ? [`sni-${logLevel}`, `sni-passthrough, ${logLevel}`] : [`sni-${logLevel}-${workers}w`, `sni-passthrough, ${logLevel}, ${workers} workers`];
-  // Run as a program, as the installed command runs: its #! line sets the allocator's and V8's options.
-  // With options for node (--cpu-prof, which NODE_OPTIONS refuses), node runs it with the #! line's settings and those.
+  // Run as a program, as the installed command runs: it sets the allocator's and V8's options itself.
+  // With options for node (--cpu-prof, which NODE_OPTIONS refuses), node runs it with the command's settings and those.
   if (nodeOptions.length === 0) return startGroup(key, label, cliPath, args, port, join(workDirectory, `${name}.log`));
-  const launch = shebangLaunch(readFileSync(cliPath, 'utf8').split('\n', 1)[0]!);
+  const launch = commandLaunch();
   const env = { ...process.env, ...launch.env };
   return startGroup(key, label, process.execPath, [...launch.nodeOptions, ...nodeOptions, cliPath, ...args], port, join(workDirectory, `${name}.log`), env);
-}
-
-/** What a `#!/usr/bin/env -S NAME=value node --flag` line sets: the variables, and node's options. */
-export function shebangLaunch(line: string): { env: Record<string, string>; nodeOptions: string[] } {
-  const words = line
-    .replace(/^#!\S*env -S /, '')
-    .split(/\s+/)
-    .filter(Boolean);
-  const node = words.indexOf('node');
-  const assignments = words.slice(0, Math.max(node, 0)).map((word) => word.split('=', 2) as [string, string]);
-  return { env: Object.fromEntries(assignments), nodeOptions: node < 0 ? [] : words.slice(node + 1) };
 }
 
 export const relayPath = fileURLToPath(new URL('./naive-relay.mjs', import.meta.url));

@@ -8,7 +8,7 @@ import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { projectRoot } from '../helpers/proxy-process.js';
+import { cliPath, commandLaunch, projectRoot, startCli, writeConfig } from '../helpers/proxy-process.js';
 
 /** npm is slow, more so on a shared machine: a guard per command, not a measurement. */
 const NPM_GUARD_MS = 100_000;
@@ -131,8 +131,8 @@ t.test('the tarball holds only what runs', async (t) => {
   t.equal((await run('tar', ['-xzf', tarball, '-C', extracted], work)).code, 0);
   t.match(
     await readFile(join(extracted, 'package', 'bin', 'sni-passthrough.js'), 'utf8'),
-    /^#!\/usr\/bin\/env -S MALLOC_TRIM_THRESHOLD_=\d+ node --single-threaded-gc\n/,
-    'with a node shebang that sets the allocator and GC options',
+    /^#!\/bin\/sh\n":" \/\/; export MALLOC_TRIM_THRESHOLD_=\d+; exec node [^\n]* "\$0" "\$@"\n/,
+    'run as a program, sh starts node with the allocator and GC settings',
   );
   const packed = JSON.parse(await readFile(join(extracted, 'package', 'package.json'), 'utf8')) as typeof packageJson;
   t.equal(packed.version, packageJson.version);
@@ -142,6 +142,19 @@ t.test('the tarball holds only what runs', async (t) => {
     await readFile(join(projectRoot, 'schema', 'config.schema.json'), 'utf8'),
     'the schema as committed',
   );
+});
+
+t.test('run as a program, the command is node in the same process, with its allocator and GC settings', async (t) => {
+  const configFile = await writeConfig({ listeners: [{ name: 'tls', listen: '127.0.0.1:0', routes: [{ hostnames: ['a.test'], backends: ['127.0.0.1:9'] }] }] });
+  const proxy = await startCli(['--config', configFile, '--log-format', 'json', '--no-watch'], { program: [cliPath] });
+  t.teardown(() => proxy.stop());
+  // The pid the spawner knows (systemd's MAINPID, LISTEN_PID) is node's: sh replaced itself.
+  const argv = (await readFile(`/proc/${proxy.child.pid}/cmdline`, 'utf8')).split('\0');
+  const launch = commandLaunch();
+  t.same(argv.slice(0, 2 + launch.nodeOptions.length), ['node', ...launch.nodeOptions, cliPath], `node ${launch.nodeOptions.join(' ')} ${cliPath}`);
+  const environment = (await readFile(`/proc/${proxy.child.pid}/environ`, 'utf8')).split('\0');
+  for (const [name, value] of Object.entries(launch.env)) t.ok(environment.includes(`${name}=${value}`), `${name}=${value} in its environment`);
+  t.equal(proxy.stderr(), '', 'sh says nothing');
 });
 
 t.test('installed offline into an empty directory, it runs', async (t) => {

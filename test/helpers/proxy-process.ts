@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -8,6 +9,19 @@ import { stringify } from 'yaml';
 
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cliPath = join(projectRoot, 'bin', 'sni-passthrough.js');
+
+/**
+ * What the command sets when it is run as a program (its second line, for
+ * sh: `export NAME=value; exec node FLAGS "$0" "$@"`): the variables, and
+ * node's options. For whatever must run it the same way without sh (the
+ * container image, the bench's profiler).
+ */
+export function commandLaunch(): { env: Record<string, string>; nodeOptions: string[] } {
+  const line = readFileSync(cliPath, 'utf8').split('\n', 2)[1] ?? '';
+  const env = Object.fromEntries([...line.matchAll(/export (\w+)=(\S+?);/g)].map(([, name, value]) => [name!, value!]));
+  const flags = /exec node (.*?) "\$0"/.exec(line)?.[1] ?? '';
+  return { env, nodeOptions: flags.split(/\s+/).filter(Boolean) };
+}
 
 export type LogLine = Record<string, unknown> & { msg: string; level: number };
 
