@@ -17,7 +17,7 @@ export interface ProxyMetrics extends ProxyObserver {
    * Adds Node's process metrics (CPU, memory, event loop, GC: prom-client's
    * default metrics) to every later scrape. Called when an admin endpoint is
    * first configured; prom-client is loaded at the first scrape after that
-   * (about 10 MiB of resident memory that a proxy nobody scrapes never pays),
+   * (about 2 MiB of resident memory that a proxy nobody scrapes never pays),
    * and its GC and event-loop figures count from then.
    */
   enableProcessMetrics(): void;
