@@ -3,6 +3,7 @@
 // from a socket given to it. For testing a connection, a target or a splice
 // in this process, on real sockets (see socket-pair.ts).
 import type net from 'node:net';
+import type { Test } from 'tap';
 import { BackendRegistry } from '../../lib/backends/health.js';
 import { HostResolver } from '../../lib/backends/host-resolver.js';
 import { parseConfig } from '../../lib/config/load.js';
@@ -13,6 +14,7 @@ import type { ListenerSettings } from '../../lib/pipeline/settings.js';
 import type { ProxyConfig } from '../../lib/config/types.js';
 import { type LeafIssuer, loadTlsMaterial, NO_TLS_MATERIAL, type TlsMaterial } from '../../lib/tls/certificates.js';
 import { RecordingObserver } from './observer.js';
+import { socketPair } from './socket-pair.js';
 import { guard } from './wait.js';
 
 export class TestConnectionHost implements ConnectionHost {
@@ -49,6 +51,18 @@ export class TestConnectionHost implements ConnectionHost {
       .map((line, index) => (index === 0 ? `  - ${line}` : `    ${line}`))
       .join('\n');
     return parseConfig(`listeners:\n${indented}\n`, 'test.yaml');
+  }
+
+  /** A client connected to this host over a socket pair (both ends closed when `t` ends, the client's errors ignored). */
+  async connect(t: Test): Promise<net.Socket> {
+    const { accepted, peer } = await socketPair();
+    t.teardown(() => {
+      accepted.destroy();
+      peer.destroy();
+    });
+    peer.on('error', () => {});
+    this.serve(accepted);
+    return peer;
   }
 
   /** Serves `socket` (the accepted end of a socket pair) as the listener would. */

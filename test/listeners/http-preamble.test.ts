@@ -1,16 +1,9 @@
-// A plain-HTTP listener's pipeline in this process, on real sockets: the
-// request head read by HTTP_PREAMBLE (lib/listeners/http-preamble.ts), routed
-// by its Host and path, replayed byte for byte to the backend; requests that
-// cannot be routed answered (400, 404, 408, 414, 431) or redirected (308),
-// each with one record, and no backend dialled for them.
-import type net from 'node:net';
 import t, { type Test } from 'tap';
 import { MAX_HEAD_BYTES } from '../../lib/http/request-head.js';
 import { encodeProxyV1 } from '../../lib/net/proxy-protocol.js';
 import { startEchoBackend } from '../helpers/backends.js';
 import { TestConnectionHost } from '../helpers/connection-host.js';
 import { readUntilClosed, writeInPieces } from '../helpers/raw-client.js';
-import { socketPair } from '../helpers/socket-pair.js';
 import { guard } from '../helpers/wait.js';
 
 const GUARD_MS = 10_000;
@@ -40,20 +33,9 @@ const LISTENER = (extra: string[] = []): string =>
     '    redirectPort: 443',
   ].join('\n');
 
-async function connect(t: Test, host: TestConnectionHost): Promise<net.Socket> {
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  peer.on('error', () => {});
-  host.serve(accepted);
-  return peer;
-}
-
 /** Sends `bytes` (then a FIN with `end`, for a backend to finish on), returns what came back before the connection closed, as text. */
 async function exchange(t: Test, host: TestConnectionHost, bytes: string | Buffer, end = false): Promise<string> {
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   if (end) client.end(bytes);
   else client.write(bytes);
@@ -65,7 +47,7 @@ const get = (host: string, path = '/'): string => `GET ${path} HTTP/1.1\r\nHost:
 
 t.test('a routed request is replayed to the backend byte for byte, with what followed it', async (t) => {
   const host = new TestConnectionHost(LISTENER());
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   const sent = `POST /form HTTP/1.1\r\nHost: APP.example.com:80\r\nContent-Length: 5\r\n\r\nhello`;
   client.end(sent);
@@ -130,7 +112,7 @@ t.test('requests that cannot be routed: answered, recorded with the reason, no b
 
 t.test('a head slower than clientHelloTimeout: 408; a client that leaves mid-head: closed', async (t) => {
   const host = new TestConnectionHost(LISTENER(['clientHelloTimeout: 500ms']));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   const head = Buffer.from(get('app.example.com'));
   // A sixth of the head every 200 ms: still sending past the timeout, not within 100 ms of it.
@@ -140,7 +122,7 @@ t.test('a head slower than clientHelloTimeout: 408; a client that leaves mid-hea
   t.match(outcome.received.toString('latin1'), /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*\r\n\r\n408 Request Timeout\n$/);
   t.match(await host.record(1), { outcome: 'request_timeout', reason: null, backend: null });
 
-  const leaving = await connect(t, host);
+  const leaving = await host.connect(t);
   leaving.end('GET / HTTP/1.1\r\nHost: app.exa');
   await guard(readUntilClosed(leaving), GUARD_MS, 'closed');
   t.match(await host.record(2), { outcome: 'client_closed', reason: 'incomplete_request', backend: null });

@@ -10,7 +10,6 @@ import { startEchoBackend, type TestBackend } from '../helpers/backends.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { TestConnectionHost } from '../helpers/connection-host.js';
 import { readUntilClosed } from '../helpers/raw-client.js';
-import { socketPair } from '../helpers/socket-pair.js';
 import { guard, sleep } from '../helpers/wait.js';
 
 const hello = (serverName: string): Buffer => record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName, alpn: ['h2'] }));
@@ -52,20 +51,9 @@ const LISTENER = (backend: string, extra: string[] = []): string =>
     `    backends: [${backend}]`,
   ].join('\n');
 
-async function connect(t: Test, host: TestConnectionHost): Promise<net.Socket> {
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  peer.on('error', () => {});
-  host.serve(accepted);
-  return peer;
-}
-
 t.test('a normal connection: one record with everything known of it', async (t) => {
   const host = new TestConnectionHost(LISTENER(echo.address));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   const clientPort = client.localPort;
   const sent = hello('App.Example.com');
@@ -96,7 +84,7 @@ t.test('a normal connection: one record with everything known of it', async (t) 
 
 t.test('no route: the unrecognized_name alert, then the connection closes', async (t) => {
   const host = new TestConnectionHost(LISTENER(echo.address));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   client.write(hello('nowhere.example.org'));
   const outcome = await guard(closed, 10_000, 'closed');
@@ -108,13 +96,13 @@ t.test('no route: the unrecognized_name alert, then the connection closes', asyn
 t.test('refusals before a byte is read: the listener’s access list, an untrusted PROXY peer', async (t) => {
   const refused = new TestConnectionHost(LISTENER(echo.address));
   refused.refused.add('127.0.0.1');
-  const first = await connect(t, refused);
+  const first = await refused.connect(t);
   first.write(hello('app.example.com'));
   await guard(readUntilClosed(first), 10_000, 'closed');
   t.match(await refused.record(), { outcome: 'denied', reason: 'listener_access_list', bytesFromClient: 0, sni: null });
 
   const untrusted = new TestConnectionHost(LISTENER(echo.address, ['acceptProxyProtocol: true', 'proxyProtocolFrom: [10.0.0.0/8]']));
-  const second = await connect(t, untrusted);
+  const second = await untrusted.connect(t);
   second.write(
     Buffer.concat([encodeProxyV1({ source: { address: '192.0.2.7', port: 1 }, destination: { address: '192.0.2.1', port: 2 } }), hello('app.example.com')]),
   );
@@ -124,7 +112,7 @@ t.test('refusals before a byte is read: the listener’s access list, an untrust
 
 t.test('a route’s access list refuses after matching: the route is named, no backend dialled', async (t) => {
   const host = new TestConnectionHost(LISTENER(echo.address));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   client.write(hello('private.example.com'));
   await guard(readUntilClosed(client), 10_000, 'closed');
   t.match(await host.record(), { outcome: 'denied', reason: 'route_access_list', route: 'private.example.com', attempts: 0, backend: null });
@@ -132,7 +120,7 @@ t.test('a route’s access list refuses after matching: the route is named, no b
 
 t.test('a client that resets: before relaying it is client_closed, while relaying a normal end passed on', async (t) => {
   const early = new TestConnectionHost(LISTENER(echo.address));
-  const first = await connect(t, early);
+  const first = await early.connect(t);
   first.write(hello('app.example.com').subarray(0, 10));
   await sleep(50);
   first.resetAndDestroy();
@@ -140,7 +128,7 @@ t.test('a client that resets: before relaying it is client_closed, while relayin
 
   const silent = await silentBackend(t);
   const relaying = new TestConnectionHost(LISTENER(silent.address));
-  const second = await connect(t, relaying);
+  const second = await relaying.connect(t);
   second.write(hello('app.example.com'));
   await sleep(100);
   second.resetAndDestroy();
@@ -150,12 +138,12 @@ t.test('a client that resets: before relaying it is client_closed, while relayin
 t.test('timeouts: idle, and half-closed with a backend that never answers', async (t) => {
   const silent = await silentBackend(t);
   const idle = new TestConnectionHost(LISTENER(silent.address, ['idleTimeout: 200ms']));
-  const first = await connect(t, idle);
+  const first = await idle.connect(t);
   first.write(hello('app.example.com'));
   t.match(await idle.record(), { outcome: 'idle_timeout', reason: null });
 
   const halfClosed = new TestConnectionHost(LISTENER(silent.address, ['halfCloseTimeout: 200ms']));
-  const second = await connect(t, halfClosed);
+  const second = await halfClosed.connect(t);
   second.end(hello('app.example.com'));
   t.match(await halfClosed.record(), { outcome: 'idle_timeout', reason: 'half_closed' }, 'the client left, the backend said nothing');
 });
@@ -163,7 +151,7 @@ t.test('timeouts: idle, and half-closed with a backend that never answers', asyn
 t.test('finish() decides once: a later cause does not replace the first', async (t) => {
   const silent = await silentBackend(t);
   const host = new TestConnectionHost(LISTENER(silent.address));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   client.write(hello('app.example.com'));
   await sleep(100);
   const [connection] = host.open;
@@ -174,7 +162,7 @@ t.test('finish() decides once: a later cause does not replace the first', async 
 
 t.test('an answer-and-close lingers: a client still sending after the answer is read from, not reset', async (t) => {
   const host = new TestConnectionHost(LISTENER(echo.address));
-  const client = await connect(t, host);
+  const client = await host.connect(t);
   let errorCode: string | null = null;
   client.on('error', (error: NodeJS.ErrnoException) => (errorCode = error.code ?? error.message));
   const closed = new Promise((resolve) => client.once('close', resolve));

@@ -11,7 +11,6 @@ import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/cli
 import { TestConnectionHost } from '../helpers/connection-host.js';
 import { PP2_TYPE_AUTHORITY, readProxyHeader, tlvValue } from '../helpers/proxy-protocol-reader.js';
 import { readUntilClosed } from '../helpers/raw-client.js';
-import { socketPair } from '../helpers/socket-pair.js';
 import { guard } from '../helpers/wait.js';
 
 const HELLO = record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'app.example.com' }));
@@ -44,13 +43,7 @@ async function through(
 ): Promise<{ host: TestConnectionHost; client: net.Socket }> {
   const lines = ['name: unit', 'listen: 127.0.0.1:0', ...(options.listener ?? []), 'default:', `  backends: [${backends.join(', ')}]`];
   const host = new TestConnectionHost([...lines, ...(options.route ?? []).map((line) => `  ${line}`)].join('\n'));
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  peer.on('error', () => {});
-  host.serve(accepted);
+  const peer = await host.connect(t);
   return { host, client: peer };
 }
 

@@ -5,38 +5,25 @@
 // template gets the listener's answer (before any TLS work).
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { startEchoBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { buildClientHello, CONTENT_TYPE_HANDSHAKE, record } from '../helpers/client-hello-fixtures.js';
 import { TestConnectionHost } from '../helpers/connection-host.js';
 import { readUntilClosed } from '../helpers/raw-client.js';
-import { socketPair } from '../helpers/socket-pair.js';
 import { guard } from '../helpers/wait.js';
 
 const echo = await startEchoBackend();
 t.teardown(() => echo.close());
 
-async function serve(t: Test, host: TestConnectionHost): Promise<net.Socket> {
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  peer.on('error', () => {});
-  host.serve(accepted);
-  return peer;
-}
-
 t.test('http listener: the Host fills the template; without resolvers the system resolver (/etc/hosts) answers', async (t) => {
   const host = new TestConnectionHost(
     ['listen: 127.0.0.1:0', 'protocol: http', 'routes:', '  - hostnames: ["*.example.com"]', `    backends: ["{1}:${echo.port}"]`].join('\n'),
   );
-  const client = await serve(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   const request = 'GET / HTTP/1.1\r\nHost: localhost.example.com\r\n\r\n';
   client.end(request);
@@ -50,7 +37,7 @@ t.test('tls listener: a {2} where "*" matched one label is refused with the aler
     ['listen: 127.0.0.1:0', 'routes:', '  - hostnames: ["*.example.com"]', `    backends: ["{2}.{1}:${echo.port}"]`].join('\n'),
   );
   const accepted = echo.accepted;
-  const client = await serve(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   client.write(record(CONTENT_TYPE_HANDSHAKE, buildClientHello({ serverName: 'one.example.com' })));
   const { received } = await guard(closed, 30_000, 'the alert');
@@ -63,7 +50,7 @@ t.test('http listener: the same refusal is a 404', async (t) => {
   const host = new TestConnectionHost(
     ['listen: 127.0.0.1:0', 'protocol: http', 'routes:', '  - hostnames: ["*.example.com"]', `    backends: ["{2}.{1}:${echo.port}"]`].join('\n'),
   );
-  const client = await serve(t, host);
+  const client = await host.connect(t);
   const closed = readUntilClosed(client);
   client.write('GET / HTTP/1.1\r\nHost: one.example.com\r\n\r\n');
   const { received } = await guard(closed, 30_000, 'the answer');
@@ -88,7 +75,7 @@ t.test('a terminating route: the name fills the template; an unfillable one is r
     ].join('\n');
 
   const filled = await TestConnectionHost.withCertificates(yaml('{1}'));
-  const secure = tls.connect({ socket: await serve(t, filled), servername: 'localhost.example.com', ca: ca.cert });
+  const secure = tls.connect({ socket: await filled.connect(t), servername: 'localhost.example.com', ca: ca.cert });
   await guard(once(secure, 'secureConnect'), 30_000, 'the handshake');
   secure.write('ping');
   const [echoed] = (await guard(once(secure, 'data'), 30_000, 'the echo')) as [Buffer];
@@ -97,7 +84,7 @@ t.test('a terminating route: the name fills the template; an unfillable one is r
   t.match(await filled.record(), { outcome: 'ok', backend: `localhost:${echo.port}` });
 
   const refused = await TestConnectionHost.withCertificates(yaml('{2}.{1}'));
-  const client = tls.connect({ socket: await serve(t, refused), servername: 'one.example.com', ca: ca.cert });
+  const client = tls.connect({ socket: await refused.connect(t), servername: 'one.example.com', ca: ca.cert });
   const [error] = (await guard(once(client, 'error'), 30_000, 'the handshake failure')) as [NodeJS.ErrnoException];
   t.equal(error.code, 'ERR_SSL_TLSV1_UNRECOGNIZED_NAME', 'the unrecognized_name alert, not a certificate');
   t.match(await refused.record(), { outcome: 'no_route', reason: 'no_backend_name', backend: null });

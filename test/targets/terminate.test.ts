@@ -15,7 +15,6 @@ import { startEchoBackend, startTlsBackend } from '../helpers/backends.js';
 import { createCertificateAuthority } from '../helpers/certificates.js';
 import { captureClientHello } from '../helpers/client-hello-fixtures.js';
 import { TestConnectionHost } from '../helpers/connection-host.js';
-import { socketPair } from '../helpers/socket-pair.js';
 import { guard } from '../helpers/wait.js';
 
 const directory = await mkdtemp(join(tmpdir(), 'sni-terminate-test-'));
@@ -45,12 +44,7 @@ t.teardown(() => Promise.all([echo.close(), tlsBackend.close()]));
 /** A TLS client through a host serving one terminating default route; its socket pair is closed at teardown. */
 async function through(t: Test, route: string[], client: tls.ConnectionOptions = {}): Promise<{ host: TestConnectionHost; secure: tls.TLSSocket }> {
   const host = await TestConnectionHost.withCertificates(['name: unit', 'listen: 127.0.0.1:0', 'default:', ...route.map((line) => `  ${line}`)].join('\n'));
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  host.serve(accepted);
+  const peer = await host.connect(t);
   const secure = tls.connect({ socket: peer, servername: 'app.example.com', ca: ca.cert, ...client });
   secure.on('error', () => {});
   return { host, secure };
@@ -141,12 +135,7 @@ t.test('a client that stops in the middle of the handshake: timeout after client
       `  backends: [${echo.address}]`,
     ].join('\n'),
   );
-  const { accepted, peer } = await socketPair();
-  t.teardown(() => {
-    accepted.destroy();
-    peer.destroy();
-  });
-  host.serve(accepted);
+  const peer = await host.connect(t);
   // A real ClientHello, then silence: the proxy answers with its flight and waits for the client's.
   peer.on('data', () => {});
   peer.write(await captureClientHello({ servername: 'app.example.com' }));
@@ -198,12 +187,7 @@ t.test('tls: internal: a leaf from the local CA for the name asked, trusted by a
     localCa,
   );
   for (const name of ['a.preview.localhost', 'b.c.preview.localhost']) {
-    const { accepted, peer } = await socketPair();
-    t.teardown(() => {
-      accepted.destroy();
-      peer.destroy();
-    });
-    host.serve(accepted);
+    const peer = await host.connect(t);
     const secure = tls.connect({ socket: peer, servername: name, ca: localCa.certificatePem });
     secure.on('error', () => {});
     await guard(once(secure, 'secureConnect'), 10_000, `the handshake for ${name}`);
