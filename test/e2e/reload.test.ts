@@ -1069,6 +1069,8 @@ t.test('an atomic rename of a same-size file with an older mtime (rsync -t, cp -
     Number.isFinite(visibleAfter),
     `a.example.com reaches B after the rename (${visibleAfter === Infinity ? `not within ${POLL_GIVE_UP_MS} ms` : `${Math.round(visibleAfter)} ms`})`,
   );
+  // The reload's log line may reach us after the route does (the proxy's log is flushed every 100 ms).
+  await waitForGeneration(proxy, 2);
   t.equal(reloadedLines(proxy).length, 1, 'one reload');
 });
 
