@@ -104,6 +104,8 @@ export function accessLog(logger: Logger, { writeLine = null, rateLimitMs = 10_0
     connectionAccepted() {},
     connectionClosed(record: ConnectionRecord): void {
       const level = warningOutcomes.has(record.outcome) ? WARN : INFO;
+      // Below the configured level (--log-level warn) the line is not even built.
+      if (level < logger.levelVal) return;
       if (writeLine !== null) writeLine(level, recordFields(record), 'connection closed');
       else {
         const { quic, ...fields } = record;

@@ -144,6 +144,12 @@ t.test('the logger’s level applies', async (t) => {
   const silent = capture('silent');
   silent.log.connectionClosed(record({ outcome: 'backend_error' }));
   t.same(silent.lines, [], 'silent: nothing');
+
+  const written: string[] = [];
+  const withWriter = capture('warn', { writeLine: (level, _fields, msg) => written.push(`${level} ${msg}`) });
+  withWriter.log.connectionClosed(record({ outcome: 'ok' }));
+  withWriter.log.connectionClosed(record({ outcome: 'backend_error', reason: 'ECONNRESET' }));
+  t.same(written, ['40 connection closed'], 'the line writer is not handed the info lines at warn');
 });
 
 t.test('a client dropped at the descriptor limit: a warn line that says what to raise', async (t) => {
