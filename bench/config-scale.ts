@@ -144,7 +144,7 @@ function timeToLine(args: string[], ready: (line: string) => boolean, timeoutMs 
   });
 }
 
-type ChildTask = { kind: 'stall'; dist: string; name: string; file: string } | { kind: 'heap'; dist: string; config: string; file: string };
+type ChildTask = { kind: 'stall'; modules: string; name: string; file: string } | { kind: 'heap'; modules: string; config: string; file: string };
 
 /**
  * Runs this file again with --expose-gc, in a process of its own for each
@@ -168,8 +168,8 @@ function measureInChild<T>(task: ChildTask, timeoutMs = 300_000): Promise<T | { 
   });
 }
 
-async function importFrom<T>(dist: string, module: string): Promise<T> {
-  return (await import(pathToFileURL(join(dist, module)).href)) as T;
+async function importFrom<T>(modules: string, module: string): Promise<T> {
+  return (await import(pathToFileURL(join(modules, module)).href)) as T;
 }
 
 function heapUsedAfterGc(): number {
@@ -187,8 +187,8 @@ function retainedBy<T>(build: () => T): { bytes: number; value: T } {
 }
 
 /** The longest event-loop stall and GC pause while `file` loads. */
-async function measureStall(dist: string, name: string, file: string): Promise<StallFigures> {
-  const { loadConfigFile } = await importFrom<LoaderModule>(dist, 'config/loader.js');
+async function measureStall(modules: string, name: string, file: string): Promise<StallFigures> {
+  const { loadConfigFile } = await importFrom<LoaderModule>(modules, 'config/loader.js');
   let maxGcPauseMs = 0;
   const gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) maxGcPauseMs = Math.max(maxGcPauseMs, entry.duration);
@@ -210,13 +210,13 @@ async function measureStall(dist: string, name: string, file: string): Promise<S
 }
 
 /** What one route costs the main thread, by layer, once `file` is loaded and a listener built from it. */
-async function measureHeap(dist: string, config: string, file: string): Promise<HeapFigures> {
-  const { loadConfigFile } = await importFrom<LoaderModule>(dist, 'config/loader.js');
-  const { buildRouteTable } = await importFrom<RouteTableModule>(dist, 'routing/route-table.js');
-  const { listenerSettings } = await importFrom<SettingsModule>(dist, 'listeners/settings.js');
-  const { NO_TLS_MATERIAL } = await importFrom<CertificatesModule>(dist, 'tls/certificates.js');
-  const { BackendRegistry } = await importFrom<HealthModule>(dist, 'backends/health.js');
-  const { HostResolver } = await importFrom<ResolverModule>(dist, 'backends/host-resolver.js');
+async function measureHeap(modules: string, config: string, file: string): Promise<HeapFigures> {
+  const { loadConfigFile } = await importFrom<LoaderModule>(modules, 'config/loader.js');
+  const { buildRouteTable } = await importFrom<RouteTableModule>(modules, 'routing/route-table.js');
+  const { listenerSettings } = await importFrom<SettingsModule>(modules, 'listeners/settings.js');
+  const { NO_TLS_MATERIAL } = await importFrom<CertificatesModule>(modules, 'tls/certificates.js');
+  const { BackendRegistry } = await importFrom<HealthModule>(modules, 'backends/health.js');
+  const { HostResolver } = await importFrom<ResolverModule>(modules, 'backends/host-resolver.js');
   const before = heapUsedAfterGc();
   const loaded = await loadConfigFile(file);
   const configBytes = heapUsedAfterGc() - before;
@@ -244,10 +244,14 @@ async function measureHeap(dist: string, config: string, file: string): Promise<
   };
 }
 
-/** `dist` and `cli`: the build to measure (default: this checkout's), e.g. an older one for before/after figures. */
-export async function measureConfigScale(options: { routes?: number; dist?: string; cli?: string } = {}): Promise<ConfigScaleFigures> {
+/**
+ * `modules` and `cli`: the code to measure. By default this checkout's: its lib/ (run through tsx; the build
+ * bundles dist/, whose modules cannot be imported one by one) and its command. An older build's dist/ with a module
+ * per file, and its command, give before/after figures.
+ */
+export async function measureConfigScale(options: { routes?: number; modules?: string; cli?: string } = {}): Promise<ConfigScaleFigures> {
   const routes = options.routes ?? ROUTES;
-  const dist = options.dist ?? join(projectRoot, 'dist');
+  const modules = options.modules ?? join(projectRoot, 'lib');
   const cli = options.cli ?? cliPath;
   const directory = mkdtempSync(join(tmpdir(), 'sni-config-scale-'));
   try {
@@ -271,13 +275,13 @@ export async function measureConfigScale(options: { routes?: number; dist?: stri
 
     const heap: HeapFigures[] = [];
     for (const config of ['exact', 'shared'] as const) {
-      const figures = await measureInChild<HeapFigures>({ kind: 'heap', dist, config, file: configs[config] });
+      const figures = await measureInChild<HeapFigures>({ kind: 'heap', modules, config, file: configs[config] });
       if (!('died' in figures)) heap.push(figures);
     }
     const stalls: StallFigures[] = [];
     for (const [index, { name, text }] of stallFiles(routes).entries()) {
       const file = write(`stall-${index}.yaml`, text);
-      const figures = await measureInChild<StallFigures>({ kind: 'stall', dist, name, file });
+      const figures = await measureInChild<StallFigures>({ kind: 'stall', modules, name, file });
       stalls.push(
         'died' in figures ? { file: name, fileMiB: text.length / MiB, result: figures.died, loadMs: NaN, maxStallMs: NaN, maxGcPauseMs: NaN } : figures,
       );
@@ -314,9 +318,9 @@ function printFigures(figures: ConfigScaleFigures): void {
 
 if (process.argv[2] === 'in-process') {
   const task = JSON.parse(process.argv[3]!) as ChildTask;
-  const figures = task.kind === 'heap' ? await measureHeap(task.dist, task.config, task.file) : await measureStall(task.dist, task.name, task.file);
+  const figures = task.kind === 'heap' ? await measureHeap(task.modules, task.config, task.file) : await measureStall(task.modules, task.name, task.file);
   process.stdout.write(JSON.stringify(figures));
 } else if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
   if (process.platform !== 'linux') throw new Error('bench/config-scale.ts reads memory from /proc: Linux only');
-  printFigures(await measureConfigScale({ dist: process.env.BENCH_DIST, cli: process.env.BENCH_CLI }));
+  printFigures(await measureConfigScale({ modules: process.env.BENCH_MODULES, cli: process.env.BENCH_CLI }));
 }

@@ -7,13 +7,12 @@ import { AdminClientError, ConfigError, ValueError } from './errors.js';
 import type { WorkersSetting } from './config/types.js';
 import { parseWorkers } from './config/values.js';
 import { describeConfig } from './config/describe.js';
-import { configJsonSchema } from './config/json-schema.js';
 import { loadConfigFile } from './config/loader.js';
 import { defaultStateDirectory } from './tls/state-directory.js';
 import { createLogger, type LogFormat } from './observe/logger.js';
 import { ProxyService } from './runtime/service.js';
-import { type DiffCommandOptions, runDiffCommand } from './cli/diff.js';
-import { type RouteCommandOptions, runRouteCommand } from './cli/route.js';
+import type { DiffCommandOptions } from './cli/diff.js';
+import type { RouteCommandOptions } from './cli/route.js';
 import { type ServeConfig, ServeFlagError, type ServeFlags, serveBanner, serveConfig } from './cli/serve.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -160,7 +159,8 @@ export function main(argv: readonly string[]): Promise<unknown> {
   program
     .command('schema')
     .description("print the config file's JSON Schema (for editors: # yaml-language-server: $schema=...)")
-    .action(() => {
+    .action(async () => {
+      const { configJsonSchema } = await import('./config/json-schema.js');
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     });
   // `route` and `diff` are for scripts: their exit status means something (as diff(1): 2 is trouble), so usage errors exit 2, not 1.
@@ -180,6 +180,7 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .option('--json', 'print the decision as JSON', false)
     .exitOverride(usageExit)
     .action(async (hostname: string, options: RouteCommandOptions) => {
+      const { runRouteCommand } = await import('./cli/route.js');
       process.exitCode = await runRouteCommand(hostname, { ...options, alpn: options.alpn ?? [] }, commandOutput);
     });
   program
@@ -191,6 +192,7 @@ export function main(argv: readonly string[]): Promise<unknown> {
     .option('--json', 'print the changes as JSON', false)
     .exitOverride(usageExit)
     .action(async (options: DiffCommandOptions) => {
+      const { runDiffCommand } = await import('./cli/diff.js');
       process.exitCode = await runDiffCommand(options, commandOutput);
     });
   program
