@@ -101,12 +101,20 @@ t.test('the tarball holds only what runs', async (t) => {
   ]) {
     t.ok(files.includes(required), `has ${required}`);
   }
-  // The build bundles each entry point with what it imports (scripts/build.mjs): the command, the config
-  // loader's thread and the worker processes, each one file.
+  // The build (scripts/build.mjs) bundles each entry point with the lib/ modules it imports (the command, the
+  // config loader's thread, the worker processes), and each dependency they import into dist/vendor/.
   t.same(
     files.filter((file) => file.startsWith('dist/')).sort(),
-    ['dist/cli.js', 'dist/loader-worker.js', 'dist/worker-main.js'],
-    'dist/ holds the three bundles, nothing else',
+    [
+      'dist/cli.js',
+      'dist/loader-worker.js',
+      'dist/vendor/chokidar.js',
+      'dist/vendor/commander.js',
+      'dist/vendor/js-yaml.js',
+      'dist/vendor/pino.js',
+      'dist/worker-main.js',
+    ],
+    'dist/ holds the bundles, nothing else',
   );
 
   const verbose = await run('tar', ['-tvzf', tarball], work);
