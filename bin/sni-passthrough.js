@@ -16,10 +16,10 @@
 // share two allocator arenas instead of one each, in which what they freed
 // stayed (1.2 MiB resident at start). --single-threaded-gc: the heap is
 // small, and GC helper threads cost more CPU than they save, competing with
-// the kernel's network work for the cores. --max-semi-space-size=4 (MiB; V8's default lets it grow to 16):
-// opening thousands of connections at once grew the young generation to its
-// largest, and resident memory with it, 9.6 against 6.3 KiB per idle
-// connection in the bench.
+// the kernel's network work for the cores. --max-semi-space-size=4 (MiB;
+// V8's default lets it grow to 16): opening thousands of connections at once
+// grew the young generation to its largest, and resident memory with it, 9.6
+// against 6.3 KiB per idle connection in the bench.
 import { main } from '../dist/cli.js';
 
 await main(process.argv);

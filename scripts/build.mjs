@@ -43,12 +43,12 @@ const common = {
 const useVendorBundles = {
   name: 'vendor-bundles',
   setup(builder) {
-    const filter = new RegExp(`^(${vendored.map((name) => name.replace(/[^\w-]/g, '\\$&')).join('|')})$`);
+    const filter = new RegExp(`^(${vendored.join('|')})$`);
     builder.onResolve({ filter }, ({ path }) => ({ path: `./vendor/${path}.js`, external: true }));
   },
 };
 
-rmSync(new URL('dist/', new URL(`file://${root}`)), { recursive: true, force: true });
+rmSync(new URL('../dist/', import.meta.url), { recursive: true, force: true });
 
 for (const name of vendored) {
   // Re-exported by name: an ES module bundle of a CommonJS package has only the exports it names.
